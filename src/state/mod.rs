@@ -1,0 +1,3 @@
+//! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
+
+pub mod records;

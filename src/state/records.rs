@@ -1,0 +1,156 @@
+//! Persisted record types shared by the journal, the checkpoint and the DLQ.
+//!
+//! These are part of the on-disk format (docs/state.md): renaming a field is a format change.
+
+use serde::{Deserialize, Serialize};
+
+/// Why one attempt of an item (or one setup/reduce step) failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case")]
+pub enum Failure {
+    /// The step exited with a non-zero status.
+    Exit { code: i32, step: usize },
+    /// The step was killed by a signal it did not ask for.
+    Signal { signal: i32, step: usize },
+    /// The item's (or the step's) time limit ran out; the process group was killed.
+    Timeout { after_ms: u64, step: usize },
+    /// The step could not be started (e.g. the working directory does not exist).
+    Spawn { message: String, step: usize },
+    /// A `${...}` placeholder could not be rendered for this item.
+    Template { message: String, step: usize },
+    /// The attempt was cancelled by `stop`/SIGINT before it finished.
+    Cancelled { step: usize },
+}
+
+impl Failure {
+    /// Short class name used in summaries and `retry.on` matching.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Failure::Exit { .. } => "exit",
+            Failure::Signal { .. } => "signal",
+            Failure::Timeout { .. } => "timeout",
+            Failure::Spawn { .. } => "spawn",
+            Failure::Template { .. } => "template",
+            Failure::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// The index of the template step that failed.
+    pub fn step(&self) -> usize {
+        match self {
+            Failure::Exit { step, .. }
+            | Failure::Signal { step, .. }
+            | Failure::Timeout { step, .. }
+            | Failure::Spawn { step, .. }
+            | Failure::Template { step, .. }
+            | Failure::Cancelled { step } => *step,
+        }
+    }
+
+    /// The exit code, when the failure is a non-zero exit.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Failure::Exit { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Exit { code, step } => write!(f, "step {} exited with code {code}", step + 1),
+            Failure::Signal { signal, step } => {
+                write!(f, "step {} was killed by signal {signal}", step + 1)
+            }
+            Failure::Timeout { after_ms, step } => write!(
+                f,
+                "step {} timed out after {}",
+                step + 1,
+                humantime::format_duration(std::time::Duration::from_millis(*after_ms))
+            ),
+            Failure::Spawn { message, step } => {
+                write!(f, "step {} could not start: {message}", step + 1)
+            }
+            Failure::Template { message, step } => write!(f, "step {}: {message}", step + 1),
+            Failure::Cancelled { step } => write!(f, "step {} was cancelled", step + 1),
+        }
+    }
+}
+
+/// One attempt of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based attempt number within the job (attempts of earlier runs count).
+    pub attempt: u32,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// `None` when the attempt succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Last few lines of the failing step's stderr.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr_tail: String,
+}
+
+/// Final state of an item within a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Pending,
+    Succeeded,
+    /// Failed for good and placed in the DLQ.
+    Dlq,
+    /// Failed for good under `on_item_failure: skip` (not in the DLQ).
+    Failed,
+}
+
+/// Which phase of a job a step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Setup,
+    Map,
+    Reduce,
+}
+
+/// One entry of the append-only journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    /// A run (`run`, `resume` or `dlq retry`) of the job began.
+    RunStarted { run: u32, command: String, pid: u32, at: String },
+    /// A setup or reduce step finished successfully (resume skips it).
+    StepDone { phase: Phase, index: usize, captured: Option<(String, String)> },
+    /// Setup and item selection are over: the items are frozen in `items.jsonl`.
+    MapStarted { total: usize },
+    /// An item's attempt began in a process group (so a resume can kill it if we crash).
+    ItemStarted { idx: usize, attempt: u32, pgid: i32, pid_start: u64 },
+    /// One attempt of an item ended (success or failure).
+    Attempt { idx: usize, attempt: Attempt },
+    /// The item reached a final state in this run.
+    ItemDone {
+        idx: usize,
+        status: ItemStatus,
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        captured: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The item was taken out of the DLQ (`dlq purge`) or put back to pending (`dlq retry`).
+    ItemReset { idx: usize, status: ItemStatus },
+    /// Every item reached a final state (or the error policy stopped the map).
+    MapDone,
+    /// The run ended; `state` is the job state it leaves.
+    RunEnded { run: u32, state: JobState, at: String },
+}
+
+/// The state of a job as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Paused,
+    Interrupted,
+    Completed,
+    Failed,
+}
