@@ -1,3 +1,9 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
+pub mod atomic;
+pub mod dlq;
+pub mod error;
+pub mod journal;
+pub mod layout;
+pub mod lock;
 pub mod records;

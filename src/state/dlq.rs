@@ -1,0 +1,334 @@
+//! The dead-letter queue: `dlq.jsonl`, one JSON entry per line (readable with `jq`).
+//!
+//! Appends add one line and fsync; removals and updates rewrite the whole file atomically, so
+//! a kill at any moment loses nothing. When an item id appears more than once, the later line
+//! wins. Callers must hold the job lock.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{FILE_MODE, fsync_dir, parent_dir, write_atomic};
+use super::error::StateError;
+use super::records::{Attempt, Failure};
+
+/// An item that failed for good.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DlqEntry {
+    pub item_id: String,
+    pub item: serde_json::Value,
+    pub attempts: Vec<Attempt>,
+    pub first_failure_at: String,
+    pub last_failure_at: String,
+}
+
+impl DlqEntry {
+    /// Why the last attempt failed.
+    pub fn last_error(&self) -> Option<&Failure> {
+        self.attempts.last().and_then(|a| a.failure.as_ref())
+    }
+}
+
+fn encode(path: &Path, entry: &DlqEntry) -> Result<Vec<u8>, StateError> {
+    let mut line = serde_json::to_vec(entry).map_err(|source| StateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Read the DLQ. A missing file is empty; an incomplete or unreadable last line (a write that
+/// was interrupted) is ignored; a bad line before the last is an error naming the line. If an
+/// item id appears twice the later entry wins, at the position of the first.
+pub fn load(path: &Path) -> Result<Vec<DlqEntry>, StateError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StateError::io("open DLQ file", path, e)),
+    };
+    let mut reader = BufReader::new(file);
+    let mut entries: Vec<DlqEntry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    // A bad line is only an error if a valid entry follows it; bad lines at the very end are
+    // the remains of an interrupted write.
+    let mut first_bad: Option<(u64, String)> = None;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| StateError::io("read DLQ file", path, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let Some(body) = line.strip_suffix(b"\n") else {
+            break; // torn last line
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<DlqEntry>(body) {
+            Ok(entry) => {
+                if let Some((bad_line, detail)) = first_bad.take() {
+                    return Err(StateError::DlqLine {
+                        path: path.to_path_buf(),
+                        line: bad_line,
+                        detail,
+                    });
+                }
+                match index.get(&entry.item_id) {
+                    Some(&i) => entries[i] = entry,
+                    None => {
+                        index.insert(entry.item_id.clone(), entries.len());
+                        entries.push(entry);
+                    }
+                }
+            }
+            Err(e) => {
+                if first_bad.is_none() {
+                    first_bad = Some((line_no, e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Does the non-empty file end without a newline (a torn last line)?
+fn has_torn_tail(file: &File, path: &Path) -> Result<bool, StateError> {
+    let len = file
+        .metadata()
+        .map_err(|e| StateError::io("stat DLQ file", path, e))?
+        .len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)
+        .map_err(|e| StateError::io("read DLQ file", path, e))?;
+    Ok(last[0] != b'\n')
+}
+
+/// Append one entry and fsync (the file is created with mode 0600). If the file ends with a
+/// torn line, it is rewritten atomically instead, so the new entry never follows garbage.
+pub fn append(path: &Path, entry: &DlqEntry) -> Result<(), StateError> {
+    let line = encode(path, entry)?;
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| StateError::io("open DLQ file", path, e))?;
+    if has_torn_tail(&file, path)? {
+        drop(file);
+        let mut entries = load(path)?;
+        entries.push(entry.clone());
+        return rewrite(path, &entries);
+    }
+    file.write_all(&line)
+        .map_err(|e| StateError::io("append to DLQ file", path, e))?;
+    file.sync_data()
+        .map_err(|e| StateError::io("fsync DLQ file", path, e))?;
+    if !existed {
+        fsync_dir(&parent_dir(path))?;
+    }
+    Ok(())
+}
+
+/// Replace the whole DLQ with `entries`, atomically.
+pub fn rewrite(path: &Path, entries: &[DlqEntry]) -> Result<(), StateError> {
+    let mut bytes = Vec::new();
+    for e in entries {
+        bytes.extend_from_slice(&encode(path, e)?);
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Replace the entry with the same item id (atomic rewrite), or append a new one.
+pub fn upsert(path: &Path, entry: &DlqEntry) -> Result<(), StateError> {
+    let mut entries = load(path)?;
+    match entries.iter_mut().find(|e| e.item_id == entry.item_id) {
+        Some(slot) => {
+            *slot = entry.clone();
+            rewrite(path, &entries)
+        }
+        None => append(path, entry),
+    }
+}
+
+/// Remove the entries of the given item ids; returns how many were removed. The file is
+/// rewritten atomically only if something was removed.
+pub fn remove(path: &Path, ids: &[String]) -> Result<usize, StateError> {
+    let entries = load(path)?;
+    let before = entries.len();
+    let kept: Vec<DlqEntry> = entries
+        .into_iter()
+        .filter(|e| !ids.contains(&e.item_id))
+        .collect();
+    let removed = before - kept.len();
+    if removed > 0 {
+        rewrite(path, &kept)?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entry(id: &str, code: i32) -> DlqEntry {
+        DlqEntry {
+            item_id: id.into(),
+            item: serde_json::json!({"id": id, "n": code}),
+            attempts: vec![
+                Attempt {
+                    attempt: 1,
+                    started_at: "2024-01-01T00:00:00Z".into(),
+                    duration_ms: 5,
+                    failure: Some(Failure::Timeout {
+                        after_ms: 5,
+                        step: 0,
+                    }),
+                    stderr_tail: String::new(),
+                },
+                Attempt {
+                    attempt: 2,
+                    started_at: "2024-01-01T00:00:01Z".into(),
+                    duration_ms: 5,
+                    failure: Some(Failure::Exit { code, step: 1 }),
+                    stderr_tail: "oops".into(),
+                },
+            ],
+            first_failure_at: "2024-01-01T00:00:00Z".into(),
+            last_failure_at: "2024-01-01T00:00:01Z".into(),
+        }
+    }
+
+    fn ids(v: &[DlqEntry]) -> Vec<&str> {
+        v.iter().map(|e| e.item_id.as_str()).collect()
+    }
+
+    #[test]
+    fn last_error() {
+        let e = entry("a", 7);
+        assert_eq!(e.last_error(), Some(&Failure::Exit { code: 7, step: 1 }));
+        let mut none = e.clone();
+        none.attempts.clear();
+        assert_eq!(none.last_error(), None);
+    }
+
+    #[test]
+    fn append_load_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        assert!(load(&p).unwrap().is_empty());
+        append(&p, &entry("a", 1)).unwrap();
+        append(&p, &entry("b", 2)).unwrap();
+        assert_eq!(load(&p).unwrap(), vec![entry("a", 1), entry("b", 2)]);
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // One JSON object per line.
+        let text = fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        for l in text.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn later_duplicate_wins_in_first_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        append(&p, &entry("a", 1)).unwrap();
+        append(&p, &entry("b", 2)).unwrap();
+        append(&p, &entry("a", 3)).unwrap();
+        assert_eq!(load(&p).unwrap(), vec![entry("a", 3), entry("b", 2)]);
+    }
+
+    #[test]
+    fn torn_last_line_is_ignored_and_repaired_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        append(&p, &entry("a", 1)).unwrap();
+        let good = fs::read(&p).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(&encode(&p, &entry("b", 2)).unwrap()[..20]);
+        fs::write(&p, &torn).unwrap();
+        assert_eq!(ids(&load(&p).unwrap()), vec!["a"]);
+        // A complete but unparsable last line is also a torn tail.
+        let mut bad_last = good.clone();
+        bad_last.extend_from_slice(b"{\"item_id\": \n");
+        fs::write(&p, &bad_last).unwrap();
+        assert_eq!(ids(&load(&p).unwrap()), vec!["a"]);
+        // Appending after a torn line keeps the file valid.
+        fs::write(&p, &torn).unwrap();
+        append(&p, &entry("c", 3)).unwrap();
+        assert_eq!(ids(&load(&p).unwrap()), vec!["a", "c"]);
+        // Every cut of a valid file loads without error.
+        append(&p, &entry("d", 4)).unwrap();
+        let full = fs::read(&p).unwrap();
+        for cut in 0..=full.len() {
+            fs::write(&p, &full[..cut]).unwrap();
+            let n = full[..cut].iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(load(&p).unwrap().len(), n, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bad_middle_line_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        append(&p, &entry("a", 1)).unwrap();
+        let mut bytes = fs::read(&p).unwrap();
+        bytes.extend_from_slice(b"not json\n");
+        bytes.extend_from_slice(&encode(&p, &entry("b", 2)).unwrap());
+        fs::write(&p, &bytes).unwrap();
+        let e = load(&p).unwrap_err();
+        assert!(matches!(e, StateError::DlqLine { line: 2, .. }), "{e}");
+        assert!(e.to_string().contains("dlq.jsonl line 2"), "{e}");
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        let mut bytes = b"\n".to_vec();
+        bytes.extend_from_slice(&encode(&p, &entry("a", 1)).unwrap());
+        bytes.extend_from_slice(b"  \n");
+        fs::write(&p, &bytes).unwrap();
+        assert_eq!(ids(&load(&p).unwrap()), vec!["a"]);
+    }
+
+    #[test]
+    fn rewrite_upsert_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dlq.jsonl");
+        upsert(&p, &entry("a", 1)).unwrap();
+        upsert(&p, &entry("b", 2)).unwrap();
+        upsert(&p, &entry("a", 9)).unwrap();
+        assert_eq!(load(&p).unwrap(), vec![entry("a", 9), entry("b", 2)]);
+        assert_eq!(fs::read_to_string(&p).unwrap().lines().count(), 2);
+
+        assert_eq!(remove(&p, &["x".to_string()]).unwrap(), 0);
+        assert_eq!(remove(&p, &["a".to_string(), "x".to_string()]).unwrap(), 1);
+        assert_eq!(load(&p).unwrap(), vec![entry("b", 2)]);
+
+        rewrite(&p, &[]).unwrap();
+        assert!(load(&p).unwrap().is_empty());
+        assert_eq!(
+            remove(&dir.path().join("missing"), &["a".into()]).unwrap(),
+            0
+        );
+    }
+}
