@@ -1,1 +1,14 @@
-//! cli
+//! The command line: argument parsing, one module per command, exit codes. The only part
+//! of the crate that prints or picks exit codes.
+
+pub mod app;
+pub mod args;
+pub mod dlq;
+pub mod dry_run;
+pub mod exit;
+pub mod job_open;
+pub mod resume;
+pub mod run;
+pub mod session;
+pub mod status;
+pub mod validate;

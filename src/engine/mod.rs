@@ -1,1 +1,14 @@
-//! engine
+//! The engine: phases, the map dispatcher, the per-item executor, retries, timeouts and
+//! process groups.
+
+pub mod dispatch;
+pub mod error;
+pub mod executor;
+pub mod item;
+pub mod output;
+pub mod phases;
+pub mod process;
+pub mod recorder;
+pub mod retry;
+pub mod step;
+pub mod vars;

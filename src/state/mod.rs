@@ -3,6 +3,8 @@
 pub mod atomic;
 pub mod dlq;
 pub mod error;
+pub mod items_file;
+pub mod job;
 pub mod journal;
 pub mod layout;
 pub mod lock;

@@ -95,15 +95,18 @@ pub struct Attempt {
 }
 
 /// Final state of an item within a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
+    #[default]
     Pending,
     Succeeded,
     /// Failed for good and placed in the DLQ.
     Dlq,
     /// Failed for good under `on_item_failure: skip` (not in the DLQ).
     Failed,
+    /// Removed from the DLQ by `dlq purge`: given up on, never run again.
+    Purged,
 }
 
 /// Which phase of a job a step belongs to.
@@ -120,33 +123,29 @@ pub enum Phase {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Record {
     /// A run (`run`, `resume` or `dlq retry`) of the job began.
-    RunStarted {
-        run: u32,
-        command: String,
-        pid: u32,
-        at: String,
-    },
+    RunStarted { run: u32, command: String, pid: u32, at: String },
     /// A setup or reduce step finished successfully (resume skips it).
     StepDone {
         phase: Phase,
         index: usize,
-        captured: Option<(String, String)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        captured: Option<(String, serde_json::Value)>,
     },
     /// Setup and item selection are over: the items are frozen in `items.jsonl`.
-    MapStarted { total: usize },
+    MapStarted { total: usize, items_hash: String },
     /// An item's attempt began in a process group (so a resume can kill it if we crash).
-    ItemStarted {
-        idx: usize,
-        attempt: u32,
-        pgid: i32,
-        pid_start: u64,
-    },
+    ItemStarted { idx: usize, attempt: u32, pgid: i32, pid_start: u64 },
     /// One attempt of an item ended (success or failure).
     Attempt { idx: usize, attempt: Attempt },
     /// The item reached a final state in this run.
     ItemDone {
         idx: usize,
         status: ItemStatus,
+        /// Attempts made so far in the job, this run included.
+        attempts: u32,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
         #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
         captured: serde_json::Map<String, serde_json::Value>,
     },
@@ -155,11 +154,7 @@ pub enum Record {
     /// Every item reached a final state (or the error policy stopped the map).
     MapDone,
     /// The run ended; `state` is the job state it leaves.
-    RunEnded {
-        run: u32,
-        state: JobState,
-        at: String,
-    },
+    RunEnded { run: u32, state: JobState, at: String },
 }
 
 /// The state of a job as `status` reports it.

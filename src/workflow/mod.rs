@@ -1,1 +1,10 @@
-//! workflow
+//! The workflow file: YAML model, validation with line/column, `${...}` templates.
+
+pub mod error;
+pub mod load;
+pub mod model;
+pub mod raw;
+pub mod scope;
+pub mod shell_quote;
+pub mod template;
+pub mod validate;

@@ -1,0 +1,45 @@
+//! Entry point of the command line: parse, set up logging, run the command, map the
+//! outcome to an exit code. The only place besides `cli/*` commands that prints.
+
+use clap::Parser;
+
+use crate::cli::args::{Cli, Command};
+use crate::cli::exit::code_for;
+
+/// Run the CLI with the process arguments; returns the exit code.
+pub fn main_entry() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { crate::cli::exit::USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_tracing(&cli);
+    let result = match &cli.command {
+        Command::Run(a) => crate::cli::run::run(&cli.global, a),
+        Command::Resume(a) => crate::cli::resume::resume(&cli.global, a),
+        Command::Status(a) => crate::cli::status::status(&cli.global, a),
+        Command::Dlq(c) => crate::cli::dlq::dlq(&cli.global, c),
+        Command::Validate(a) => crate::cli::validate::validate(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("runner: {e:#}");
+            code_for(&e)
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let default = match cli.global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}

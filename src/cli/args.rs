@@ -1,0 +1,135 @@
+//! Command-line syntax (clap). Raw flags only; commands turn them into settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about = "Run MapReduce workflows of shell steps, crash-safe and resumable")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where jobs are kept
+    #[arg(long, global = true, env = "RUNNER_STATE_DIR", default_value = ".runner", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// More output (repeatable)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the final summary
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour in human output (honours NO_COLOR)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a workflow, create a job and run setup, map and reduce
+    Run(RunArgs),
+    /// Continue an interrupted or failed job
+    Resume(ResumeArgs),
+    /// Show jobs, or one job in detail
+    Status(StatusArgs),
+    /// Inspect and act on a job's dead-letter queue
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Check a workflow file without running it
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file
+    pub workflow: PathBuf,
+    /// Use this job id instead of a generated one
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
+    /// Items in flight at once (overrides map.max_parallel)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Override a workflow env value (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the selected items and their commands; run nothing, write no state
+    #[arg(long)]
+    pub dry_run: bool,
+    /// NDJSON events on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The job id
+    pub job: String,
+    /// Items in flight at once
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Only run items that never finished (leave failed and DLQ items alone)
+    #[arg(long)]
+    pub pending_only: bool,
+    /// Resume even though the workflow file changed since the job started
+    #[arg(long)]
+    pub force: bool,
+    /// NDJSON events on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A job id (without it: a table of all jobs)
+    pub job: Option<String>,
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the DLQ entries of a job
+    List {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry with every attempt
+    Show { job: String, item: String },
+    /// Run DLQ items again with the job's template
+    Retry {
+        job: String,
+        /// Only these items (repeatable; default: all)
+        #[arg(long = "item", value_name = "ID")]
+        items: Vec<String>,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_parallel: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries without running them
+    Purge {
+        job: String,
+        /// Only these items (repeatable; default: all)
+        #[arg(long = "item", value_name = "ID")]
+        items: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    pub workflow: PathBuf,
+}

@@ -1,0 +1,54 @@
+//! `runner run --dry-run`: the selected items and the commands they would run. Writes no
+//! state and runs no step (a command `input:` is run, since it only lists items).
+
+use std::io::Write;
+
+use serde_json::Map;
+
+use crate::cli::exit::usage;
+use crate::engine::phases::select_items;
+use crate::engine::vars::{item_lookup, JobVars};
+use crate::items::Input;
+use crate::workflow::model::Workflow;
+use crate::workflow::template::VarRef;
+
+pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i32> {
+    let vars = JobVars::build("dry-run", wf, overrides).map_err(usage)?;
+    if let Input::File(p) = &wf.map.selection.input
+        && !p.exists()
+        && !wf.setup.is_empty()
+    {
+        eprintln!(
+            "runner: {} does not exist yet (setup creates it, and a dry run runs no setup); setup would run:",
+            p.display()
+        );
+        let mut out = std::io::stdout().lock();
+        for s in &wf.setup {
+            let _ = writeln!(out, "setup: {}", s.source);
+        }
+        return Ok(0);
+    }
+    let items = select_items(wf, &vars)?;
+    let mut out = std::io::stdout().lock();
+    let empty = Map::new();
+    for s in &wf.setup {
+        let _ = writeln!(out, "setup: {}", s.source);
+    }
+    for it in &items {
+        if writeln!(out, "item {}: {}", it.id, it.value).is_err() {
+            return Ok(0); // closed pipe: stop quietly
+        }
+        for st in &wf.map.steps {
+            let cmd = st
+                .shell
+                .render_shell(&|v: &VarRef| item_lookup(&vars, it, 1, &empty, v))
+                .unwrap_or_else(|e| format!("<cannot render: {e}>"));
+            let _ = writeln!(out, "  $ {cmd}");
+        }
+    }
+    for s in &wf.reduce {
+        let _ = writeln!(out, "reduce: {}", s.source);
+    }
+    eprintln!("runner: dry run: {} items selected; nothing was run or written", items.len());
+    Ok(0)
+}

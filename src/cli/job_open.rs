@@ -1,0 +1,128 @@
+//! Opening an existing job: id validation, metadata, recovery of its recorded state
+//! (checkpoint + journal replay), the workflow it runs, and the lock.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::exit::{usage, Exit, LOCKED};
+use crate::state::atomic::read_checksummed;
+use crate::state::job::{Checkpoint, JobMeta, JobView};
+use crate::state::journal::{replay, truncate_torn_tail};
+use crate::state::layout::{JobDir, StateDir};
+use crate::state::lock::{JobLock, LockError};
+use crate::state::records::{JobState, Record};
+use crate::workflow::load::load_str;
+use crate::workflow::model::Workflow;
+
+/// An existing job directory (exit 2 when the id is invalid or unknown).
+pub fn open_job(state: &StateDir, id: &str) -> anyhow::Result<JobDir> {
+    let dir = state.job(id)?;
+    if !dir.exists() {
+        return Err(usage(format!(
+            "unknown job id {id:?} in {} (list jobs with `runner status`, or pass --state-dir)",
+            state.root().display()
+        )));
+    }
+    Ok(dir)
+}
+
+pub fn read_meta(dir: &JobDir) -> anyhow::Result<JobMeta> {
+    read_checksummed::<JobMeta>(&dir.meta())?
+        .ok_or_else(|| usage(format!("{} is missing: this is not a complete job directory", dir.meta().display())))
+}
+
+/// The job's state as recorded: the checkpoint, then the journal after it. With `repair`
+/// (only while holding the lock) a torn last record is cut off so appends can follow.
+pub fn recover(dir: &JobDir, repair: bool) -> anyhow::Result<JobView> {
+    let journal = dir.journal();
+    let (mut view, offset) = match read_checksummed::<Checkpoint>(&dir.checkpoint()) {
+        Ok(Some(c)) => (c.view, c.journal_offset),
+        Ok(None) => (JobView::default(), 0),
+        Err(e) => {
+            tracing::warn!("ignoring the checkpoint and replaying the whole journal: {e}");
+            (JobView::default(), 0)
+        }
+    };
+    let mut apply = |v: &mut JobView, from: u64| replay::<Record>(&journal, from, |_, rec| v.apply(&rec));
+    let end = match apply(&mut view, offset) {
+        Ok(end) => end,
+        Err(crate::state::error::StateError::BadOffset { .. }) => {
+            // The checkpoint is ahead of the journal (journal restored or cut): trust the journal.
+            view = JobView::default();
+            apply(&mut view, 0)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if repair && end.torn_tail.is_some() {
+        truncate_torn_tail(&journal, end.valid_len).context("repairing the journal's torn last record")?;
+    }
+    Ok(view)
+}
+
+/// The job's state for display: a live holder of the lock means running.
+pub fn display_state(dir: &JobDir, view: &JobView) -> JobState {
+    if crate::state::lock::is_held(&dir.lock()) {
+        return JobState::Running;
+    }
+    if view.run_open {
+        return JobState::Interrupted;
+    }
+    view.last_state.unwrap_or(JobState::Interrupted)
+}
+
+/// Take the job lock or exit 3 naming the holder.
+pub fn lock(dir: &JobDir, command: &str) -> anyhow::Result<JobLock> {
+    match JobLock::acquire(&dir.lock(), command) {
+        Ok(l) => Ok(l),
+        Err(LockError::Held(info)) => Err(Exit {
+            code: LOCKED,
+            message: format!(
+                "job {} is locked by pid {} on host {} since {} (`{}`); wait for it to finish or stop it",
+                dir.id(),
+                info.pid,
+                info.host,
+                info.started_at,
+                info.command
+            ),
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The workflow a resumed job runs: the file it started from, unless it changed (refused
+/// without `force`) or is gone (then the snapshot taken at start).
+pub fn job_workflow(dir: &JobDir, meta: &JobMeta, force: bool, warnings: &mut Vec<String>) -> anyhow::Result<Workflow> {
+    let snapshot = std::fs::read_to_string(dir.workflow_snapshot())
+        .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
+    match std::fs::read(&meta.workflow_path) {
+        Ok(bytes) => {
+            let now = blake3::hash(&bytes).to_hex().to_string();
+            if now != meta.fingerprint {
+                if !force {
+                    return Err(usage(format!(
+                        "the workflow file {} changed since job {} started; resume with --force to run the changed workflow, or restore the file",
+                        meta.workflow_path.display(),
+                        meta.job_id
+                    )));
+                }
+                warnings.push(format!("running the changed workflow {} (--force)", meta.workflow_path.display()));
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                return Ok(load_str(&text, &meta.workflow_path, &meta.workflow_dir)?);
+            }
+        }
+        Err(_) => warnings.push(format!(
+            "{} is gone; running the copy saved when the job started",
+            meta.workflow_path.display()
+        )),
+    }
+    Ok(load_str(&snapshot, &meta.workflow_path, &meta.workflow_dir)?)
+}
+
+/// The job's workflow as snapshotted at start (for `status`, `dlq retry`).
+pub fn snapshot_workflow(dir: &JobDir, meta: &JobMeta) -> anyhow::Result<Workflow> {
+    let text = std::fs::read_to_string(dir.workflow_snapshot())
+        .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
+    Ok(load_str(&text, Path::new(&meta.workflow_path), &meta.workflow_dir)?)
+}

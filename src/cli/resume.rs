@@ -1,0 +1,37 @@
+//! `runner resume JOB`
+
+use crate::cli::args::{Global, ResumeArgs};
+use crate::cli::job_open::{job_workflow, lock, open_job, read_meta, recover};
+use crate::cli::session::{run_session, Session};
+use crate::engine::phases::RunKind;
+use crate::state::layout::StateDir;
+use crate::state::records::JobState;
+
+pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
+    let state = StateDir::new(&g.state_dir);
+    let dir = open_job(&state, &a.job)?;
+    let meta = read_meta(&dir)?;
+    let lock = lock(&dir, "resume")?;
+    let view = recover(&dir, true)?;
+    if !view.run_open && view.last_state == Some(JobState::Completed) {
+        let _ = lock.release();
+        eprintln!("runner: job {} already completed: {}/{} items succeeded; nothing to do", a.job, view.counts.successful, view.counts.total);
+        return Ok(crate::cli::exit::COMPLETED);
+    }
+    let mut warnings = Vec::new();
+    let workflow = job_workflow(&dir, &meta, a.force, &mut warnings)?;
+    run_session(
+        g,
+        a.json,
+        Session {
+            dir,
+            meta: &meta,
+            workflow: &workflow,
+            view,
+            kind: RunKind::Resume { pending_only: a.pending_only },
+            max_parallel: a.max_parallel.map(|n| n as usize),
+            lock,
+            warnings,
+        },
+    )
+}

@@ -1,0 +1,22 @@
+//! `runner validate WORKFLOW`
+
+use crate::cli::args::ValidateArgs;
+use crate::items::Input;
+use crate::workflow::load::load_file;
+
+pub fn validate(a: &ValidateArgs) -> anyhow::Result<i32> {
+    let w = load_file(&a.workflow)?.workflow;
+    let input = match &w.map.selection.input {
+        Input::File(p) => format!("file {}", p.display()),
+        Input::Command(c) => format!("command `{c}`"),
+    };
+    eprintln!(
+        "{}: ok: workflow {:?}, {} setup step(s), {} map step(s) per item, {} reduce step(s); items from {input}",
+        a.workflow.display(),
+        w.name,
+        w.setup.len(),
+        w.map.steps.len(),
+        w.reduce.len()
+    );
+    Ok(0)
+}

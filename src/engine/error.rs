@@ -1,0 +1,16 @@
+//! Errors that end a run early (as opposed to item failures, which are data).
+
+use crate::items::ItemsError;
+use crate::state::error::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The items could not be selected (bad input file, failing command, duplicate ids).
+    #[error("selecting the map items failed: {0}")]
+    Items(#[from] ItemsError),
+    /// A value the whole job depends on could not be rendered (env, max_parallel).
+    #[error("{0}")]
+    Config(String),
+}

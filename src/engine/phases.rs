@@ -1,0 +1,387 @@
+//! One run of a job (`run`, `resume` or `dlq retry`): setup from the first unfinished step,
+//! item selection (once, then frozen), the map over whatever is left to do, and reduce.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::dispatch::{dispatch, MapEnd};
+use crate::engine::error::EngineError;
+use crate::engine::executor::Executor;
+use crate::engine::item::{ItemRun, MapCtx};
+use crate::engine::recorder::Recorder;
+use crate::engine::step::{self, StepEnv, StepOutcome};
+use crate::engine::vars::{reduce_lookup, JobVars};
+use crate::items::{assign_ids, Item};
+use crate::report::event::Event;
+use crate::state::items_file;
+use crate::state::job::{Counts, JobMeta};
+use crate::state::records::{ItemStatus, JobState, Phase, Record};
+use crate::workflow::model::{MaxParallel, Step, Workflow};
+use crate::workflow::template::{PathSeg, VarRef};
+
+/// Which items a run takes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunKind {
+    Run,
+    /// Pending items, then (unless `pending_only`) failed and DLQ items.
+    Resume { pending_only: bool },
+    /// DLQ items only (all, or the named ones).
+    DlqRetry { items: Vec<String> },
+}
+
+impl RunKind {
+    pub fn command(&self) -> &'static str {
+        match self {
+            RunKind::Run => "run",
+            RunKind::Resume { .. } => "resume",
+            RunKind::DlqRetry { .. } => "dlq_retry",
+        }
+    }
+}
+
+pub struct JobRun<'a> {
+    pub meta: &'a JobMeta,
+    pub workflow: &'a Workflow,
+    pub kind: RunKind,
+    /// `--max-parallel` of this invocation.
+    pub max_parallel: Option<usize>,
+    pub cancel: CancellationToken,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub state: JobState,
+    pub counts: Counts,
+    /// Why the job failed outside of items (a setup/reduce step, the error policy).
+    pub reason: Option<String>,
+}
+
+pub async fn execute<E: Executor + Clone>(exec: E, run: JobRun<'_>, rec: &mut Recorder) -> Result<JobOutcome, EngineError> {
+    let started = Instant::now();
+    let run_no = rec.view.runs + 1;
+    rec.record_durable(Record::RunStarted {
+        run: run_no,
+        command: run.kind.command().into(),
+        pid: std::process::id(),
+        at: now(),
+    })?;
+    rec.report(&Event::JobStarted {
+        job_id: run.meta.job_id.clone(),
+        workflow: run.workflow.name.clone(),
+        command: run.kind.command().into(),
+    });
+    let result = phases(exec, &run, rec).await;
+    let (state, reason) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = rec.record_durable(Record::RunEnded { run: run_no, state: JobState::Failed, at: now() });
+            let _ = rec.checkpoint();
+            return Err(e);
+        }
+    };
+    rec.record_durable(Record::RunEnded { run: run_no, state, at: now() })?;
+    rec.checkpoint()?;
+    let c = rec.view.counts;
+    rec.report(&Event::JobFinished {
+        job_id: run.meta.job_id.clone(),
+        state,
+        exit_code: 0, // filled by the CLI's mapping; kept for the event's shape
+        total: c.total,
+        successful: c.successful,
+        failed: c.failed_total(),
+        dlq: c.dlq,
+        pending: c.pending,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    Ok(JobOutcome { state, counts: c, reason })
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+async fn phases<E: Executor + Clone>(
+    exec: E,
+    run: &JobRun<'_>,
+    rec: &mut Recorder,
+) -> Result<(JobState, Option<String>), EngineError> {
+    let wf = run.workflow;
+    let mut vars = job_vars(run.meta, wf)?;
+    vars.captures = rec.view.captures.clone();
+
+    // Setup, from the first unfinished step.
+    if rec.view.setup_done < wf.setup.len() {
+        if let Some(end) = run_phase(&exec, Phase::Setup, &wf.setup, rec.view.setup_done, &vars, run, rec, None).await? {
+            return Ok(end);
+        }
+        vars.captures = rec.view.captures.clone();
+    }
+
+    // Item selection, once per job.
+    let items = if rec.view.map_started {
+        items_file::read(&rec.dir.items())?
+    } else {
+        let items = select_items(wf, &vars)?;
+        let hash = items_file::write(&rec.dir.items(), &items)?;
+        rec.record_durable(Record::MapStarted { total: items.len(), items_hash: hash })?;
+        rec.checkpoint()?;
+        items
+    };
+
+    // Map.
+    let queue = build_queue(&run.kind, rec, &items)?;
+    if !queue.is_empty() || !rec.view.map_done {
+        let max_parallel = resolve_max_parallel(run, wf, &vars)?;
+        rec.report(&Event::PhaseStarted { phase: Phase::Map });
+        rec.report(&Event::MapStarted { total: items.len(), to_run: queue.len(), max_parallel });
+        let map_started = Instant::now();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(MapCtx {
+            exec: exec.clone(),
+            steps: Arc::new(clone_steps(&wf.map.steps)),
+            vars: vars.clone(),
+            env: wf_env_pairs(&vars, wf),
+            dir: wf.dir.clone(),
+            timeout: wf.map.timeout,
+            kill_grace: wf.map.kill_grace,
+            retry: wf.map.retry.clone(),
+            logs_dir: Some(rec.dir.logs_dir().join("items")),
+            cancel: run.cancel.clone(),
+            events: tx,
+        });
+        let end = dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, &mut rx).await?;
+        rec.report(&Event::PhaseFinished {
+            phase: Phase::Map,
+            ok: end == MapEnd::Finished && rec.view.counts.failed_total() == 0,
+            duration_ms: map_started.elapsed().as_millis() as u64,
+        });
+        match end {
+            MapEnd::Cancelled => return Ok((JobState::Interrupted, None)),
+            MapEnd::Stopped(reason) => return Ok((JobState::Failed, Some(reason))),
+            MapEnd::Finished => {}
+        }
+        if rec.view.counts.pending > 0 {
+            // A pending-only resume or a targeted DLQ retry leaves the rest for later.
+            return Ok((end_state(rec), None));
+        }
+        rec.record_durable(Record::MapDone)?;
+    }
+
+    // Reduce, from the first unfinished step.
+    if rec.view.reduce_done < wf.reduce.len() {
+        let map_value = map_value(rec, &items, wf)?;
+        if let Some(end) = run_phase(&exec, Phase::Reduce, &wf.reduce, rec.view.reduce_done, &vars, run, rec, Some(&map_value)).await? {
+            return Ok(end);
+        }
+    }
+    Ok((end_state(rec), None))
+}
+
+fn end_state(rec: &Recorder) -> JobState {
+    let c = rec.view.counts;
+    if c.failed_total() == 0 && c.pending == 0 { JobState::Completed } else { JobState::Failed }
+}
+
+/// `Step` holds templates that are cheap to share but not `Clone`-derived; rebuild by parts.
+fn clone_steps(steps: &[Step]) -> Vec<Step> {
+    steps.iter().map(Step::clone).collect()
+}
+
+/// Run setup or reduce steps from `from`; `Some(end)` when the phase failed or was cancelled.
+#[allow(clippy::too_many_arguments)]
+async fn run_phase<E: Executor>(
+    exec: &E,
+    phase: Phase,
+    steps: &[Step],
+    from: usize,
+    vars: &JobVars,
+    run: &JobRun<'_>,
+    rec: &mut Recorder,
+    map: Option<&Value>,
+) -> Result<Option<(JobState, Option<String>)>, EngineError> {
+    let wf = run.workflow;
+    rec.report(&Event::PhaseStarted { phase });
+    let phase_started = Instant::now();
+    let name = if phase == Phase::Setup { "setup" } else { "reduce" };
+    let mut local: Map<String, Value> =
+        if phase == Phase::Reduce { rec.view.reduce_captures.clone() } else { Map::new() };
+    for (i, st) in steps.iter().enumerate().skip(from) {
+        let senv = StepEnv {
+            dir: wf.dir.clone(),
+            env: wf_env_pairs(vars, wf),
+            kill_grace: wf.map.kill_grace,
+            log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
+            tee: true,
+        };
+        let started = Instant::now();
+        let rendered = {
+            let empty = Map::new();
+            let null = Value::Null;
+            let lookup = |v: &VarRef| match map {
+                Some(m) => reduce_lookup(vars, m, &local, v),
+                None => vars.lookup(v, if phase == Phase::Setup { &local } else { &empty }).or_else(|| {
+                    let _ = &null;
+                    None
+                }),
+            };
+            step::render(st, i, &senv, &lookup)
+        };
+        let outcome = match rendered {
+            Ok(r) => step::run(exec, st, i, r, &senv, st.timeout, &run.cancel).await,
+            Err(failure) => StepOutcome::Failed { failure, stderr_tail: String::new() },
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            StepOutcome::Ok { captured } => {
+                if let Some((k, v)) = &captured {
+                    local.insert(k.clone(), v.clone());
+                }
+                rec.record_durable(Record::StepDone { phase, index: i, captured })?;
+                rec.report(&Event::StepFinished { phase, index: i, command: st.source.clone(), ok: true, duration_ms: ms, error: None });
+            }
+            StepOutcome::Failed { failure, stderr_tail } => {
+                let cancelled = matches!(failure, crate::state::records::Failure::Cancelled { .. });
+                let mut error = failure.to_string();
+                if let Some(last) = stderr_tail.lines().last() {
+                    error.push_str(&format!(": {last}"));
+                }
+                rec.report(&Event::StepFinished { phase, index: i, command: st.source.clone(), ok: false, duration_ms: ms, error: Some(error.clone()) });
+                rec.report(&Event::PhaseFinished { phase, ok: false, duration_ms: phase_started.elapsed().as_millis() as u64 });
+                if cancelled || run.cancel.is_cancelled() {
+                    return Ok(Some((JobState::Interrupted, None)));
+                }
+                return Ok(Some((JobState::Failed, Some(format!("{name} {error}")))));
+            }
+        }
+    }
+    rec.report(&Event::PhaseFinished { phase, ok: true, duration_ms: phase_started.elapsed().as_millis() as u64 });
+    Ok(None)
+}
+
+fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
+    JobVars::build(&meta.job_id, wf, &meta.overrides).map_err(EngineError::Config)
+}
+
+/// The workflow's own env entries (and overrides) with their final values, for child processes.
+pub fn wf_env_pairs(vars: &JobVars, wf: &Workflow) -> Vec<(String, String)> {
+    wf.env.iter().filter_map(|(k, _)| vars.env.get(k).map(|v| (k.clone(), v.clone()))).collect()
+}
+
+pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, EngineError> {
+    let compiled = crate::items::compile(&wf.map.selection)?;
+    let env: Vec<(String, String)> = wf_env_pairs(vars, wf);
+    let values = compiled.load(&wf.dir, &env)?;
+    let empty = Map::new();
+    let items = match &wf.map.id {
+        Some(t) => {
+            let id_fn = |v: &Value| -> Result<String, String> {
+                t.render_plain(&|r: &VarRef| match r.root.as_str() {
+                    "item" => crate::workflow::template::resolve_path(v, &r.path).map(std::borrow::Cow::Borrowed),
+                    _ => vars.lookup(r, &empty),
+                })
+                .map_err(|e| e.to_string())
+            };
+            assign_ids(values, Some(&id_fn))?
+        }
+        None => assign_ids(values, None)?,
+    };
+    Ok(items.into_iter().map(Arc::new).collect())
+}
+
+fn build_queue(kind: &RunKind, rec: &mut Recorder, items: &[Arc<Item>]) -> Result<Vec<ItemRun>, EngineError> {
+    let view = &rec.view;
+    let mut order: Vec<usize> = Vec::new();
+    match kind {
+        RunKind::Run => order.extend(view.with_status(ItemStatus::Pending)),
+        RunKind::Resume { pending_only } => {
+            order.extend(view.with_status(ItemStatus::Pending));
+            if !pending_only {
+                order.extend(view.with_status(ItemStatus::Failed));
+                order.extend(view.with_status(ItemStatus::Dlq));
+            }
+        }
+        RunKind::DlqRetry { items: wanted } => {
+            order.extend(view.with_status(ItemStatus::Dlq).filter(|i| {
+                wanted.is_empty() || items.get(*i).is_some_and(|it| wanted.contains(&it.id))
+            }));
+        }
+    }
+    let mut queue = Vec::with_capacity(order.len());
+    for idx in order {
+        let Some(item) = items.get(idx) else { continue };
+        if rec.view.items[idx].status != ItemStatus::Pending {
+            rec.record(Record::ItemReset { idx, status: ItemStatus::Pending })?;
+        }
+        queue.push(ItemRun { idx, item: item.clone(), prior_attempts: rec.view.items[idx].attempts });
+    }
+    // Items that a crash left both pending and in the DLQ run once (pending wins); a later
+    // success cleans the DLQ entry.
+    Ok(queue)
+}
+
+fn resolve_max_parallel(run: &JobRun<'_>, wf: &Workflow, vars: &JobVars) -> Result<usize, EngineError> {
+    if let Some(n) = run.max_parallel.or(run.meta.max_parallel) {
+        return Ok(n.max(1));
+    }
+    match &wf.map.max_parallel {
+        MaxParallel::Fixed(n) => Ok(*n),
+        MaxParallel::Cpus => Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4)),
+        MaxParallel::Template(t) => {
+            let empty = Map::new();
+            let text = t
+                .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
+                .map_err(|e| EngineError::Config(format!("map.max_parallel: {e}")))?;
+            match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(EngineError::Config(format!("map.max_parallel rendered to {text:?}, which is not a positive number"))),
+            }
+        }
+    }
+}
+
+/// `${map.*}` for reduce; writes `results.jsonl` (one line per item).
+fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value, EngineError> {
+    let path = rec.dir.results();
+    let mut buf = Vec::with_capacity(items.len() * 96);
+    let mut all = Vec::new();
+    let wants_results = wf.reduce.iter().any(|s| {
+        s.shell.placeholders().any(|p| p.var.root == "map" && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results"))
+    });
+    for (item, st) in items.iter().zip(&rec.view.items) {
+        let line = serde_json::json!({
+            "item_id": item.id,
+            "status": st.status,
+            "exit_code": st.exit_code,
+            "attempts": st.attempts,
+            "duration_ms": st.duration_ms,
+            "captured": st.captured.as_deref().cloned().unwrap_or_default(),
+        });
+        let _ = serde_json::to_writer(&mut buf, &line);
+        buf.push(b'\n');
+        if wants_results {
+            all.push(line);
+        }
+    }
+    crate::state::atomic::write_atomic(&path, &buf)?;
+    let c = rec.view.counts;
+    let mut m = serde_json::json!({
+        "total": c.total,
+        "successful": c.successful,
+        "failed": c.failed_total(),
+        "results_file": path_text(&path),
+    });
+    if wants_results {
+        m["results"] = Value::Array(all);
+    }
+    Ok(m)
+}
+
+fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

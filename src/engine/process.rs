@@ -1,0 +1,301 @@
+//! Running one shell command in its own process group, with a time limit, cancellation and
+//! a clean kill (TERM to the group, a grace period, then KILL). No process of a step
+//! outlives it: background children left behind when the shell exits are killed too.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::output::{Sink, StreamTarget};
+
+/// One `sh -c` invocation.
+#[derive(Debug, Clone)]
+pub struct ShellCommand {
+    pub script: String,
+    pub cwd: PathBuf,
+    /// Added to (and overriding) the runner's own environment.
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+    pub stdout: StreamTarget,
+    pub stderr: StreamTarget,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    Code(i32),
+    Signal(i32),
+    /// The time limit ran out and the group was killed.
+    Timeout(Duration),
+    /// The command could not be started.
+    Spawn(String),
+    /// Cancelled (stop/SIGINT) and the group was killed.
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellResult {
+    pub exit: Exit,
+    /// Captured stdout (empty unless `stdout.capture`).
+    pub stdout: Vec<u8>,
+    pub stderr_tail: String,
+    pub duration: Duration,
+}
+
+/// How long to wait for output pipes to close once the shell itself has exited, before
+/// the leftover background processes of its group are killed.
+const LINGER: Duration = Duration::from_millis(100);
+
+/// Run `cmd` to completion (or timeout/cancellation).
+pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellResult {
+    let started = Instant::now();
+    let mut out = Sink::new(cmd.stdout.clone());
+    let mut err = Sink::new(cmd.stderr.clone());
+    let mut child = match spawn(&cmd) {
+        Ok(c) => c,
+        Err(e) => {
+            return ShellResult {
+                exit: Exit::Spawn(format!("cannot run /bin/sh in {}: {e}", cmd.cwd.display())),
+                stdout: Vec::new(),
+                stderr_tail: String::new(),
+                duration: started.elapsed(),
+            };
+        }
+    };
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
+
+    let mut exit = None;
+    let mut out_open = stdout.is_some();
+    let mut err_open = stderr.is_some();
+    let mut out_buf = vec![0u8; 8192];
+    let mut err_buf = vec![0u8; 8192];
+    let mut linger_until: Option<tokio::time::Instant> = None;
+    loop {
+        if exit.is_some() && !out_open && !err_open {
+            break;
+        }
+        tokio::select! {
+            n = read_some(&mut stdout, &mut out_buf), if out_open => match n {
+                Some(n) => out.feed(&out_buf[..n]),
+                None => out_open = false,
+            },
+            n = read_some(&mut stderr, &mut err_buf), if err_open => match n {
+                Some(n) => err.feed(&err_buf[..n]),
+                None => err_open = false,
+            },
+            status = child.wait(), if exit.is_none() => {
+                exit = Some(match status {
+                    Ok(s) => status_exit(s),
+                    Err(e) => Exit::Spawn(format!("waiting for the command failed: {e}")),
+                });
+                linger_until = Some(tokio::time::Instant::now() + LINGER);
+            }
+            _ = sleep_until_opt(linger_until), if linger_until.is_some() => {
+                // The shell is gone but something in its group still holds the pipes.
+                kill_group(pgid, &mut child, cmd.kill_grace, true).await;
+                linger_until = None;
+                out_open = false;
+                err_open = false;
+            }
+            _ = sleep_until_opt(deadline), if exit.is_none() && deadline.is_some() => {
+                kill_group(pgid, &mut child, cmd.kill_grace, false).await;
+                exit = Some(Exit::Timeout(cmd.timeout.unwrap_or_default()));
+                drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
+                break;
+            }
+            _ = cancel.cancelled(), if exit.is_none() => {
+                kill_group(pgid, &mut child, cmd.kill_grace, false).await;
+                exit = Some(Exit::Cancelled);
+                drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
+                break;
+            }
+        }
+    }
+    ShellResult {
+        exit: exit.unwrap_or(Exit::Cancelled),
+        stdout: std::mem::take(&mut out.captured),
+        stderr_tail: err.tail_text(),
+        duration: started.elapsed(),
+    }
+}
+
+fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(&cmd.script)
+        .current_dir(&cmd.cwd)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            // Die with the runner, even when it is SIGKILLed.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+    c.spawn()
+}
+
+async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    let r = r.as_mut()?;
+    match r.read(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
+    }
+}
+
+async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read whatever is left in the pipes after the group was killed (bounded in time).
+async fn drain_after_kill<A, B>(a: &mut Option<A>, sa: &mut Sink, b: &mut Option<B>, sb: &mut Sink)
+where
+    A: AsyncRead + Unpin,
+    B: AsyncRead + Unpin,
+{
+    let mut buf = vec![0u8; 8192];
+    let drain = async {
+        while let Some(n) = read_some(a, &mut buf).await {
+            sa.feed(&buf[..n]);
+        }
+        while let Some(n) = read_some(b, &mut buf).await {
+            sb.feed(&buf[..n]);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+}
+
+fn status_exit(s: std::process::ExitStatus) -> Exit {
+    match (s.code(), s.signal()) {
+        (Some(0), _) => Exit::Success,
+        (Some(c), _) => Exit::Code(c),
+        (None, Some(sig)) => Exit::Signal(sig),
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+fn group_alive(pgid: i32) -> bool {
+    pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// TERM the group, wait up to `grace` for it to empty, then KILL what is left; reap the
+/// leader. With `leader_done`, the shell already exited (only stragglers remain).
+pub async fn kill_group(pgid: i32, child: &mut Child, grace: Duration, leader_done: bool) {
+    if pgid <= 0 {
+        return;
+    }
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    if !leader_done {
+        let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+    }
+    let mut pause = Duration::from_millis(5);
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    if group_alive(pgid) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    let _ = child.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(script: &str) -> ShellCommand {
+        ShellCommand {
+            script: script.into(),
+            cwd: std::env::temp_dir(),
+            env: vec![("GREETING".into(), "hi there".into())],
+            timeout: None,
+            kill_grace: Duration::from_millis(500),
+            stdout: StreamTarget { capture: true, ..Default::default() },
+            stderr: StreamTarget::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn success_capture_and_env() {
+        let r = run_shell(cmd("echo \"$GREETING\"; echo oops >&2"), &CancellationToken::new()).await;
+        assert_eq!(r.exit, Exit::Success);
+        assert_eq!(r.stdout, b"hi there\n");
+        assert_eq!(r.stderr_tail, "oops");
+    }
+
+    #[tokio::test]
+    async fn nonzero_exit_and_signal() {
+        let c = CancellationToken::new();
+        assert_eq!(run_shell(cmd("exit 3"), &c).await.exit, Exit::Code(3));
+        assert_eq!(run_shell(cmd("kill -9 $$"), &c).await.exit, Exit::Signal(9));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("bg.pid");
+        let mut c = cmd(&format!("sleep 30 & echo $! > {}; sleep 30", pidfile.display()));
+        c.timeout = Some(Duration::from_millis(300));
+        let r = run_shell(c, &CancellationToken::new()).await;
+        assert_eq!(r.exit, Exit::Timeout(Duration::from_millis(300)));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(nix::sys::signal::kill(Pid::from_raw(pid), None).is_err(), "background child survived");
+    }
+
+    #[tokio::test]
+    async fn background_leftovers_are_killed_after_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("bg.pid");
+        let c = cmd(&format!("sleep 30 & echo $! > {}; exit 0", pidfile.display()));
+        let started = Instant::now();
+        let r = run_shell(c, &CancellationToken::new()).await;
+        assert_eq!(r.exit, Exit::Success);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(nix::sys::signal::kill(Pid::from_raw(pid), None).is_err());
+    }
+
+    #[tokio::test]
+    async fn cancel_kills() {
+        let c = CancellationToken::new();
+        let c2 = c.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c2.cancel();
+        });
+        let r = run_shell(cmd("sleep 30"), &c).await;
+        assert_eq!(r.exit, Exit::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn missing_cwd_is_a_spawn_error() {
+        let mut c = cmd("true");
+        c.cwd = "/nonexistent/dir/for/runner".into();
+        assert!(matches!(run_shell(c, &CancellationToken::new()).await.exit, Exit::Spawn(_)));
+    }
+}

@@ -1,0 +1,138 @@
+//! The single owner of a job's recorded state while it runs: every change goes through
+//! here as a journal record (applied to the in-memory [`JobView`] at the same time), every
+//! change users should see goes out as an [`Event`], and item failures reach the DLQ.
+
+use std::collections::HashMap;
+
+use crate::engine::item::ItemResult;
+use crate::report::event::Event;
+use crate::report::reporter::Reporter;
+use crate::state::atomic::write_checksummed;
+use crate::state::dlq::{self, DlqEntry};
+use crate::state::error::StateError;
+use crate::state::job::{Checkpoint, JobView};
+use crate::state::journal::JournalWriter;
+use crate::state::layout::JobDir;
+use crate::state::records::{ItemStatus, Record};
+use crate::workflow::model::OnItemFailure;
+
+/// Records between periodic checkpoints (bounds journal replay on resume).
+const CHECKPOINT_EVERY: usize = 50_000;
+
+pub struct Recorder {
+    pub dir: JobDir,
+    pub view: JobView,
+    journal: JournalWriter<Record>,
+    reporter: Box<dyn Reporter>,
+    dlq: HashMap<String, DlqEntry>,
+    since_checkpoint: usize,
+}
+
+impl Recorder {
+    pub fn new(dir: JobDir, view: JobView, reporter: Box<dyn Reporter>) -> Result<Self, StateError> {
+        let journal = JournalWriter::open(&dir.journal())?;
+        let dlq = dlq::load(&dir.dlq())?.into_iter().map(|e| (e.item_id.clone(), e)).collect();
+        Ok(Recorder { dir, view, journal, reporter, dlq, since_checkpoint: 0 })
+    }
+
+    /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
+    pub fn record(&mut self, rec: Record) -> Result<(), StateError> {
+        self.view.apply(&rec);
+        self.journal.append(rec)?;
+        self.since_checkpoint += 1;
+        if self.since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Append a record and wait until it is on disk.
+    pub fn record_durable(&mut self, rec: Record) -> Result<(), StateError> {
+        self.record(rec)?;
+        self.journal.flush()
+    }
+
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        self.journal.flush()
+    }
+
+    pub fn report(&mut self, ev: &Event) {
+        self.reporter.report(ev);
+    }
+
+    pub fn finish_reporting(&mut self) {
+        self.reporter.finish();
+    }
+
+    pub fn in_dlq(&self, item_id: &str) -> bool {
+        self.dlq.contains_key(item_id)
+    }
+
+    /// Write the compacted checkpoint (everything in the journal so far).
+    pub fn checkpoint(&mut self) -> Result<(), StateError> {
+        self.journal.flush()?;
+        let journal_offset = self.journal.durable_len();
+        write_checksummed(&self.dir.checkpoint(), &Checkpoint { journal_offset, view: self.view.clone() })?;
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Record an item's end: its failed attempts, the DLQ entry when it failed for good
+    /// (written before the journal says so: a crash in between leaves the item pending and
+    /// in the DLQ, which resume deduplicates), and its final status. Returns the status.
+    pub fn item_finished(&mut self, r: &ItemResult, on_failure: OnItemFailure) -> Result<ItemStatus, StateError> {
+        for a in r.attempts.iter().filter(|a| a.failure.is_some()) {
+            self.record(Record::Attempt { idx: r.idx, attempt: a.clone() })?;
+        }
+        let id = &r.item.id;
+        let status = if r.succeeded {
+            if self.dlq.remove(id).is_some() {
+                dlq::remove(&self.dir.dlq(), std::slice::from_ref(id))?;
+            }
+            ItemStatus::Succeeded
+        } else if on_failure == OnItemFailure::Skip {
+            ItemStatus::Failed
+        } else {
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            match self.dlq.get_mut(id) {
+                Some(e) => {
+                    e.attempts.extend(r.attempts.iter().cloned());
+                    e.last_failure_at = now;
+                    dlq::upsert(&self.dir.dlq(), e)?;
+                }
+                None => {
+                    let e = DlqEntry {
+                        item_id: id.clone(),
+                        item: r.item.value.clone(),
+                        attempts: r.attempts.clone(),
+                        first_failure_at: now.clone(),
+                        last_failure_at: now,
+                    };
+                    dlq::append(&self.dir.dlq(), &e)?;
+                    self.dlq.insert(id.clone(), e);
+                }
+            }
+            ItemStatus::Dlq
+        };
+        let last = r.attempts.last();
+        let failure = r.last_failure();
+        self.record(Record::ItemDone {
+            idx: r.idx,
+            status,
+            attempts: last.map(|a| a.attempt).unwrap_or(0),
+            duration_ms: r.duration.as_millis() as u64,
+            exit_code: failure.and_then(|f| f.exit_code()),
+            captured: r.captured.clone(),
+        })?;
+        self.report(&Event::ItemFinished {
+            item_id: id.clone(),
+            status,
+            attempts: last.map(|a| a.attempt).unwrap_or(0),
+            duration_ms: r.duration.as_millis() as u64,
+            exit_code: failure.and_then(|f| f.exit_code()),
+            error: failure.map(|f| f.to_string()),
+            stderr_tail: last.map(|a| a.stderr_tail.clone()).unwrap_or_default(),
+        });
+        Ok(status)
+    }
+}

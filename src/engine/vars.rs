@@ -1,0 +1,96 @@
+//! Values behind `${...}`: one lookup function per phase, all reading the same job-wide
+//! values (job id, workflow name, environment, setup captures).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::items::Item;
+use crate::workflow::template::{resolve_path, PathSeg, VarRef};
+
+/// Values every phase can see.
+#[derive(Debug, Clone, Default)]
+pub struct JobVars {
+    pub job_id: String,
+    pub workflow_name: String,
+    /// The runner's environment with the workflow `env` (and `--set`) applied.
+    pub env: BTreeMap<String, String>,
+    /// Captures of setup steps, visible in map and reduce.
+    pub captures: Map<String, Value>,
+}
+
+impl JobVars {
+    /// The runner's environment, then the workflow `env` (each value may use `${env.X}` of
+    /// what came before), then `--set` overrides.
+    pub fn build(job_id: &str, wf: &crate::workflow::model::Workflow, overrides: &[(String, String)]) -> Result<JobVars, String> {
+        let mut vars = JobVars {
+            job_id: job_id.to_owned(),
+            workflow_name: wf.name.clone(),
+            env: std::env::vars().collect(),
+            captures: Map::new(),
+        };
+        let empty = Map::new();
+        for (k, t) in &wf.env {
+            let v = t
+                .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
+                .map_err(|e| format!("workflow env {k}: {e}"))?;
+            vars.env.insert(k.clone(), v);
+        }
+        for (k, v) in overrides {
+            vars.env.insert(k.clone(), v.clone());
+        }
+        Ok(vars)
+    }
+
+    /// Look up a root every phase knows (`env`, `job`, `workflow`, setup captures), with
+    /// `local` captures (this item's or this phase's) taking precedence.
+    pub fn lookup<'a>(&'a self, var: &VarRef, local: &'a Map<String, Value>) -> Option<Cow<'a, Value>> {
+        match var.root.as_str() {
+            "env" => match var.path.as_slice() {
+                [PathSeg::Key(name)] => self.env.get(name).map(|v| Cow::Owned(Value::String(v.clone()))),
+                _ => None,
+            },
+            "job" => owned_path(&serde_json::json!({ "id": self.job_id }), &var.path),
+            "workflow" => owned_path(&serde_json::json!({ "name": self.workflow_name }), &var.path),
+            name => local
+                .get(name)
+                .or_else(|| self.captures.get(name))
+                .and_then(|v| resolve_path(v, &var.path))
+                .map(Cow::Borrowed),
+        }
+    }
+}
+
+fn owned_path(v: &Value, path: &[PathSeg]) -> Option<Cow<'static, Value>> {
+    resolve_path(v, path).map(|v| Cow::Owned(v.clone()))
+}
+
+/// `${item...}`, `${item_id}`, `${attempt}` on top of the job values.
+pub fn item_lookup<'a>(
+    job: &'a JobVars,
+    item: &'a Item,
+    attempt: u32,
+    captures: &'a Map<String, Value>,
+    var: &VarRef,
+) -> Option<Cow<'a, Value>> {
+    match var.root.as_str() {
+        "item" => resolve_path(&item.value, &var.path).map(Cow::Borrowed),
+        "item_id" if var.path.is_empty() => Some(Cow::Owned(Value::String(item.id.clone()))),
+        "attempt" if var.path.is_empty() => Some(Cow::Owned(Value::from(attempt))),
+        _ => job.lookup(var, captures),
+    }
+}
+
+/// `${map...}` in reduce.
+pub fn reduce_lookup<'a>(
+    job: &'a JobVars,
+    map: &'a Value,
+    captures: &'a Map<String, Value>,
+    var: &VarRef,
+) -> Option<Cow<'a, Value>> {
+    match var.root.as_str() {
+        "map" => resolve_path(map, &var.path).map(Cow::Borrowed),
+        _ => job.lookup(var, captures),
+    }
+}

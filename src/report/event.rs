@@ -1,0 +1,72 @@
+//! The one event type every reporter consumes (progress bar, plain log lines, NDJSON).
+//! With `--json` each event is printed as one line; the field names are a public contract
+//! (docs/cli.md).
+
+use serde::Serialize;
+
+use crate::state::records::{ItemStatus, JobState, Phase};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    JobStarted {
+        job_id: String,
+        workflow: String,
+        /// `run`, `resume` or `dlq_retry`.
+        command: String,
+    },
+    PhaseStarted {
+        phase: Phase,
+    },
+    StepFinished {
+        phase: Phase,
+        index: usize,
+        command: String,
+        ok: bool,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    MapStarted {
+        total: usize,
+        to_run: usize,
+        max_parallel: usize,
+    },
+    ItemRetrying {
+        item_id: String,
+        attempt: u32,
+        error: String,
+        delay_ms: u64,
+    },
+    ItemFinished {
+        item_id: String,
+        status: ItemStatus,
+        attempts: u32,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        stderr_tail: String,
+    },
+    PhaseFinished {
+        phase: Phase,
+        ok: bool,
+        duration_ms: u64,
+    },
+    Warning {
+        message: String,
+    },
+    JobFinished {
+        job_id: String,
+        state: JobState,
+        exit_code: i32,
+        total: usize,
+        successful: usize,
+        failed: usize,
+        dlq: usize,
+        pending: usize,
+        duration_ms: u64,
+    },
+}

@@ -1,0 +1,217 @@
+//! A job's recorded state in memory: [`JobView`] is what the journal's records add up to.
+//! The same `apply` serves the live run (records are applied as they are written) and
+//! recovery (checkpoint + journal replay), so the two cannot disagree.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::state::records::{ItemStatus, JobState, Phase, Record};
+
+/// Facts fixed when the job is created (`job.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobMeta {
+    pub job_id: String,
+    pub workflow_name: String,
+    /// Absolute path of the workflow file the job was started from.
+    pub workflow_path: PathBuf,
+    /// Directory steps run in (the workflow file's directory).
+    pub workflow_dir: PathBuf,
+    /// blake3 of the workflow file's bytes at start (resume refuses a changed file).
+    pub fingerprint: String,
+    pub created_at: String,
+    /// `--set KEY=VALUE` overrides of the workflow env.
+    #[serde(default)]
+    pub overrides: Vec<(String, String)>,
+    /// `--max-parallel` given to `run`.
+    #[serde(default)]
+    pub max_parallel: Option<usize>,
+}
+
+/// One item's recorded state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemState {
+    #[serde(rename = "s")]
+    pub status: ItemStatus,
+    #[serde(rename = "a", default)]
+    pub attempts: u32,
+    #[serde(rename = "d", default)]
+    pub duration_ms: u64,
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<Box<Map<String, Value>>>,
+}
+
+/// Counts of items by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: usize,
+    pub pending: usize,
+    pub successful: usize,
+    /// Failed for good under `on_item_failure: skip`.
+    pub failed: usize,
+    pub dlq: usize,
+    /// Given up on with `dlq purge`.
+    #[serde(default)]
+    pub purged: usize,
+}
+
+impl Counts {
+    fn slot(&mut self, s: ItemStatus) -> &mut usize {
+        match s {
+            ItemStatus::Pending => &mut self.pending,
+            ItemStatus::Succeeded => &mut self.successful,
+            ItemStatus::Failed => &mut self.failed,
+            ItemStatus::Dlq => &mut self.dlq,
+            ItemStatus::Purged => &mut self.purged,
+        }
+    }
+
+    /// Items that failed for good (DLQ, skipped or purged).
+    pub fn failed_total(&self) -> usize {
+        self.failed + self.dlq + self.purged
+    }
+}
+
+/// Everything the journal says about a job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobView {
+    pub runs: u32,
+    /// A run started and has not recorded its end (it is live, or it crashed).
+    pub run_open: bool,
+    /// State left by the last run that ended.
+    pub last_state: Option<JobState>,
+    pub setup_done: usize,
+    pub captures: Map<String, Value>,
+    pub map_started: bool,
+    pub items_hash: Option<String>,
+    pub map_done: bool,
+    pub reduce_done: usize,
+    pub reduce_captures: Map<String, Value>,
+    pub items: Vec<ItemState>,
+    pub counts: Counts,
+    pub started_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl JobView {
+    pub fn apply(&mut self, rec: &Record) {
+        match rec {
+            Record::RunStarted { at, .. } => {
+                self.runs += 1;
+                self.run_open = true;
+                if self.started_at.is_none() {
+                    self.started_at = Some(at.clone());
+                }
+                self.updated_at = Some(at.clone());
+            }
+            Record::StepDone { phase, index, captured } => {
+                let (done, caps) = match phase {
+                    Phase::Reduce => (&mut self.reduce_done, &mut self.reduce_captures),
+                    _ => (&mut self.setup_done, &mut self.captures),
+                };
+                *done = (*done).max(index + 1);
+                if let Some((k, v)) = captured {
+                    caps.insert(k.clone(), v.clone());
+                }
+            }
+            Record::MapStarted { total, items_hash } => {
+                self.map_started = true;
+                self.items_hash = Some(items_hash.clone());
+                self.items = vec![ItemState::default(); *total];
+                self.counts = Counts { total: *total, pending: *total, ..Counts::default() };
+            }
+            Record::ItemStarted { .. } => {}
+            Record::Attempt { idx, attempt } => {
+                if let Some(it) = self.items.get_mut(*idx) {
+                    it.attempts = it.attempts.max(attempt.attempt);
+                    it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
+                }
+            }
+            Record::ItemDone { idx, status, attempts, duration_ms, exit_code, captured } => {
+                self.set_status(*idx, *status);
+                if let Some(it) = self.items.get_mut(*idx) {
+                    it.attempts = it.attempts.max(*attempts);
+                    it.duration_ms = *duration_ms;
+                    it.exit_code = *exit_code;
+                    it.captured = (!captured.is_empty()).then(|| Box::new(captured.clone()));
+                }
+            }
+            Record::ItemReset { idx, status } => {
+                self.set_status(*idx, *status);
+                self.map_done = false;
+                self.reduce_done = 0;
+                self.reduce_captures.clear();
+            }
+            Record::MapDone => self.map_done = true,
+            Record::RunEnded { state, at, .. } => {
+                self.run_open = false;
+                self.last_state = Some(*state);
+                self.updated_at = Some(at.clone());
+            }
+        }
+    }
+
+    fn set_status(&mut self, idx: usize, status: ItemStatus) {
+        let Some(it) = self.items.get_mut(idx) else { return };
+        let old = it.status;
+        it.status = status;
+        *self.counts.slot(old) -= 1;
+        *self.counts.slot(status) += 1;
+    }
+
+    /// Indexes of items with `status`, in item order.
+    pub fn with_status(&self, status: ItemStatus) -> impl Iterator<Item = usize> + '_ {
+        self.items.iter().enumerate().filter(move |(_, it)| it.status == status).map(|(i, _)| i)
+    }
+
+    /// Durations of finished items, for percentiles.
+    pub fn durations(&self) -> Vec<u64> {
+        self.items.iter().filter(|i| i.status != ItemStatus::Pending).map(|i| i.duration_ms).collect()
+    }
+}
+
+/// What `checkpoint.json` holds: the view up to a journal offset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub journal_offset: u64,
+    pub view: JobView,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::records::{Attempt, Failure};
+
+    fn done(idx: usize, status: ItemStatus) -> Record {
+        Record::ItemDone { idx, status, attempts: 1, duration_ms: 5, exit_code: None, captured: Map::new() }
+    }
+
+    #[test]
+    fn counts_follow_records() {
+        let mut v = JobView::default();
+        v.apply(&Record::MapStarted { total: 3, items_hash: "h".into() });
+        v.apply(&done(0, ItemStatus::Succeeded));
+        v.apply(&Record::Attempt {
+            idx: 1,
+            attempt: Attempt {
+                attempt: 2,
+                started_at: String::new(),
+                duration_ms: 1,
+                failure: Some(Failure::Exit { code: 4, step: 0 }),
+                stderr_tail: String::new(),
+            },
+        });
+        v.apply(&done(1, ItemStatus::Dlq));
+        assert_eq!(v.counts, Counts { total: 3, pending: 1, successful: 1, failed: 0, dlq: 1, purged: 0 });
+        assert_eq!(v.items[1].attempts, 2);
+        v.apply(&Record::ItemReset { idx: 1, status: ItemStatus::Pending });
+        assert_eq!(v.counts.pending, 2);
+        assert_eq!(v.with_status(ItemStatus::Pending).collect::<Vec<_>>(), vec![1, 2]);
+        // A repeated record is idempotent for the counts.
+        v.apply(&done(0, ItemStatus::Succeeded));
+        assert_eq!(v.counts.successful, 1);
+    }
+}

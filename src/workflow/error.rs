@@ -1,0 +1,29 @@
+//! Errors of loading and validating a workflow file. Every one names the file, and the line
+//! and column where it can.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("{path}: cannot read the workflow file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    At { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+}
+
+impl WorkflowError {
+    pub fn at(path: &std::path::Path, loc: serde_saphyr::Location, message: impl Into<String>) -> Self {
+        WorkflowError::At {
+            path: path.to_path_buf(),
+            line: loc.line() as usize,
+            column: loc.column() as usize,
+            message: message.into(),
+        }
+    }
+}

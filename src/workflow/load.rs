@@ -1,0 +1,49 @@
+//! Reading a workflow file: YAML parsing with precise error locations.
+
+use std::path::Path;
+
+use crate::workflow::error::WorkflowError;
+use crate::workflow::model::Workflow;
+use crate::workflow::raw::RawWorkflow;
+use crate::workflow::validate::validate;
+
+/// A loaded workflow together with the exact bytes it came from (for the job snapshot and
+/// fingerprint).
+#[derive(Debug)]
+pub struct Loaded {
+    pub workflow: Workflow,
+    pub text: String,
+}
+
+/// Read, parse and validate the workflow at `path`.
+pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| WorkflowError::Read { path: path.to_path_buf(), source })?;
+    let dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(".").to_path_buf());
+    let workflow = load_str(&text, path, &dir)?;
+    Ok(Loaded { workflow, text })
+}
+
+/// Parse and validate workflow text; `path` is used in messages, `dir` is the base directory.
+pub fn load_str(text: &str, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
+    let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    validate(raw, path, dir)
+}
+
+fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
+    let message = first_line(&e.to_string());
+    match e.location() {
+        Some(loc) if loc.line() > 0 => WorkflowError::at(path, loc, message),
+        _ => WorkflowError::File { path: path.to_path_buf(), message },
+    }
+}
+
+/// serde-saphyr renders a source snippet after the message; keep the message itself.
+fn first_line(rendered: &str) -> String {
+    let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or(rendered);
+    line.trim().trim_start_matches("error: ").to_owned()
+}

@@ -1,0 +1,142 @@
+//! Validated workflow settings: what the engine runs. Built by [`super::validate`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::items::Selection;
+use crate::workflow::template::Template;
+
+/// A workflow ready to run.
+#[derive(Debug)]
+pub struct Workflow {
+    pub name: String,
+    /// The directory steps run in by default and relative input paths are resolved against.
+    pub dir: PathBuf,
+    /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
+    pub env: Vec<(String, Template)>,
+    pub setup: Vec<Step>,
+    pub map: MapSpec,
+    pub reduce: Vec<Step>,
+    pub error_policy: ErrorPolicy,
+}
+
+/// The map phase.
+#[derive(Debug)]
+pub struct MapSpec {
+    pub selection: Selection,
+    /// The `id:` template (rendered without escaping).
+    pub id: Option<Template>,
+    pub max_parallel: MaxParallel,
+    /// Per attempt of the whole template for one item.
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when a process group is killed.
+    pub kill_grace: Duration,
+    pub retry: RetryPolicy,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+pub enum MaxParallel {
+    /// Default: the number of CPUs.
+    Cpus,
+    Fixed(usize),
+    /// `"${env.N}"`: rendered when the job starts.
+    Template(Template),
+}
+
+/// One shell step.
+#[derive(Debug)]
+pub struct Step {
+    pub shell: Template,
+    /// The command as written (for logs, dry runs and error messages).
+    pub source: String,
+    /// 1-based line of the step in the workflow file.
+    pub line: usize,
+    pub timeout: Option<Duration>,
+    pub capture: Option<String>,
+    pub capture_format: CaptureFormat,
+    pub on_failure: Vec<Step>,
+    /// Prodigy's `fail_workflow: false`: a failure is forgiven when the `on_failure` steps succeed.
+    pub forgive_on_handled: bool,
+    pub working_dir: Option<Template>,
+    pub env: Vec<(String, Template)>,
+}
+
+/// Retry as data: how many attempts, which failures, how long to wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub jitter: bool,
+    pub on: Vec<RetryOn>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            backoff: Backoff::Exponential,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            jitter: false,
+            on: vec![RetryOn::Any],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    Fixed,
+    Linear,
+    Exponential,
+}
+
+/// Which failures `retry.on` retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOn {
+    Any,
+    Timeout,
+    Signal,
+    Exit(i32),
+    /// Any non-zero exit.
+    AnyExit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorPolicy {
+    pub on_item_failure: OnItemFailure,
+    pub max_failures: Option<u64>,
+    pub failure_threshold: Option<f64>,
+}
+
+impl Default for ErrorPolicy {
+    fn default() -> Self {
+        ErrorPolicy { on_item_failure: OnItemFailure::Dlq, max_failures: None, failure_threshold: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnItemFailure {
+    /// Failed items go to the dead-letter queue (default).
+    Dlq,
+    /// Failed items are recorded as failed but not queued.
+    Skip,
+    /// The first item that fails for good stops the map.
+    Stop,
+}
+
+/// How a captured stdout becomes a value (`capture_format:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureFormat {
+    /// The text, trailing newlines removed.
+    #[default]
+    String,
+    /// Parsed as JSON.
+    Json,
+    /// An array of the non-empty lines.
+    Lines,
+    Number,
+    Boolean,
+}

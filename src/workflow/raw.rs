@@ -1,0 +1,391 @@
+//! The workflow file exactly as written: serde structs, Prodigy aliases included.
+//!
+//! Nothing here is validated beyond YAML types; [`super::validate`] turns a [`RawWorkflow`]
+//! into the settings the engine runs. Every key is listed, so an unknown key is an error that
+//! names it and its line; Prodigy-only keys are listed too so that they get a message of
+//! their own instead of "unknown field".
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A key that Prodigy understands but runner does not run (agent steps, git merges).
+pub type ProdigyOnly = Option<Spanned<IgnoredAny>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, Spanned<Scalar>>>,
+    #[serde(default)]
+    pub setup: Option<Spanned<Steps>>,
+    pub map: Spanned<RawMap>,
+    #[serde(default)]
+    pub reduce: Option<Spanned<Steps>>,
+    #[serde(default)]
+    pub error_policy: Option<Spanned<RawErrorPolicy>>,
+    // Prodigy's top-level spellings of error_policy keys.
+    #[serde(default)]
+    pub on_item_failure: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_failures: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub failure_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub continue_on_failure: Option<Spanned<bool>>,
+    // Prodigy-only.
+    #[serde(default)]
+    pub merge: ProdigyOnly,
+    #[serde(default)]
+    pub secrets: ProdigyOnly,
+    #[serde(default)]
+    pub profiles: ProdigyOnly,
+    #[serde(default)]
+    pub worktree: ProdigyOnly,
+    #[serde(default)]
+    pub commit_required: ProdigyOnly,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMap {
+    pub input: Spanned<RawInput>,
+    #[serde(default)]
+    pub json_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub filter: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sort_by: Option<Spanned<String>>,
+    #[serde(default)]
+    pub offset: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_items: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub distinct: Option<Spanned<String>>,
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_parallel: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<DurationValue>>,
+    /// Prodigy: seconds per agent.
+    #[serde(default)]
+    pub agent_timeout_secs: Option<Spanned<u64>>,
+    /// Prodigy: "600s", "10m" or seconds.
+    #[serde(default)]
+    pub timeout_per_agent: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub retry: Option<Spanned<RawRetry>>,
+    /// Prodigy: extra attempts after the first.
+    #[serde(default)]
+    pub retry_on_failure: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub kill_grace: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub agent_template: Option<Spanned<Steps>>,
+    #[serde(default)]
+    pub steps: Option<Spanned<Steps>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    pub initial_delay: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub max_delay: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub jitter: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub on: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawErrorPolicy {
+    #[serde(default)]
+    pub on_item_failure: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_failures: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub failure_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub continue_on_failure: Option<Spanned<bool>>,
+    // Prodigy knobs that have no effect here; accepted so Prodigy files run unchanged.
+    #[serde(default)]
+    pub error_collection: Option<Spanned<String>>,
+    #[serde(default)]
+    pub circuit_breaker: ProdigyOnly,
+    #[serde(default)]
+    pub retry_config: ProdigyOnly,
+}
+
+/// One step. `shell` is the only kind runner runs; the Prodigy-only kinds are listed so they
+/// are rejected by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    #[serde(default)]
+    pub shell: Option<Spanned<String>>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub capture: Option<Spanned<String>>,
+    /// Prodigy: `true` (capture as `${shell.output}`-style) or a variable name.
+    #[serde(default)]
+    pub capture_output: Option<Spanned<CaptureOutput>>,
+    #[serde(default)]
+    pub capture_format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_failure: Option<Spanned<OnFailure>>,
+    #[serde(default)]
+    pub working_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, Spanned<Scalar>>>,
+    #[serde(default)]
+    pub commit_required: Option<Spanned<bool>>,
+    /// Only meaningful inside a single-step `on_failure:` (Prodigy).
+    #[serde(default)]
+    pub fail_workflow: Option<Spanned<bool>>,
+    /// Prodigy: retries of the failed command inside `on_failure`; not supported.
+    #[serde(default)]
+    pub max_attempts: ProdigyOnly,
+    #[serde(default)]
+    pub claude: ProdigyOnly,
+    #[serde(default)]
+    pub goal_seek: ProdigyOnly,
+    #[serde(default)]
+    pub foreach: ProdigyOnly,
+    #[serde(default)]
+    pub validate: ProdigyOnly,
+    #[serde(default)]
+    pub test: ProdigyOnly,
+    #[serde(default)]
+    pub analyze: ProdigyOnly,
+    #[serde(default)]
+    pub write_file: ProdigyOnly,
+    #[serde(default)]
+    pub when: ProdigyOnly,
+    #[serde(default)]
+    pub on_success: ProdigyOnly,
+}
+
+/// `map.input`: a bare string (file if it exists, else a command) or an explicit form.
+#[derive(Debug)]
+pub enum RawInput {
+    Bare(String),
+    File(String),
+    Command(String),
+}
+
+/// A list of steps, or Prodigy's `{ commands: [...] }` wrapper (with its setup-only keys).
+#[derive(Debug, Default)]
+pub struct Steps {
+    pub steps: Vec<Spanned<RawStep>>,
+    /// Prodigy setup: a timeout for the whole phase.
+    pub timeout: Option<DurationValue>,
+    /// Prodigy setup: `capture_outputs: {NAME: step_index}`.
+    pub capture_outputs: BTreeMap<String, usize>,
+}
+
+/// `on_failure:` is a list of steps, or one step (Prodigy), which may carry `fail_workflow`.
+#[derive(Debug)]
+pub enum OnFailure {
+    List(Vec<Spanned<RawStep>>),
+    One(Box<RawStep>),
+}
+
+#[derive(Debug, Clone)]
+pub enum CaptureOutput {
+    Flag(bool),
+    Name(String),
+}
+
+/// A duration written as humantime text ("2m", "1h 30s") or as a number of seconds.
+#[derive(Debug, Clone)]
+pub enum DurationValue {
+    Seconds(f64),
+    Text(String),
+}
+
+/// A YAML scalar kept as text (env values, `max_parallel` which may be `"${env.N}"`).
+#[derive(Debug, Clone)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue::Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for CaptureOutput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CaptureOutput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false, or a variable name")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<CaptureOutput, E> {
+                Ok(CaptureOutput::Flag(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CaptureOutput, E> {
+                Ok(CaptureOutput::Name(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Explicit {
+            #[serde(default)]
+            file: Option<String>,
+            #[serde(default)]
+            command: Option<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a file path or command string, { file: PATH } or { command: CMD }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawInput, E> {
+                Ok(RawInput::Bare(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawInput, A::Error> {
+                let e = Explicit::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                match (e.file, e.command) {
+                    (Some(f), None) => Ok(RawInput::File(f)),
+                    (None, Some(c)) => Ok(RawInput::Command(c)),
+                    _ => Err(de::Error::custom(
+                        "map.input takes exactly one of `file:` or `command:`",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Steps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wrapped {
+            commands: Vec<Spanned<RawStep>>,
+            #[serde(default)]
+            timeout: Option<DurationValue>,
+            #[serde(default)]
+            capture_outputs: BTreeMap<String, usize>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Steps;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of steps (or Prodigy's { commands: [...] })")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Steps, E> {
+                Ok(Steps::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Steps, A::Error> {
+                let steps = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Steps { steps, ..Steps::default() })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Steps, A::Error> {
+                let w = Wrapped::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Steps { steps: w.commands, timeout: w.timeout, capture_outputs: w.capture_outputs })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for OnFailure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V(PhantomData<()>);
+        impl<'de> Visitor<'de> for V {
+            type Value = OnFailure;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a step or a list of steps")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OnFailure, A::Error> {
+                Ok(OnFailure::List(Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OnFailure, A::Error> {
+                Ok(OnFailure::One(Box::new(RawStep::deserialize(
+                    de::value::MapAccessDeserializer::new(map),
+                )?)))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
