@@ -1,1 +1,25 @@
-//! items
+//! Work-item selection: read the items input (a file or a command's output), parse it as
+//! JSON, JSON lines or text lines, then select (`json_path`), filter, sort, deduplicate,
+//! page (`offset`, `max_items`) and give every item its id.
+
+mod canonical;
+mod command;
+mod convert;
+mod error;
+mod input;
+mod item;
+mod jq;
+mod json_path;
+mod ordering;
+mod parse;
+mod pipeline;
+mod prodigy_syntax;
+mod selection;
+mod sort_spec;
+mod tokens;
+
+pub use canonical::canonical_json;
+pub use error::ItemsError;
+pub use input::Input;
+pub use item::{IdFn, Item, assign_ids};
+pub use selection::{CompiledSelection, Selection, compile};

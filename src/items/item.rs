@@ -1,0 +1,169 @@
+//! Work items and their identity (SPEC 2.2).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canonical::canonical_json;
+use super::error::ItemsError;
+
+/// A selected work item: its identity and its JSON value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The item's unique id.
+    pub id: String,
+    /// The item itself.
+    pub value: Value,
+}
+
+/// A caller-supplied id function (the workflow's rendered `id:` template).
+pub type IdFn<'a> = &'a dyn Fn(&Value) -> Result<String, String>;
+
+/// Give every value its id: `id_fn(value)` when given; else the item's own `"id"` field when
+/// it is a string or a number (numbers as their JSON text); else the first 16 hex characters
+/// of the blake3 hash of the item's canonical JSON. Two items with the same id are an error.
+pub fn assign_ids(values: Vec<Value>, id_fn: Option<IdFn<'_>>) -> Result<Vec<Item>, ItemsError> {
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
+    let mut items = Vec::with_capacity(values.len());
+    for (position, value) in values.into_iter().enumerate() {
+        let id = match id_fn {
+            Some(f) => f(&value).map_err(|message| ItemsError::IdTemplate { position, message })?,
+            None => default_id(&value),
+        };
+        match seen.entry(id) {
+            Entry::Occupied(first) => {
+                return Err(ItemsError::DuplicateId {
+                    id: first.key().clone(),
+                    first: *first.get(),
+                    second: position,
+                });
+            }
+            Entry::Vacant(slot) => {
+                items.push(Item {
+                    id: slot.key().clone(),
+                    value,
+                });
+                slot.insert(position);
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// The id of an item without an `id:` template.
+fn default_id(value: &Value) -> String {
+    match value.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => content_hash(value),
+    }
+}
+
+/// First 16 hex characters of the blake3 hash of the canonical JSON.
+fn content_hash(value: &Value) -> String {
+    let hash = blake3::hash(canonical_json(value).as_bytes());
+    let mut hex = hash.to_hex().to_string();
+    hex.truncate(16);
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids(values: Vec<Value>) -> Vec<String> {
+        assign_ids(values, None)
+            .expect("unique")
+            .into_iter()
+            .map(|i| i.id)
+            .collect()
+    }
+
+    #[test]
+    fn own_string_or_number_id() {
+        assert_eq!(
+            ids(vec![
+                json!({"id": "a"}),
+                json!({"id": 7}),
+                json!({"id": 2.5})
+            ]),
+            vec!["a", "7", "2.5"]
+        );
+    }
+
+    #[test]
+    fn hash_when_no_usable_id() {
+        let got = ids(vec![
+            json!("x"),
+            json!({"id": null, "a": 1}),
+            json!({"id": [1]}),
+        ]);
+        for id in &got {
+            assert_eq!(id.len(), 16);
+            assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        }
+        let expected = blake3::hash(br#""x""#).to_hex().to_string();
+        assert_eq!(got[0], expected[..16]);
+    }
+
+    #[test]
+    fn hash_ignores_key_order() {
+        let a: Value = serde_json::from_str(r#"{"x":1,"y":[true]}"#).expect("json");
+        let b: Value = serde_json::from_str(r#"{"y":[true],"x":1}"#).expect("json");
+        assert_eq!(ids(vec![a])[0], ids(vec![b])[0]);
+    }
+
+    #[test]
+    fn id_fn_wins_and_its_errors_name_the_position() {
+        let f = |v: &Value| -> Result<String, String> {
+            v.get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| "no name".to_string())
+        };
+        let items = assign_ids(vec![json!({"id": 1, "name": "n"})], Some(&f)).expect("ok");
+        assert_eq!(items[0].id, "n");
+        assert_eq!(items[0].value, json!({"id": 1, "name": "n"}));
+        let err = assign_ids(vec![json!({"name": "a"}), json!({})], Some(&f)).expect_err("fails");
+        assert!(
+            matches!(err, ItemsError::IdTemplate { position: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("item #1"));
+    }
+
+    #[test]
+    fn duplicate_ids_are_reported_with_positions() {
+        let err = assign_ids(
+            vec![json!({"id": "a"}), json!({"id": "b"}), json!({"id": "a"})],
+            None,
+        )
+        .expect_err("duplicate");
+        match &err {
+            ItemsError::DuplicateId { id, first, second } => {
+                assert_eq!((id.as_str(), *first, *second), ("a", 0, 2));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("distinct:") && msg.contains("id:"), "{msg}");
+        let err = assign_ids(vec![json!("same"), json!("same")], None).expect_err("dup");
+        assert!(matches!(
+            err,
+            ItemsError::DuplicateId {
+                first: 0,
+                second: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn numeric_and_string_ids_collide() {
+        let err = assign_ids(vec![json!({"id": 7}), json!({"id": "7"})], None).expect_err("dup");
+        assert!(matches!(err, ItemsError::DuplicateId { .. }));
+    }
+}

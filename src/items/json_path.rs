@@ -1,0 +1,104 @@
+//! Apply the optional RFC 9535 `json_path` to the parsed input.
+
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use super::error::ItemsError;
+use super::parse::Parsed;
+
+/// Compile a `json_path` expression.
+pub fn compile_json_path(expr: &str) -> Result<JsonPath, ItemsError> {
+    JsonPath::parse(expr).map_err(|e| ItemsError::Expression {
+        key: "json_path",
+        expr: expr.to_string(),
+        message: format!(
+            "{e}; write an RFC 9535 JSONPath starting with `$`, such as `$.items[*]` or `$[*]`"
+        ),
+    })
+}
+
+/// The candidate items. Without a path: the elements of a top-level array, each line of
+/// JSON lines / text lines, or the single non-array document. With a path: the nodes it
+/// selects in the document, or in each line in turn.
+pub fn select(parsed: Parsed, path: Option<&JsonPath>) -> Vec<Value> {
+    match (parsed, path) {
+        (Parsed::Document(Value::Array(items)), None) => items,
+        (Parsed::Document(doc), None) => vec![doc],
+        (Parsed::Lines(lines), None) => lines,
+        (Parsed::Document(doc), Some(path)) => query(&doc, path),
+        (Parsed::Lines(lines), Some(path)) => lines.iter().flat_map(|l| query(l, path)).collect(),
+    }
+}
+
+fn query(doc: &Value, path: &JsonPath) -> Vec<Value> {
+    path.query(doc).all().into_iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(p: &str) -> JsonPath {
+        compile_json_path(p).expect("valid path")
+    }
+
+    #[test]
+    fn defaults_without_a_path() {
+        assert_eq!(
+            select(Parsed::Document(json!([1, 2])), None),
+            vec![json!(1), json!(2)]
+        );
+        assert_eq!(
+            select(Parsed::Document(json!({"a": 1})), None),
+            vec![json!({"a": 1})]
+        );
+        assert_eq!(select(Parsed::Document(json!(5)), None), vec![json!(5)]);
+        assert_eq!(
+            select(Parsed::Lines(vec![json!(1), json!("x")]), None),
+            vec![json!(1), json!("x")]
+        );
+    }
+
+    #[test]
+    fn path_on_a_document() {
+        let doc = json!({"items": [{"n": 1}, {"n": 2}], "other": 3});
+        assert_eq!(
+            select(Parsed::Document(doc.clone()), Some(&path("$.items[*]"))),
+            vec![json!({"n": 1}), json!({"n": 2})]
+        );
+        assert_eq!(
+            select(Parsed::Document(doc.clone()), Some(&path("$.items[*].n"))),
+            vec![json!(1), json!(2)]
+        );
+        assert_eq!(
+            select(Parsed::Document(doc), Some(&path("$.missing[*]"))),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            select(Parsed::Document(json!([3, 4])), Some(&path("$[*]"))),
+            vec![json!(3), json!(4)]
+        );
+    }
+
+    #[test]
+    fn path_on_each_line_is_concatenated() {
+        let lines = vec![json!({"xs": [1, 2]}), json!({"xs": []}), json!({"xs": [3]})];
+        assert_eq!(
+            select(Parsed::Lines(lines), Some(&path("$.xs[*]"))),
+            vec![json!(1), json!(2), json!(3)]
+        );
+    }
+
+    #[test]
+    fn invalid_path_names_the_key() {
+        let msg = compile_json_path("items[*")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            msg.contains("invalid json_path expression `items[*`"),
+            "{msg}"
+        );
+        assert!(msg.contains("$.items[*]"), "{msg}");
+    }
+}

@@ -1,0 +1,334 @@
+//! The in-memory selection stages: filter -> sort -> distinct -> offset -> max_items.
+
+use std::collections::HashSet;
+
+use jaq_core::ValT;
+use jaq_json::Val;
+use serde_json::Value;
+
+use super::canonical::canonical_json;
+use super::convert::{from_jaq, to_jaq};
+use super::error::ItemsError;
+use super::jq::JqExpr;
+use super::ordering::compare_keys;
+use super::sort_spec::SortKey;
+
+/// A compiled expression with its source, for error messages.
+#[derive(Debug)]
+pub struct Named {
+    /// The expression as written.
+    pub expr: String,
+    /// Its compiled form.
+    pub jq: JqExpr,
+}
+
+/// The compiled in-memory stages of a selection.
+#[derive(Debug)]
+pub struct Stages {
+    /// Keep items whose first filter output is truthy (neither false nor null).
+    pub filter: Option<Named>,
+    /// Sort keys with their compiled expressions.
+    pub sort: Vec<(SortKey, JqExpr)>,
+    /// Keep the first item of each distinct value of this expression.
+    pub distinct: Option<Named>,
+    /// Items to skip after sorting and deduplication.
+    pub offset: usize,
+    /// Most items to keep after the offset.
+    pub max_items: Option<usize>,
+}
+
+/// One surviving item and what the later stages need from it.
+struct Row {
+    value: Value,
+    keys: Vec<Val>,
+    distinct: Option<String>,
+}
+
+impl Stages {
+    /// Run the stages over the candidate items (positions in errors are 0-based indexes into
+    /// `values`). Each item is converted for jq at most once, and only when an expression
+    /// needs it.
+    pub fn run(&self, values: Vec<Value>) -> Result<Vec<Value>, ItemsError> {
+        if self.filter.is_none() && self.sort.is_empty() && self.distinct.is_none() {
+            return Ok(self.page(values.into_iter()));
+        }
+        let mut rows = Vec::new();
+        for (position, value) in values.into_iter().enumerate() {
+            let val = to_jaq(&value);
+            if let Some(filter) = &self.filter
+                && !keep(filter, &val, position)?
+            {
+                continue;
+            }
+            let keys = self.sort.iter().map(|(_, e)| sort_key(e, &val)).collect();
+            let distinct = match &self.distinct {
+                Some(d) => Some(distinct_key(d, &val, position)?),
+                None => None,
+            };
+            rows.push(Row {
+                value,
+                keys,
+                distinct,
+            });
+        }
+        if !self.sort.is_empty() {
+            let descending: Vec<bool> = self.sort.iter().map(|(k, _)| k.descending).collect();
+            rows.sort_by(|a, b| compare_keys(&a.keys, &b.keys, &descending));
+        }
+        let mut seen = HashSet::new();
+        let unique = rows.into_iter().filter_map(|row| match row.distinct {
+            Some(key) => seen.insert(key).then_some(row.value),
+            None => Some(row.value),
+        });
+        Ok(self.page(unique))
+    }
+
+    fn page(&self, values: impl Iterator<Item = Value>) -> Vec<Value> {
+        values
+            .skip(self.offset)
+            .take(self.max_items.unwrap_or(usize::MAX))
+            .collect()
+    }
+}
+
+fn keep(filter: &Named, val: &Val, position: usize) -> Result<bool, ItemsError> {
+    match filter.jq.first(val) {
+        None => Ok(false),
+        Some(Ok(out)) => Ok(out.as_bool()),
+        Some(Err(message)) => Err(ItemsError::FilterRuntime {
+            position,
+            message: format!("`{}` failed: {message}", filter.expr),
+        }),
+    }
+}
+
+/// The first output of a sort key expression; null when it has none or fails.
+fn sort_key(expr: &JqExpr, val: &Val) -> Val {
+    expr.first(val).and_then(Result::ok).unwrap_or(Val::Null)
+}
+
+/// Canonical JSON of the first output of the distinct expression (null when it has none).
+fn distinct_key(d: &Named, val: &Val, position: usize) -> Result<String, ItemsError> {
+    match d.jq.first(val) {
+        None => Ok("null".to_string()),
+        Some(Ok(out)) => Ok(canonical_json(&from_jaq(&out))),
+        Some(Err(message)) => Err(ItemsError::ExpressionRuntime {
+            key: "distinct",
+            expr: d.expr.clone(),
+            position,
+            message,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::items::sort_spec::parse_sort_by;
+    use serde_json::json;
+
+    fn named(key: &'static str, expr: &str) -> Named {
+        Named {
+            expr: expr.to_string(),
+            jq: JqExpr::compile(key, expr).expect("compiles"),
+        }
+    }
+
+    fn stages(filter: Option<&str>, sort: Option<&str>, distinct: Option<&str>) -> Stages {
+        Stages {
+            filter: filter.map(|e| named("filter", e)),
+            sort: sort
+                .map(|s| {
+                    parse_sort_by(s)
+                        .expect("parses")
+                        .into_iter()
+                        .map(|k| {
+                            let jq = JqExpr::compile("sort_by", &k.expr).expect("compiles");
+                            (k, jq)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            distinct: distinct.map(|e| named("distinct", e)),
+            offset: 0,
+            max_items: None,
+        }
+    }
+
+    #[test]
+    fn no_stages_passes_everything_through() {
+        let vals = vec![json!(1), json!("a"), json!(null)];
+        assert_eq!(
+            stages(None, None, None).run(vals.clone()).expect("ok"),
+            vals
+        );
+    }
+
+    #[test]
+    fn filter_uses_jq_truthiness() {
+        let vals = vec![
+            json!({"v": true}),
+            json!({"v": false}),
+            json!({"v": null}),
+            json!({"v": 0}),
+            json!({}),
+        ];
+        let got = stages(Some(".v"), None, None).run(vals).expect("ok");
+        assert_eq!(got, vec![json!({"v": true}), json!({"v": 0})]);
+    }
+
+    #[test]
+    fn filter_without_output_excludes_the_item() {
+        let vals = vec![json!(1), json!(2), json!(3)];
+        let got = stages(Some("select(. != 2) | true"), None, None)
+            .run(vals)
+            .expect("ok");
+        assert_eq!(got, vec![json!(1), json!(3)]);
+        let got = stages(Some("empty"), None, None)
+            .run(vec![json!(1)])
+            .expect("ok");
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn filter_runtime_error_names_position_and_expression() {
+        let vals = vec![json!({"a": 1}), json!("oops")];
+        let err = stages(Some("item.a > 0"), None, None)
+            .run(vals)
+            .expect_err("fails");
+        assert!(
+            matches!(err, ItemsError::FilterRuntime { position: 1, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("item #1") && msg.contains("`item.a > 0`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sort_ascending_descending_with_nulls_last() {
+        let vals = vec![
+            json!({"p": 2}),
+            json!({}),
+            json!({"p": null}),
+            json!({"p": 3}),
+            json!({"p": 1}),
+        ];
+        let ps = |got: Vec<Value>| got.iter().map(|v| v.get("p").cloned()).collect::<Vec<_>>();
+        let asc = stages(None, Some("item.p"), None)
+            .run(vals.clone())
+            .expect("ok");
+        assert_eq!(
+            ps(asc),
+            vec![
+                Some(json!(1)),
+                Some(json!(2)),
+                Some(json!(3)),
+                None,
+                Some(Value::Null)
+            ]
+        );
+        let desc = stages(None, Some("item.p DESC"), None)
+            .run(vals)
+            .expect("ok");
+        assert_eq!(
+            ps(desc),
+            vec![
+                Some(json!(3)),
+                Some(json!(2)),
+                Some(json!(1)),
+                None,
+                Some(Value::Null)
+            ]
+        );
+    }
+
+    #[test]
+    fn sort_is_stable_and_multi_key() {
+        let vals = vec![
+            json!({"g": 1, "n": "b", "i": 0}),
+            json!({"g": 2, "n": "a", "i": 1}),
+            json!({"g": 1, "n": "a", "i": 2}),
+            json!({"g": 1, "n": "b", "i": 3}),
+        ];
+        let got = stages(None, Some("item.g DESC, item.n"), None)
+            .run(vals)
+            .expect("ok");
+        let order: Vec<Value> = got.iter().map(|v| v["i"].clone()).collect();
+        assert_eq!(order, vec![json!(1), json!(2), json!(0), json!(3)]);
+    }
+
+    #[test]
+    fn sort_key_errors_count_as_null() {
+        let vals = vec![json!("str"), json!({"a": 1})];
+        let got = stages(None, Some(".a"), None).run(vals).expect("ok");
+        assert_eq!(got, vec![json!({"a": 1}), json!("str")]);
+    }
+
+    #[test]
+    fn distinct_keeps_the_first_of_each_value() {
+        let vals = vec![
+            json!({"k": {"x": 1, "y": 2}, "i": 0}),
+            json!({"k": {"y": 2, "x": 1}, "i": 1}),
+            json!({"k": 1, "i": 2}),
+            json!({"i": 3}),
+            json!({"i": 4}),
+        ];
+        let got = stages(None, None, Some("item.k")).run(vals).expect("ok");
+        let order: Vec<Value> = got.iter().map(|v| v["i"].clone()).collect();
+        assert_eq!(order, vec![json!(0), json!(2), json!(3)]);
+        let got = stages(None, None, Some("empty"))
+            .run(vec![json!(1), json!(2)])
+            .expect("ok");
+        assert_eq!(got, vec![json!(1)]);
+    }
+
+    #[test]
+    fn distinct_applies_after_sort() {
+        let vals = vec![json!({"g": "a", "s": 1}), json!({"g": "a", "s": 5})];
+        let got = stages(None, Some(".s DESC"), Some(".g"))
+            .run(vals)
+            .expect("ok");
+        assert_eq!(got, vec![json!({"g": "a", "s": 5})]);
+    }
+
+    #[test]
+    fn distinct_runtime_error_is_reported() {
+        let err = stages(None, None, Some(".k"))
+            .run(vec![json!({}), json!(3)])
+            .expect_err("fails");
+        assert!(
+            matches!(
+                &err,
+                ItemsError::ExpressionRuntime {
+                    key: "distinct",
+                    position: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("distinct expression `.k` failed for item #1")
+        );
+    }
+
+    #[test]
+    fn offset_and_max_items() {
+        let vals: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let mut s = stages(None, None, None);
+        s.offset = 1;
+        s.max_items = Some(2);
+        assert_eq!(s.run(vals.clone()).expect("ok"), vec![json!(1), json!(2)]);
+        s.offset = 10;
+        assert!(s.run(vals.clone()).expect("ok").is_empty());
+        let mut s = stages(Some("true"), None, None);
+        s.offset = 3;
+        assert_eq!(s.run(vals.clone()).expect("ok"), vec![json!(3), json!(4)]);
+        s.max_items = Some(0);
+        assert!(s.run(vals).expect("ok").is_empty());
+    }
+}
