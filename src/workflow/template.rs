@@ -1,0 +1,539 @@
+//! `${...}` placeholders in workflow shell steps.
+//!
+//! A [`Template`] is parsed once from a step's command string. Placeholders name runner
+//! variables (`${item.a.b}`, `${item.list[0]}`, `${item_id}`, `${job.id}`, `${attempt}`,
+//! `${env.NAME}`, `${map.total}`, `${workflow.name}`, captured variables `${name}`, ...).
+//! [`Template::render_shell`] escapes each value for the quoting context the placeholder stands
+//! in (bare word, `'...'`, `"..."`, see [`super::template_scan`]), so that `sh` receives
+//! exactly the value's bytes as literal text; a `:raw` suffix (`${item.cmd:raw}`) opts out.
+//!
+//! Shell parameter expansions pass through untouched: `$HOME`, `${HOME}`, `${FOO:-x}`,
+//! `${#x}`, `${x%.png}`, `$$`, and `\${...}` (backslash-escaped, outside single quotes).
+//! A `${name}` in runner syntax whose root is neither a runner variable nor an upper-case
+//! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`.
+//!
+//! Here-documents are not recognised: placeholders in a here-doc body are quoted as bare words.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use serde_json::Value;
+use thiserror::Error;
+
+pub use super::shell_quote::Quoting;
+use super::shell_quote::{escape_backquoted, escape_for};
+use super::template_scan::Scanner;
+
+/// The roots runner itself defines (captured variable names come on top of these).
+pub const BUILTIN_ROOTS: &[&str] = &[
+    "item", "item_id", "job", "attempt", "env", "map", "workflow",
+];
+
+/// One step of a path below a variable's root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
+}
+
+/// A variable reference: a root and a path, e.g. `item.a[0]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VarRef {
+    pub root: String,
+    pub path: Vec<PathSeg>,
+}
+
+impl VarRef {
+    /// A reference to a root alone.
+    pub fn root(name: impl Into<String>) -> VarRef {
+        VarRef {
+            root: name.into(),
+            path: Vec::new(),
+        }
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty() && ident_len(b, 0) == b.len()
+}
+
+/// Length of the `[A-Za-z_][A-Za-z0-9_-]*` identifier starting at `i` (0 if none).
+fn ident_len(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {}
+        _ => return 0,
+    }
+    1 + b[i + 1..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'-')
+        .count()
+}
+
+impl fmt::Display for PathSeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathSeg::Key(k) if is_ident(k) => write!(f, ".{k}"),
+            PathSeg::Key(k) => {
+                let quoted = serde_json::to_string(k).map_err(|_| fmt::Error)?;
+                write!(f, "[{quoted}]")
+            }
+            PathSeg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+impl fmt::Display for VarRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.root)?;
+        for seg in &self.path {
+            write!(f, "{seg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One `${...}` placeholder found in a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    pub var: VarRef,
+    /// `:raw`: insert the text without escaping.
+    pub raw: bool,
+    /// The quoting context the placeholder stands in.
+    pub quoting: Quoting,
+    /// Byte offsets of `${...}` in the source.
+    pub span: Range<usize>,
+    /// Inside a `#` comment: newlines in the value are replaced by spaces so that the value
+    /// cannot end the comment.
+    pub in_comment: bool,
+    /// Inside an old-style `` `...` `` command substitution: the escaped text gets one more
+    /// level of backslashes.
+    pub in_backquotes: bool,
+}
+
+impl fmt::Display for Placeholder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${{{}{}}}", self.var, if self.raw { ":raw" } else { "" })
+    }
+}
+
+/// A piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Lit(String),
+    Var(Placeholder),
+}
+
+/// A parsed command string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+    source: String,
+}
+
+/// Errors found while parsing a template.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TemplateError {
+    #[error(
+        "unknown variable `{text}` at byte {offset} (known: {known}; for a shell variable write {shell_hint})"
+    )]
+    UnknownVariable {
+        /// The root name that is not known.
+        name: String,
+        /// The whole placeholder text, `${...}`.
+        text: String,
+        offset: usize,
+        /// The built-in roots accepted here, comma separated, plus a note on captures.
+        known: String,
+        shell_hint: String,
+    },
+    #[error("malformed placeholder `{text}` at byte {offset}: {reason}")]
+    Malformed {
+        text: String,
+        offset: usize,
+        reason: String,
+    },
+    #[error(
+        "placeholder `{text}` at byte {offset} is inside nested backquotes, which cannot be quoted safely; use $(...) instead"
+    )]
+    NestedBackquotes { text: String, offset: usize },
+}
+
+/// Errors found while rendering a template.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RenderError {
+    #[error("no value for `${{{var}}}`: {reason}")]
+    Unknown { var: String, reason: String },
+    #[error("the value of `${{{var}}}` contains a NUL byte, which cannot be passed to a command")]
+    Nul { var: String },
+}
+
+/// The outcome of looking at one `${`.
+enum Scan {
+    Placeholder { var: VarRef, raw: bool, end: usize },
+    Shell,
+}
+
+/// Parse the part after the root: `( '.' key | '[' digits ']' | '["' json '"]' )* (':raw')? '}'`.
+/// Returns the path, the `:raw` flag and the index after `}`.
+fn parse_rest(src: &str, mut i: usize) -> Result<(Vec<PathSeg>, bool, usize), String> {
+    let b = src.as_bytes();
+    let mut path = Vec::new();
+    loop {
+        match b.get(i) {
+            None => return Err("missing closing `}`".into()),
+            Some(b'}') => return Ok((path, false, i + 1)),
+            Some(b'.') => {
+                let n = ident_len(b, i + 1);
+                if n == 0 {
+                    return Err("expected a key name after `.`".into());
+                }
+                path.push(PathSeg::Key(src[i + 1..i + 1 + n].to_string()));
+                i += 1 + n;
+            }
+            Some(b'[') if b.get(i + 1) == Some(&b'"') => {
+                let start = i + 1;
+                let mut j = start + 1;
+                loop {
+                    match b.get(j) {
+                        None => return Err("unterminated quoted key".into()),
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                let key: String = serde_json::from_str(&src[start..=j])
+                    .map_err(|e| format!("invalid quoted key: {e}"))?;
+                if b.get(j + 1) != Some(&b']') {
+                    return Err("expected `]` after quoted key".into());
+                }
+                path.push(PathSeg::Key(key));
+                i = j + 2;
+            }
+            Some(b'[') => {
+                let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 || b.get(i + 1 + n) != Some(&b']') {
+                    return Err("expected `[digits]` or `[\"key\"]`".into());
+                }
+                let idx = src[i + 1..i + 1 + n]
+                    .parse::<usize>()
+                    .map_err(|_| "index out of range".to_string())?;
+                path.push(PathSeg::Index(idx));
+                i += n + 2;
+            }
+            Some(b':') => {
+                if src[i..].starts_with(":raw}") {
+                    return Ok((path, true, i + 5));
+                }
+                return Err("only `:raw` may follow a variable".into());
+            }
+            Some(_) => return Err("unexpected character".into()),
+        }
+    }
+}
+
+fn is_upper_shell_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_uppercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+fn is_shell_name(s: &str) -> bool {
+    is_ident(s) && !s.contains('-')
+}
+
+/// Text of the `${...}` starting at `start` for error messages (up to `}` or a short cut).
+fn placeholder_text(src: &str, start: usize) -> String {
+    let rest = &src[start..];
+    match rest.find('}') {
+        Some(n) if n < 200 => rest[..=n].to_string(),
+        _ => rest.chars().take(40).collect(),
+    }
+}
+
+fn classify(
+    src: &str,
+    start: usize,
+    is_known_root: &dyn Fn(&str) -> bool,
+) -> Result<Scan, TemplateError> {
+    let b = src.as_bytes();
+    let root_start = start + 2;
+    let n = ident_len(b, root_start);
+    if n == 0 {
+        return Ok(Scan::Shell);
+    }
+    let root = &src[root_start..root_start + n];
+    let known = is_known_root(root);
+    match parse_rest(src, root_start + n) {
+        Ok((path, raw, end)) => {
+            if known {
+                return Ok(Scan::Placeholder {
+                    var: VarRef {
+                        root: root.to_string(),
+                        path,
+                    },
+                    raw,
+                    end,
+                });
+            }
+            let plain_env = path.is_empty() && !raw && is_upper_shell_name(root);
+            // `${FOO-default}`: a shell default-value expansion.
+            let shell_default = root
+                .split_once('-')
+                .is_some_and(|(name, _)| is_upper_shell_name(name));
+            if plain_env || shell_default {
+                return Ok(Scan::Shell);
+            }
+            let known_list: Vec<&str> = BUILTIN_ROOTS
+                .iter()
+                .copied()
+                .filter(|r| is_known_root(r))
+                .collect();
+            let shell_hint = if is_shell_name(root) {
+                format!("${root}")
+            } else {
+                "$NAME".to_string()
+            };
+            Err(TemplateError::UnknownVariable {
+                name: root.to_string(),
+                text: src[start..end].to_string(),
+                offset: start,
+                known: format!(
+                    "{}, or a name captured by an earlier step",
+                    known_list.join(", ")
+                ),
+                shell_hint,
+            })
+        }
+        Err(reason) => {
+            let after = &src[root_start + n..];
+            let ours = after.is_empty()
+                || after.starts_with('.')
+                || after.starts_with('[')
+                || after.starts_with(":raw");
+            if known && ours {
+                Err(TemplateError::Malformed {
+                    text: placeholder_text(src, start),
+                    offset: start,
+                    reason,
+                })
+            } else {
+                Ok(Scan::Shell)
+            }
+        }
+    }
+}
+
+/// Resolve a path inside a JSON value: `item.a[0]` -> `value.get("a")?.get(0)`.
+pub fn resolve_path<'v>(value: &'v Value, path: &[PathSeg]) -> Option<&'v Value> {
+    let mut v = value;
+    for seg in path {
+        v = match (seg, v) {
+            (PathSeg::Key(k), Value::Object(m)) => m.get(k)?,
+            (PathSeg::Index(i), Value::Array(a)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// How a value is inserted: strings as their text, everything else as compact JSON.
+pub fn value_text(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Template {
+    /// Parse `src`; `is_known_root` says which roots are runner variables (the built-in
+    /// roots available in this context plus the declared capture names).
+    pub fn parse(
+        src: &str,
+        is_known_root: &dyn Fn(&str) -> bool,
+    ) -> Result<Template, TemplateError> {
+        let b = src.as_bytes();
+        let mut parts = Vec::new();
+        let mut sc = Scanner::new();
+        let mut lit = 0;
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$'
+                && b.get(i + 1) == Some(&b'{')
+                && let Scan::Placeholder { var, raw, end } = classify(src, i, is_known_root)?
+            {
+                let ctx = sc.context();
+                if ctx.nested_backquotes {
+                    return Err(TemplateError::NestedBackquotes {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                    });
+                }
+                if lit < i {
+                    parts.push(Part::Lit(src[lit..i].to_string()));
+                }
+                parts.push(Part::Var(Placeholder {
+                    var,
+                    raw,
+                    quoting: ctx.quoting,
+                    span: i..end,
+                    in_comment: ctx.in_comment,
+                    in_backquotes: ctx.in_backquotes,
+                }));
+                sc.after_placeholder();
+                i = end;
+                lit = end;
+                continue;
+            }
+            i = sc.step(b, i);
+        }
+        if lit < b.len() {
+            parts.push(Part::Lit(src[lit..].to_string()));
+        }
+        Ok(Template {
+            parts,
+            source: src.to_string(),
+        })
+    }
+
+    /// The source text this template was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The literal and placeholder parts, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The placeholders, in order.
+    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(ph) => Some(ph),
+            Part::Lit(_) => None,
+        })
+    }
+
+    /// True when the template has no placeholders.
+    pub fn is_static(&self) -> bool {
+        self.placeholders().next().is_none()
+    }
+
+    /// Render for `sh -c`: each value escaped for its quoting context (unless `:raw`).
+    pub fn render_shell<'a>(
+        &self,
+        lookup: &dyn Fn(&VarRef) -> Option<Cow<'a, Value>>,
+    ) -> Result<String, RenderError> {
+        self.render(lookup, true)
+    }
+
+    /// Render without escaping (for env values, item ids, file names).
+    pub fn render_plain<'a>(
+        &self,
+        lookup: &dyn Fn(&VarRef) -> Option<Cow<'a, Value>>,
+    ) -> Result<String, RenderError> {
+        self.render(lookup, false)
+    }
+
+    fn render<'a>(
+        &self,
+        lookup: &dyn Fn(&VarRef) -> Option<Cow<'a, Value>>,
+        shell: bool,
+    ) -> Result<String, RenderError> {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            let ph = match part {
+                Part::Lit(s) => {
+                    out.push_str(s);
+                    continue;
+                }
+                Part::Var(ph) => ph,
+            };
+            let value = lookup(&ph.var).ok_or_else(|| RenderError::Unknown {
+                var: ph.var.to_string(),
+                reason: missing_reason(&ph.var, lookup),
+            })?;
+            let text = value_text(&value);
+            if text.contains('\0') {
+                return Err(RenderError::Nul {
+                    var: ph.var.to_string(),
+                });
+            }
+            if !shell || ph.raw {
+                out.push_str(&text);
+                continue;
+            }
+            let text = if ph.in_comment {
+                Cow::Owned(text.replace('\n', " "))
+            } else {
+                text
+            };
+            let escaped = escape_for(ph.quoting, &text);
+            if ph.in_backquotes {
+                out.push_str(&escape_backquoted(&escaped));
+            } else {
+                out.push_str(&escaped);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Explain why `var` has no value, by resolving its path step by step from the root.
+fn missing_reason<'a>(var: &VarRef, lookup: &dyn Fn(&VarRef) -> Option<Cow<'a, Value>>) -> String {
+    let what = if var.root == "item" {
+        "the item".to_string()
+    } else {
+        format!("`{}`", var.root)
+    };
+    if var.path.is_empty() {
+        return format!("{what} is not set here");
+    }
+    let Some(root) = lookup(&VarRef::root(var.root.clone())) else {
+        return format!("`{}` is not set here", var.root);
+    };
+    let mut v: &Value = &root;
+    let mut at = VarRef::root(var.root.clone());
+    for seg in &var.path {
+        let here = if at.path.is_empty() {
+            what.clone()
+        } else {
+            format!("`{at}`")
+        };
+        let next = match (seg, v) {
+            (PathSeg::Key(k), Value::Object(m)) => match m.get(k) {
+                Some(n) => n,
+                None => return format!("{here} has no field `{k}`"),
+            },
+            (PathSeg::Index(i), Value::Array(a)) => match a.get(*i) {
+                Some(n) => n,
+                None => {
+                    return format!("{here} has no index {i} (length {})", a.len());
+                }
+            },
+            (PathSeg::Key(k), other) => {
+                return format!("{here} is {}, so it has no field `{k}`", kind_name(other));
+            }
+            (PathSeg::Index(i), other) => {
+                return format!("{here} is {}, so it has no index {i}", kind_name(other));
+            }
+        };
+        v = next;
+        at.path.push(seg.clone());
+    }
+    "the value is not available".to_string()
+}
