@@ -537,3 +537,420 @@ fn missing_reason<'a>(var: &VarRef, lookup: &dyn Fn(&VarRef) -> Option<Cow<'a, V
     }
     "the value is not available".to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::process::Command;
+
+    fn known(r: &str) -> bool {
+        BUILTIN_ROOTS.contains(&r) || r == "out" || r == "x"
+    }
+
+    fn parse(src: &str) -> Result<Template, TemplateError> {
+        Template::parse(src, &known)
+    }
+
+    fn phs(src: &str) -> Vec<Placeholder> {
+        parse(src).unwrap().placeholders().cloned().collect()
+    }
+
+    fn key(k: &str) -> PathSeg {
+        PathSeg::Key(k.to_string())
+    }
+
+    /// Lookup over `item` (the JSON below) and `x` (a string).
+    fn lookup_with<'a>(item: &'a Value, x: &'a str) -> impl Fn(&VarRef) -> Option<Cow<'a, Value>> {
+        move |v: &VarRef| match v.root.as_str() {
+            "item" => resolve_path(item, &v.path).map(Cow::Borrowed),
+            "x" if v.path.is_empty() => Some(Cow::Owned(Value::String(x.to_string()))),
+            _ => None,
+        }
+    }
+
+    fn sh(cmd: &str, dir: &std::path::Path) -> Vec<u8> {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir)
+            .output()
+            .expect("run /bin/sh");
+        assert!(out.status.success(), "sh failed for {cmd:?}: {out:?}");
+        out.stdout
+    }
+
+    fn render_x(src: &str, x: &str) -> String {
+        let item = json!({});
+        parse(src)
+            .unwrap()
+            .render_shell(&lookup_with(&item, x))
+            .unwrap()
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn parses_placeholders_and_paths() {
+        let p = phs("echo ${item} ${item.a.b} ${item.list[0]} ${item_id} ${job.id}");
+        let vars: Vec<String> = p.iter().map(|p| p.var.to_string()).collect();
+        assert_eq!(
+            vars,
+            ["item", "item.a.b", "item.list[0]", "item_id", "job.id"]
+        );
+        assert_eq!(p[2].var.path, vec![key("list"), PathSeg::Index(0)]);
+        assert_eq!(p[0].span, 5..12);
+        assert!(p.iter().all(|p| p.quoting == Quoting::Bare && !p.raw));
+        let p = phs("${env.NAME} ${map.results_file} ${workflow.name} ${attempt} ${out}");
+        assert_eq!(p.len(), 5);
+        assert_eq!(p[4].var, VarRef::root("out"));
+    }
+
+    #[test]
+    fn parses_raw_and_quoted_keys() {
+        let p = phs("${item.cmd:raw} ${item[\"a b\"][2]:raw} ${item.x-y}");
+        assert!(p[0].raw && p[1].raw && !p[2].raw);
+        assert_eq!(p[1].var.path, vec![key("a b"), PathSeg::Index(2)]);
+        assert_eq!(p[1].var.to_string(), "item[\"a b\"][2]");
+        assert_eq!(p[2].var.path, vec![key("x-y")]);
+        assert_eq!(p[0].to_string(), "${item.cmd:raw}");
+        let p = phs(r#"${item["q\"}"]}"#);
+        assert_eq!(p[0].var.path, vec![key("q\"}")]);
+    }
+
+    #[test]
+    fn quoting_contexts_of_placeholders() {
+        let p = phs(r#"echo ${x} '${x}' "${x}" "$(echo ${x})" "`echo ${x}`" # ${x}"#);
+        let q: Vec<Quoting> = p.iter().map(|p| p.quoting).collect();
+        use Quoting::*;
+        assert_eq!(q, [Bare, SingleQuoted, DoubleQuoted, Bare, Bare, Bare]);
+        assert!(p[4].in_backquotes);
+        assert!(p[5].in_comment);
+    }
+
+    #[test]
+    fn shell_expansions_pass_through() {
+        for src in [
+            "echo $HOME ${HOME} ${FOO:-x} ${#x} ${x%.png} ${x/a/b} ${x##*/}",
+            "echo $$ $${item} \\${item} \"\\${item}\" ${1} ${@} ${!x} ${FOO-def} ${FOO-a.b}",
+            "echo ${item:-x} ${item%x} ${PATH} ${_X1}",
+        ] {
+            let t = parse(src).unwrap();
+            assert!(t.is_static(), "{src}");
+            assert_eq!(t.render_shell(&|_| None).unwrap(), src);
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_errors() {
+        let e = parse("echo ${itme.x}").unwrap_err();
+        match &e {
+            TemplateError::UnknownVariable { name, offset, .. } => {
+                assert_eq!(name, "itme");
+                assert_eq!(*offset, 5);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains("`${itme.x}`"), "{msg}");
+        assert!(msg.contains("item, item_id"), "{msg}");
+        assert!(msg.contains("write $itme"), "{msg}");
+        for (src, off) in [
+            ("a ${f}", 2),
+            ("'${foo}'", 1),
+            ("${FOO.x}", 0),
+            ("${HOME:raw}", 0),
+            ("${Item}", 0),
+            ("x\"${item-id}\"", 2),
+        ] {
+            match parse(src) {
+                Err(TemplateError::UnknownVariable { offset, .. }) => {
+                    assert_eq!(offset, off, "{src}")
+                }
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_placeholders_are_errors() {
+        for src in [
+            "${item.}",
+            "${item[x]}",
+            "${item.a",
+            "${item",
+            "${item:rawx}",
+            "${item.name%.png}",
+            "${item[99999999999999999999999]}",
+            "${item[\"a]}",
+        ] {
+            match parse(src) {
+                Err(TemplateError::Malformed { offset: 0, .. }) => {}
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nested_backquotes_are_rejected() {
+        match parse("echo `echo \\`echo ${x}\\``") {
+            Err(TemplateError::NestedBackquotes { offset, .. }) => assert_eq!(offset, 18),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn static_template() {
+        let t = parse("echo hi").unwrap();
+        assert!(t.is_static());
+        assert_eq!(t.parts(), &[Part::Lit("echo hi".into())]);
+        assert!(parse("").unwrap().is_static());
+        assert!(!parse("${x}").unwrap().is_static());
+    }
+
+    // ---- values and rendering ----
+
+    #[test]
+    fn resolve_and_value_text() {
+        let v = json!({"a": {"b": [1, "two", {"c": null}]}});
+        assert_eq!(
+            resolve_path(&v, &[key("a"), key("b"), PathSeg::Index(1)]),
+            Some(&json!("two"))
+        );
+        assert_eq!(resolve_path(&v, &[key("a"), PathSeg::Index(0)]), None);
+        assert_eq!(
+            resolve_path(&v, &[key("a"), key("b"), PathSeg::Index(9)]),
+            None
+        );
+        assert_eq!(resolve_path(&v, &[]), Some(&v));
+        assert_eq!(value_text(&json!("s")), "s");
+        assert_eq!(value_text(&json!(1.5)), "1.5");
+        assert_eq!(value_text(&json!(null)), "null");
+        assert_eq!(value_text(&json!({"k": [1, 2]})), r#"{"k":[1,2]}"#);
+    }
+
+    #[test]
+    fn render_escapes_per_context() {
+        let item = json!({"name": "it's", "n": 3, "o": {"k": "v"}});
+        let t = parse(r#"echo ${item.name} '${item.name}' "${item.name}" ${item.n} ${item.o}"#)
+            .unwrap();
+        let out = t.render_shell(&lookup_with(&item, "")).unwrap();
+        assert_eq!(out, r#"echo 'it'\''s' 'it'\''s' "it's" '3' '{"k":"v"}'"#);
+        assert_eq!(
+            t.render_plain(&lookup_with(&item, "")).unwrap(),
+            r#"echo it's 'it's' "it's" 3 {"k":"v"}"#
+        );
+    }
+
+    #[test]
+    fn raw_inserts_unescaped() {
+        let item = json!({"cmd": "ls -l | wc -l; echo '$HOME'"});
+        let t = parse(r#"${item.cmd:raw} && "${item.cmd:raw}""#).unwrap();
+        assert_eq!(
+            t.render_shell(&lookup_with(&item, "")).unwrap(),
+            r#"ls -l | wc -l; echo '$HOME' && "ls -l | wc -l; echo '$HOME'""#
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            sh(&render_x("printf %s ${x:raw}", "a'b'c"), dir.path()),
+            b"abc"
+        );
+    }
+
+    #[test]
+    fn render_errors() {
+        let item = json!({"a": {"b": [1]}, "s": "t"});
+        let l = lookup_with(&item, "");
+        let cases = [
+            (
+                "${item.nope}",
+                "no value for `${item.nope}`: the item has no field `nope`",
+            ),
+            (
+                "${item.a.c}",
+                "no value for `${item.a.c}`: `item.a` has no field `c`",
+            ),
+            (
+                "${item.a.b[3]}",
+                "no value for `${item.a.b[3]}`: `item.a.b` has no index 3 (length 1)",
+            ),
+            (
+                "${item.s.x}",
+                "no value for `${item.s.x}`: `item.s` is a string, so it has no field `x`",
+            ),
+            ("${out}", "no value for `${out}`: `out` is not set here"),
+            (
+                "${job.id}",
+                "no value for `${job.id}`: `job` is not set here",
+            ),
+        ];
+        for (src, msg) in cases {
+            let e = parse(src).unwrap().render_shell(&l).unwrap_err();
+            assert!(matches!(e, RenderError::Unknown { .. }));
+            assert_eq!(e.to_string(), msg);
+        }
+        let e = parse("${x}")
+            .unwrap()
+            .render_plain(&lookup_with(&item, "a\0b"))
+            .unwrap_err();
+        assert_eq!(e, RenderError::Nul { var: "x".into() });
+        let e = parse("'${x}'")
+            .unwrap()
+            .render_shell(&lookup_with(&item, "\0"))
+            .unwrap_err();
+        assert!(matches!(e, RenderError::Nul { .. }));
+    }
+
+    #[test]
+    fn comment_placeholders_cannot_end_the_comment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = render_x("printf ok # ${x}", "\ntouch PWNED\n");
+        assert_eq!(sh(&cmd, dir.path()), b"ok");
+        assert!(!dir.path().join("PWNED").exists());
+    }
+
+    // ---- running through /bin/sh ----
+
+    /// Templates whose output must be `a` + x + `b` (after `$(...)`'s newline stripping).
+    const CONTEXTS: &[&str] = &[
+        "printf %s a${x}b",
+        "printf %s 'a${x}b'",
+        "printf %s \"a${x}b\"",
+        "printf %s \"$(printf %s a${x}b)\"",
+        "printf %s \"$(printf %s \"a${x}b\")\"",
+        "printf %s \"`printf %s a${x}b`\"",
+        "printf %s \"`printf %s \\\"a${x}b\\\"`\"",
+        "printf %s \"`printf %s 'a${x}b'`\"",
+        "printf %s \"$(printf %s \"`true ${x}; printf %s a${x}b`\")\"",
+        "printf %s \"`printf %s \\\"$(printf %s a${x}b)\\\"`\"",
+    ];
+
+    fn expected(ctx: &str, x: &str) -> Vec<u8> {
+        let mut s = format!("a{x}b");
+        if ctx.contains("$(") || ctx.contains('`') {
+            while s.ends_with('\n') {
+                s.pop();
+            }
+        }
+        s.into_bytes()
+    }
+
+    fn check_context(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
+        let cmd = render_x(ctx, x);
+        let out = sh(&cmd, dir);
+        if out != expected(ctx, x) {
+            return Err(format!(
+                "context {ctx:?} value {x:?}: command {cmd:?} printed {:?}",
+                String::from_utf8_lossy(&out)
+            ));
+        }
+        Ok(())
+    }
+
+    const INJECTIONS: &[&str] = &[
+        "\"; rm -rf ~; echo \"",
+        "$(touch PWNED)",
+        "`touch PWNED`",
+        "'",
+        "'; touch PWNED; '",
+        "\"; touch PWNED; \"",
+        "\ntouch PWNED\n",
+        "\\",
+        "\\'",
+        "\\\"; touch PWNED; \\\"",
+        "`; touch PWNED; `",
+        "\\`touch PWNED\\`",
+        "$((1+1))${HOME}$HOME",
+        ")); touch PWNED; ((",
+        "# x\ntouch PWNED",
+        "'\"`$\\\n",
+        "",
+    ];
+
+    #[test]
+    fn injection_attempts_are_literal_in_every_context() {
+        let dir = tempfile::tempdir().unwrap();
+        for ctx in CONTEXTS {
+            // `rm -rf ~` must never run: give it a fake HOME inside the temp dir anyway.
+            for x in INJECTIONS {
+                check_context(&format!("HOME=/nonexistent-home; {ctx}"), x, dir.path()).unwrap();
+                assert!(!dir.path().join("PWNED").exists(), "{ctx} {x:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_nested_substitution_in_bash_too() {
+        // bash parses backquotes inside double quotes slightly differently from dash.
+        if !std::path::Path::new("/bin/bash").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for ctx in CONTEXTS {
+            for x in INJECTIONS {
+                let cmd = render_x(ctx, x);
+                let out = Command::new("/bin/bash")
+                    .args(["--posix", "-c", &cmd])
+                    .current_dir(dir.path())
+                    .output()
+                    .unwrap();
+                assert_eq!(out.stdout, expected(ctx, x), "bash {ctx} {x:?}: {cmd}");
+                assert!(!dir.path().join("PWNED").exists());
+            }
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn meta_string() -> impl Strategy<Value = String> {
+            let meta = prop::sample::select(vec![
+                '\'', '"', '`', '$', '(', ')', ';', '&', '|', '\\', '\n', ' ', '*', '?', '~', '!',
+                '#', '{', '}', '<', '>', '\t', 'a', 'é', '☃', '😀', '%', '-', '=',
+            ]);
+            prop::collection::vec(meta, 0..24).prop_map(|v| v.into_iter().collect())
+        }
+
+        fn any_string() -> impl Strategy<Value = String> {
+            prop::collection::vec(any::<char>().prop_filter("no NUL", |c| *c != '\0'), 0..16)
+                .prop_map(|v| v.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+            #[test]
+            fn sh_receives_exact_bytes_meta(x in meta_string()) {
+                let dir = tempfile::tempdir().unwrap();
+                for ctx in CONTEXTS {
+                    let r = check_context(ctx, &x, dir.path());
+                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                }
+                prop_assert!(!dir.path().join("PWNED").exists());
+            }
+
+            #[test]
+            fn sh_receives_exact_bytes_any(x in any_string()) {
+                let dir = tempfile::tempdir().unwrap();
+                for ctx in &CONTEXTS[..4] {
+                    let r = check_context(ctx, &x, dir.path());
+                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                }
+            }
+
+            #[test]
+            fn parse_never_panics(s in "[ -~\n]{0,40}") {
+                let _ = Template::parse(&s, &known);
+            }
+
+            #[test]
+            fn render_plain_round_trips_static_text(s in "[a-z $'\"`()#\\\\]{0,30}") {
+                if let Ok(t) = Template::parse(&s, &|_| false) {
+                    prop_assert!(t.is_static());
+                    prop_assert_eq!(t.render_plain(&|_| None).unwrap(), s);
+                }
+            }
+        }
+    }
+}

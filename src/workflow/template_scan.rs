@@ -42,9 +42,11 @@ enum Kind {
     Top,
     /// `$(` ... `)`, with the count of open parentheses (the `$(` included).
     Paren(u32),
-    /// `` ` `` ... `` ` ``; `nested` while inside an escaped inner backquote.
+    /// `` ` `` ... `` ` ``; `nested` while inside an escaped inner backquote; `in_double`
+    /// when opened inside `"..."` (then `\"` also loses its backslash first).
     Backquote {
         nested: bool,
+        in_double: bool,
     },
 }
 
@@ -108,8 +110,9 @@ impl Scanner {
             },
             in_comment: top.state == State::Comment,
             in_backquotes: bq.is_some(),
-            nested_backquotes: bq
-                .is_some_and(|i| matches!(self.frames[i].kind, Kind::Backquote { nested: true })),
+            nested_backquotes: bq.is_some_and(|i| {
+                matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
+            }),
         }
     }
 
@@ -119,15 +122,23 @@ impl Scanner {
     }
 
     /// The character the inner shell sees at `i`: inside backquotes the outer level first
-    /// turns `\\` into `\` and `\$` into `$`.
+    /// turns `\\` into `\` and `\$` into `$` (and `\"` into `"` within double quotes).
     fn inner_char(&self, s: &[u8], i: usize) -> (u8, usize) {
-        if self.bq_index().is_some()
-            && s[i] == b'\\'
-            && matches!(s.get(i + 1), Some(b'\\') | Some(b'$'))
-        {
-            (s[i + 1], 2)
-        } else {
-            (s[i], 1)
+        let Some(bq) = self.bq_index() else {
+            return (s[i], 1);
+        };
+        let in_double = matches!(
+            self.frames[bq].kind,
+            Kind::Backquote {
+                in_double: true,
+                ..
+            }
+        );
+        match (s[i], s.get(i + 1)) {
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b'\\', Some(b'$')) => (b'$', 2),
+            (b'\\', Some(b'"')) if in_double => (b'"', 2),
+            _ => (s[i], 1),
         }
     }
 
@@ -145,7 +156,7 @@ impl Scanner {
     pub fn step(&mut self, s: &[u8], i: usize) -> usize {
         if let Some(bq) = self.bq_index() {
             if s[i] == b'\\' && s.get(i + 1) == Some(&b'`') {
-                if let Kind::Backquote { nested } = &mut self.frames[bq].kind {
+                if let Kind::Backquote { nested, .. } = &mut self.frames[bq].kind {
                     *nested = !*nested;
                 }
                 return i + 2;
@@ -192,8 +203,10 @@ impl Scanner {
                     i + w + 1
                 }
                 b'`' => {
-                    self.frames
-                        .push(Frame::new(Kind::Backquote { nested: false }));
+                    self.frames.push(Frame::new(Kind::Backquote {
+                        nested: false,
+                        in_double: true,
+                    }));
                     i + w
                 }
                 _ => i + w,
@@ -211,8 +224,10 @@ impl Scanner {
                         i + w
                     }
                     b'`' => {
-                        self.frames
-                            .push(Frame::new(Kind::Backquote { nested: false }));
+                        self.frames.push(Frame::new(Kind::Backquote {
+                            nested: false,
+                            in_double: false,
+                        }));
                         i + w
                     }
                     b'$' if next == Some(b'(') => {
