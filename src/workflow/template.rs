@@ -12,7 +12,9 @@
 //! A `${name}` in runner syntax whose root is neither a runner variable nor an upper-case
 //! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`.
 //!
-//! Here-documents are not recognised: placeholders in a here-doc body are quoted as bare words.
+//! In a here-document body, a value is inserted as body text: with `\`, `$` and `` ` ``
+//! backslash-escaped in an unquoted here-doc (`<<EOF`), verbatim in a quoted one (`<<'EOF'`);
+//! rendering fails if the value would form the delimiter line and end the here-doc early.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +25,7 @@ use thiserror::Error;
 
 pub use super::shell_quote::Quoting;
 use super::shell_quote::{escape_backquoted, escape_for};
+pub use super::template_scan::HereDoc;
 use super::template_scan::Scanner;
 
 /// The roots runner itself defines (captured variable names come on top of these).
@@ -110,6 +113,8 @@ pub struct Placeholder {
     /// Inside an old-style `` `...` `` command substitution: the escaped text gets one more
     /// level of backslashes.
     pub in_backquotes: bool,
+    /// Inside a here-document body (then `quoting` is [`Quoting::Bare`] and is not used).
+    pub heredoc: Option<HereDoc>,
 }
 
 impl fmt::Display for Placeholder {
@@ -167,6 +172,10 @@ pub enum RenderError {
     Unknown { var: String, reason: String },
     #[error("the value of `${{{var}}}` contains a NUL byte, which cannot be passed to a command")]
     Nul { var: String },
+    #[error(
+        "the value of `${{{var}}}` would form the line `{delimiter}` and end its here-document early"
+    )]
+    HereDocDelimiter { var: String, delimiter: String },
 }
 
 /// The outcome of looking at one `${`.
@@ -393,6 +402,7 @@ impl Template {
                     span: i..end,
                     in_comment: ctx.in_comment,
                     in_backquotes: ctx.in_backquotes,
+                    heredoc: ctx.heredoc,
                 }));
                 sc.after_placeholder();
                 i = end;
@@ -455,6 +465,8 @@ impl Template {
         shell: bool,
     ) -> Result<String, RenderError> {
         let mut out = String::with_capacity(self.source.len());
+        // Output ranges of values inserted into here-document bodies, checked at the end.
+        let mut heredoc_values = Vec::new();
         for part in &self.parts {
             let ph = match part {
                 Part::Lit(s) => {
@@ -482,15 +494,61 @@ impl Template {
             } else {
                 text
             };
-            let escaped = escape_for(ph.quoting, &text);
+            let escaped = match &ph.heredoc {
+                Some(doc) if doc.quoted => text.into_owned(),
+                Some(_) => escape_heredoc(&text),
+                None => escape_for(ph.quoting, &text),
+            };
+            let start = out.len();
             if ph.in_backquotes {
                 out.push_str(&escape_backquoted(&escaped));
             } else {
                 out.push_str(&escaped);
             }
+            if let Some(doc) = &ph.heredoc {
+                heredoc_values.push((start..out.len(), doc, ph));
+            }
+        }
+        for (range, doc, ph) in heredoc_values {
+            if forms_delimiter(&out, range, doc) {
+                return Err(RenderError::HereDocDelimiter {
+                    var: ph.var.to_string(),
+                    delimiter: doc.delimiter.clone(),
+                });
+            }
         }
         Ok(out)
     }
+}
+
+/// Escape text for an unquoted here-document body: `\`, `$` and `` ` `` get a backslash.
+fn escape_heredoc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '$' | '`' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether any output line touching `range` (an inserted value) is the here-doc's delimiter.
+fn forms_delimiter(out: &str, range: Range<usize>, doc: &HereDoc) -> bool {
+    let start = out[..range.start.min(out.len())]
+        .rfind('\n')
+        .map_or(0, |p| p + 1);
+    let end = out[range.end.min(out.len())..]
+        .find('\n')
+        .map_or(out.len(), |p| range.end + p);
+    out[start..end].split('\n').any(|line| {
+        let line = if doc.strip_tabs {
+            line.trim_start_matches('\t')
+        } else {
+            line
+        };
+        line == doc.delimiter
+    })
 }
 
 /// Explain why `var` has no value, by resolving its path step by step from the root.
@@ -801,6 +859,88 @@ mod tests {
         assert!(matches!(e, RenderError::Nul { .. }));
     }
 
+    /// Here-doc templates whose output must be `a` + x + `b` + newline.
+    const HEREDOCS: &[&str] = &[
+        "cat <<EOF\na${x}b\nEOF",
+        "cat <<'EOF'\na${x}b\nEOF",
+        "cat <<\"EOF\" # note\na${x}b\nEOF\n",
+        "cat <<-EOF\na${x}b\n\tEOF",
+        "cat <<EOF | cat\n$(printf %s a${x}b)\nEOF",
+    ];
+
+    fn check_heredoc(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
+        let cmd = render_x(ctx, x);
+        let out = sh(&cmd, dir);
+        let mut want = format!("a{x}b");
+        if ctx.contains("$(") {
+            while want.ends_with('\n') {
+                want.pop();
+            }
+        }
+        want.push('\n');
+        if out != want.as_bytes() {
+            return Err(format!(
+                "here-doc {ctx:?} value {x:?}: command {cmd:?} printed {:?}",
+                String::from_utf8_lossy(&out)
+            ));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn heredoc_values_are_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        for ctx in HEREDOCS {
+            for x in INJECTIONS {
+                if ctx.contains("<<-") && x.contains("\n\t") {
+                    continue;
+                }
+                check_heredoc(ctx, x, dir.path()).unwrap();
+                assert!(!dir.path().join("PWNED").exists(), "{ctx} {x:?}");
+            }
+        }
+        let p = phs("cat <<'EOF'\n${x}\nEOF\necho ${x}");
+        assert!(
+            p[0].heredoc
+                .as_ref()
+                .is_some_and(|d| d.quoted && d.delimiter == "EOF")
+        );
+        assert!(p[1].heredoc.is_none());
+    }
+
+    #[test]
+    fn heredoc_delimiter_in_value_is_rejected() {
+        for (ctx, x) in [
+            ("cat <<EOF\n${x}\nEOF", "a\nEOF\ntouch PWNED"),
+            ("cat <<EOF\n${x}\nEOF", "EOF"),
+            ("cat <<'EOF'\nE${x}\nEOF", "OF"),
+            ("cat <<-EOF\n${x}\nEOF", "\t\tEOF\n"),
+        ] {
+            let item = json!({});
+            let e = parse(ctx)
+                .unwrap()
+                .render_shell(&lookup_with(&item, x))
+                .unwrap_err();
+            assert_eq!(
+                e,
+                RenderError::HereDocDelimiter {
+                    var: "x".into(),
+                    delimiter: "EOF".into()
+                },
+                "{ctx} {x:?}"
+            );
+        }
+        // Not the delimiter: a longer line, or tabs in a plain `<<` here-doc.
+        assert_eq!(
+            render_x("cat <<EOF\n${x}\nEOF", "EOFX"),
+            "cat <<EOF\nEOFX\nEOF"
+        );
+        assert_eq!(
+            render_x("cat <<EOF\n${x}\nEOF", "\tEOF"),
+            "cat <<EOF\n\tEOF\nEOF"
+        );
+    }
+
     #[test]
     fn comment_placeholders_cannot_end_the_comment() {
         let dir = tempfile::tempdir().unwrap();
@@ -918,13 +1058,26 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
             #[test]
             fn sh_receives_exact_bytes_meta(x in meta_string()) {
                 let dir = tempfile::tempdir().unwrap();
                 for ctx in CONTEXTS {
                     let r = check_context(ctx, &x, dir.path());
+                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                }
+                prop_assert!(!dir.path().join("PWNED").exists());
+            }
+
+            #[test]
+            fn heredoc_receives_exact_bytes(x in meta_string()) {
+                let dir = tempfile::tempdir().unwrap();
+                for ctx in HEREDOCS {
+                    if ctx.contains("<<-") && x.contains("\n\t") {
+                        continue;
+                    }
+                    let r = check_heredoc(ctx, &x, dir.path());
                     prop_assert!(r.is_ok(), "{}", r.unwrap_err());
                 }
                 prop_assert!(!dir.path().join("PWNED").exists());
@@ -940,7 +1093,7 @@ mod tests {
             }
 
             #[test]
-            fn parse_never_panics(s in "[ -~\n]{0,40}") {
+            fn parse_never_panics(s in "[ -~\n\té☃]{0,40}") {
                 let _ = Template::parse(&s, &known);
             }
 

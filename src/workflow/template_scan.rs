@@ -4,11 +4,10 @@
 //! The scanner follows: bare words; `'...'` (no escapes); `"..."` (backslash escapes only
 //! `$` `` ` `` `"` `\` and newline); backslash escapes in bare context; `$(...)`, `$((...))`
 //! and `` `...` `` which open a nested bare context (also inside double quotes); `#` comments
-//! at the start of a word; `$$`.
+//! at the start of a word; `$$`; here-documents (`<<WORD`, `<<-WORD`, quoted or not), whose
+//! bodies start after the end of the line holding the operator.
 //!
 //! Known limitations (documented, deliberately out of scope):
-//! - Here-documents are not recognised: a placeholder in a here-doc body is quoted as a bare
-//!   word (`'...'`), so the body receives the quotes literally (but nothing is executed).
 //! - An unbalanced `)` inside `$(...)` (e.g. a `case` pattern `a)`) closes the substitution
 //!   early in the scanner's view.
 //! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
@@ -16,8 +15,19 @@
 
 use super::shell_quote::Quoting;
 
+/// A here-document whose body a position is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HereDoc {
+    /// The delimiter word, with quotes removed.
+    pub delimiter: String,
+    /// `<<-`: leading tabs are stripped from body lines (and the delimiter line).
+    pub strip_tabs: bool,
+    /// The delimiter was quoted: the body is literal text (no expansions).
+    pub quoted: bool,
+}
+
 /// The context at one position of a command string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanContext {
     /// Quoting state of the innermost nesting level.
     pub quoting: Quoting,
@@ -27,6 +37,8 @@ pub struct ScanContext {
     pub in_backquotes: bool,
     /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes).
     pub nested_backquotes: bool,
+    /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
+    pub heredoc: Option<HereDoc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +47,7 @@ enum State {
     Single,
     Double,
     Comment,
+    HereDoc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +63,17 @@ enum Kind {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Frame {
     kind: Kind,
     state: State,
     word_start: bool,
+    /// Here-documents whose operator was seen on the current line.
+    pending: Vec<HereDoc>,
+    /// The here-document whose body is being read (state `HereDoc`).
+    body: Option<HereDoc>,
+    /// At the start of a here-document body line.
+    line_start: bool,
 }
 
 impl Frame {
@@ -63,8 +82,83 @@ impl Frame {
             kind,
             state: State::Bare,
             word_start: true,
+            pending: Vec::new(),
+            body: None,
+            line_start: false,
         }
     }
+
+    /// A newline ending a command line: start the next pending here-document body, if any.
+    fn end_line(&mut self) {
+        if self.pending.is_empty() {
+            self.state = State::Bare;
+            self.word_start = true;
+            self.body = None;
+        } else {
+            self.state = State::HereDoc;
+            self.body = Some(self.pending.remove(0));
+            self.line_start = true;
+        }
+    }
+}
+
+/// Parse the word after `<<` / `<<-` starting at `j`; returns the here-doc and the index
+/// after the word.
+fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, usize)> {
+    while matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+        j += 1;
+    }
+    let mut word = Vec::new();
+    let mut quoted = false;
+    while let Some(&c) = s.get(j) {
+        match c {
+            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
+            b'\'' => {
+                quoted = true;
+                let end = s[j + 1..].iter().position(|&c| c == b'\'')?;
+                word.extend_from_slice(&s[j + 1..j + 1 + end]);
+                j += end + 2;
+            }
+            b'"' => {
+                quoted = true;
+                j += 1;
+                loop {
+                    match s.get(j)? {
+                        b'"' => break,
+                        b'\\' if matches!(s.get(j + 1), Some(b'"' | b'\\' | b'$' | b'`')) => {
+                            word.push(s[j + 1]);
+                            j += 2;
+                        }
+                        &c => {
+                            word.push(c);
+                            j += 1;
+                        }
+                    }
+                }
+                j += 1;
+            }
+            b'\\' => {
+                quoted = true;
+                word.push(*s.get(j + 1)?);
+                j += 2;
+            }
+            _ => {
+                word.push(c);
+                j += 1;
+            }
+        }
+    }
+    if word.is_empty() {
+        return None;
+    }
+    Some((
+        HereDoc {
+            delimiter: String::from_utf8_lossy(&word).into_owned(),
+            strip_tabs,
+            quoted,
+        },
+        j,
+    ))
 }
 
 /// Incremental scanner over the bytes of a command string.
@@ -100,15 +194,20 @@ impl Scanner {
 
     /// The context at the current position.
     pub fn context(&self) -> ScanContext {
-        let top = self.frames[self.frames.len() - 1];
+        let top = &self.frames[self.frames.len() - 1];
         let bq = self.bq_index();
         ScanContext {
             quoting: match top.state {
-                State::Bare | State::Comment => Quoting::Bare,
+                State::Bare | State::Comment | State::HereDoc => Quoting::Bare,
                 State::Single => Quoting::SingleQuoted,
                 State::Double => Quoting::DoubleQuoted,
             },
             in_comment: top.state == State::Comment,
+            heredoc: if top.state == State::HereDoc {
+                top.body.clone()
+            } else {
+                None
+            },
             in_backquotes: bq.is_some(),
             nested_backquotes: bq.is_some_and(|i| {
                 matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
@@ -118,7 +217,9 @@ impl Scanner {
 
     /// Record that a placeholder (a word part) was inserted at the current position.
     pub fn after_placeholder(&mut self) {
-        self.top().word_start = false;
+        let f = self.top();
+        f.word_start = false;
+        f.line_start = false;
     }
 
     /// The character the inner shell sees at `i`: inside backquotes the outer level first
@@ -184,12 +285,11 @@ impl Scanner {
             }
             State::Comment => {
                 if c == b'\n' {
-                    let f = self.top();
-                    f.state = State::Bare;
-                    f.word_start = true;
+                    self.top().end_line();
                 }
                 i + w
             }
+            State::HereDoc => self.step_heredoc(s, i),
             State::Double => match c {
                 b'\\' => self.skip_escaped(s, i + w),
                 b'"' => {
@@ -256,7 +356,28 @@ impl Scanner {
                         }
                         i + w
                     }
-                    b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' => {
+                    b'\n' => {
+                        self.top().end_line();
+                        return i + w;
+                    }
+                    b'<' if next == Some(b'<') && s.get(i + w + 1) == Some(&b'<') => {
+                        // `<<<`: a bash here-string, not a here-document.
+                        word_start = true;
+                        i + w + 2
+                    }
+                    b'<' if next == Some(b'<') => {
+                        let mut j = i + w + 1;
+                        let strip_tabs = s.get(j) == Some(&b'-');
+                        if strip_tabs {
+                            j += 1;
+                        }
+                        if let Some((doc, end)) = heredoc_word(s, j, strip_tabs) {
+                            self.top().pending.push(doc);
+                            j = end;
+                        }
+                        j
+                    }
+                    b' ' | b'\t' | b';' | b'&' | b'|' | b'<' | b'>' => {
                         word_start = true;
                         i + w
                     }
@@ -265,6 +386,53 @@ impl Scanner {
                 self.top().word_start = word_start;
                 end
             }
+        }
+    }
+}
+
+impl Scanner {
+    fn step_heredoc(&mut self, s: &[u8], i: usize) -> usize {
+        let f = self.top();
+        let Some(doc) = f.body.clone() else {
+            f.state = State::Bare;
+            return i;
+        };
+        if f.line_start {
+            f.line_start = false;
+            let line_end = s[i..].iter().position(|&c| c == b'\n').map(|p| i + p);
+            let mut line = &s[i..line_end.unwrap_or(s.len())];
+            if doc.strip_tabs {
+                while let [b'\t', rest @ ..] = line {
+                    line = rest;
+                }
+            }
+            if line == doc.delimiter.as_bytes() {
+                f.end_line();
+                return line_end.map_or(s.len(), |e| e + 1);
+            }
+        }
+        let (c, w) = self.inner_char(s, i);
+        if c == b'\n' {
+            self.top().line_start = true;
+            return i + w;
+        }
+        if doc.quoted {
+            return i + w;
+        }
+        match c {
+            b'\\' => self.skip_escaped(s, i + w),
+            b'$' if s.get(i + w) == Some(&b'(') => {
+                self.frames.push(Frame::new(Kind::Paren(1)));
+                i + w + 1
+            }
+            b'`' => {
+                self.frames.push(Frame::new(Kind::Backquote {
+                    nested: false,
+                    in_double: false,
+                }));
+                i + w
+            }
+            _ => i + w,
         }
     }
 }
@@ -354,6 +522,39 @@ mod tests {
         assert!(!context_after("echo ${#x} '").in_comment);
         assert!(context_after("x;#").in_comment);
         assert!(context_after("#").in_comment);
+    }
+
+    #[test]
+    fn heredocs() {
+        let c = context_after("cat <<EOF\nhello '");
+        let doc = c.heredoc.expect("in here-doc");
+        assert_eq!(doc.delimiter, "EOF");
+        assert!(!doc.quoted && !doc.strip_tabs);
+        assert_eq!(c.quoting, Quoting::Bare);
+        // Still on the operator's line: not yet in the body.
+        assert_eq!(context_after("cat <<EOF '").quoting, Quoting::SingleQuoted);
+        let c = context_after("cat <<EOF\na\nEOF\necho '");
+        assert!(c.heredoc.is_none());
+        assert_eq!(c.quoting, Quoting::SingleQuoted);
+        let doc = context_after("cat <<-'E O'; echo\n\tE O x\n")
+            .heredoc
+            .unwrap();
+        assert_eq!(doc.delimiter, "E O");
+        assert!(doc.quoted && doc.strip_tabs);
+        assert!(context_after("cat <<-'E O'\n\t\tE O\n").heredoc.is_none());
+        assert!(context_after("cat <<E\\OF\nEOF\n").heredoc.is_none());
+        // Command substitution inside an unquoted body.
+        let c = context_after("cat <<EOF\n$(echo ");
+        assert!(c.heredoc.is_none());
+        let c = context_after("cat <<EOF\n$(echo x) ");
+        assert!(c.heredoc.is_some());
+        // Two here-docs on one line.
+        let c = context_after("cat <<A <<'B'\nA\nx");
+        assert_eq!(c.heredoc.unwrap().delimiter, "B");
+        // `<<<` is a bash here-string, not a here-doc.
+        assert!(context_after("cat <<<x\n").heredoc.is_none());
+        // In a comment line, the here-doc body starts after it.
+        assert!(context_after("cat <<EOF # c\n").heredoc.is_some());
     }
 
     #[test]
