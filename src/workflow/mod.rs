@@ -7,4 +7,5 @@ pub mod raw;
 pub mod scope;
 pub mod shell_quote;
 pub mod template;
+pub mod template_scan;
 pub mod validate;

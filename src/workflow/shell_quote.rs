@@ -1,0 +1,105 @@
+//! POSIX `sh` quoting primitives.
+//!
+//! Each function turns arbitrary text (without NUL bytes) into shell source that, placed in the
+//! given quoting context, makes `sh` see exactly the original bytes as literal text.
+
+/// The quoting context a placeholder stands in, as seen by `sh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quoting {
+    /// Unquoted word context (including inside `$(...)`, backquotes and comments).
+    Bare,
+    /// Inside an open `'...'`.
+    SingleQuoted,
+    /// Inside an open `"..."`.
+    DoubleQuoted,
+}
+
+/// Quote `s` as a complete bare word: `'...'`, with each `'` written as `'\''`.
+/// The empty string becomes `''` so that it still forms an (empty) argument.
+pub fn quote_bare(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    out.push_str(&quote_in_single(s));
+    out.push('\'');
+    out
+}
+
+/// Escape `s` for insertion inside an already open `'...'`: each `'` closes the quote, adds an
+/// escaped quote and reopens it (`'\''`). Nothing else is special inside single quotes.
+pub fn quote_in_single(s: &str) -> String {
+    s.replace('\'', r"'\''")
+}
+
+/// Escape `s` for insertion inside an already open `"..."`: a backslash goes before each of
+/// `$`, `` ` ``, `"` and `\`, the only characters that keep a special meaning there.
+pub fn quote_in_double(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '$' | '`' | '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escape `s` for the given quoting context.
+pub fn escape_for(q: Quoting, s: &str) -> String {
+    match q {
+        Quoting::Bare => quote_bare(s),
+        Quoting::SingleQuoted => quote_in_single(s),
+        Quoting::DoubleQuoted => quote_in_double(s),
+    }
+}
+
+/// Protect already-quoted shell text placed inside an old-style `` `...` `` command
+/// substitution: the shell first removes a backslash before `\`, `` ` `` and `$` there, so
+/// each of those gets one more backslash.
+pub fn escape_backquoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '$' | '`' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_quoting() {
+        assert_eq!(quote_bare(""), "''");
+        assert_eq!(quote_bare("abc"), "'abc'");
+        assert_eq!(quote_bare("it's"), r"'it'\''s'");
+        assert_eq!(quote_bare("$(x) `y` \\"), "'$(x) `y` \\'");
+    }
+
+    #[test]
+    fn single_quoting() {
+        assert_eq!(quote_in_single(""), "");
+        assert_eq!(quote_in_single("'"), r"'\''");
+        assert_eq!(quote_in_single("a\"b$c"), "a\"b$c");
+    }
+
+    #[test]
+    fn double_quoting() {
+        assert_eq!(quote_in_double(r#"a$b`c"d\e'f"#), r#"a\$b\`c\"d\\e'f"#);
+        assert_eq!(quote_in_double("x\ny"), "x\ny");
+    }
+
+    #[test]
+    fn escape_for_dispatches() {
+        assert_eq!(escape_for(Quoting::Bare, "a'b"), r"'a'\''b'");
+        assert_eq!(escape_for(Quoting::SingleQuoted, "a'b"), r"a'\''b");
+        assert_eq!(escape_for(Quoting::DoubleQuoted, "a$b"), r"a\$b");
+    }
+
+    #[test]
+    fn backquoted() {
+        assert_eq!(escape_backquoted(r"'a\b`c$d'"), r"'a\\b\`c\$d'");
+    }
+}

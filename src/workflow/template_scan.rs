@@ -1,0 +1,572 @@
+//! Quoting-context scanner: tracks where a position in a shell command string stands, as POSIX
+//! `sh` would parse it, so that placeholders can be escaped for their context.
+//!
+//! The scanner follows: bare words; `'...'` (no escapes); `"..."` (backslash escapes only
+//! `$` `` ` `` `"` `\` and newline); backslash escapes in bare context; `$(...)`, `$((...))`
+//! and `` `...` `` which open a nested bare context (also inside double quotes); `#` comments
+//! at the start of a word; `$$`; here-documents (`<<WORD`, `<<-WORD`, quoted or not), whose
+//! bodies start after the end of the line holding the operator.
+//!
+//! Known limitations (documented, deliberately out of scope):
+//! - An unbalanced `)` inside `$(...)` (e.g. a `case` pattern `a)`) closes the substitution
+//!   early in the scanner's view.
+//! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
+//!   nested (escaped) backquotes are rejected by the parser.
+
+use super::shell_quote::Quoting;
+
+/// A here-document whose body a position is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HereDoc {
+    /// The delimiter word, with quotes removed.
+    pub delimiter: String,
+    /// `<<-`: leading tabs are stripped from body lines (and the delimiter line).
+    pub strip_tabs: bool,
+    /// The delimiter was quoted: the body is literal text (no expansions).
+    pub quoted: bool,
+}
+
+/// The context at one position of a command string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanContext {
+    /// Quoting state of the innermost nesting level.
+    pub quoting: Quoting,
+    /// Inside a `#` comment (quoting is then [`Quoting::Bare`]).
+    pub in_comment: bool,
+    /// Inside (at least) one `` `...` `` command substitution.
+    pub in_backquotes: bool,
+    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes).
+    pub nested_backquotes: bool,
+    /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
+    pub heredoc: Option<HereDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Bare,
+    Single,
+    Double,
+    Comment,
+    HereDoc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Top,
+    /// `$(` ... `)`, with the count of open parentheses (the `$(` included).
+    Paren(u32),
+    /// `` ` `` ... `` ` ``; `nested` while inside an escaped inner backquote; `in_double`
+    /// when opened inside `"..."` (then `\"` also loses its backslash first).
+    Backquote {
+        nested: bool,
+        in_double: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    kind: Kind,
+    state: State,
+    word_start: bool,
+    /// Here-documents whose operator was seen on the current line.
+    pending: Vec<HereDoc>,
+    /// The here-document whose body is being read (state `HereDoc`).
+    body: Option<HereDoc>,
+    /// At the start of a here-document body line.
+    line_start: bool,
+}
+
+impl Frame {
+    fn new(kind: Kind) -> Frame {
+        Frame {
+            kind,
+            state: State::Bare,
+            word_start: true,
+            pending: Vec::new(),
+            body: None,
+            line_start: false,
+        }
+    }
+
+    /// A newline ending a command line: start the next pending here-document body, if any.
+    fn end_line(&mut self) {
+        if self.pending.is_empty() {
+            self.state = State::Bare;
+            self.word_start = true;
+            self.body = None;
+        } else {
+            self.state = State::HereDoc;
+            self.body = Some(self.pending.remove(0));
+            self.line_start = true;
+        }
+    }
+}
+
+/// Parse the word after `<<` / `<<-` starting at `j`; returns the here-doc and the index
+/// after the word.
+fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, usize)> {
+    while matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+        j += 1;
+    }
+    let mut word = Vec::new();
+    let mut quoted = false;
+    while let Some(&c) = s.get(j) {
+        match c {
+            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
+            b'\'' => {
+                quoted = true;
+                let end = s[j + 1..].iter().position(|&c| c == b'\'')?;
+                word.extend_from_slice(&s[j + 1..j + 1 + end]);
+                j += end + 2;
+            }
+            b'"' => {
+                quoted = true;
+                j += 1;
+                loop {
+                    match s.get(j)? {
+                        b'"' => break,
+                        b'\\' if matches!(s.get(j + 1), Some(b'"' | b'\\' | b'$' | b'`')) => {
+                            word.push(s[j + 1]);
+                            j += 2;
+                        }
+                        &c => {
+                            word.push(c);
+                            j += 1;
+                        }
+                    }
+                }
+                j += 1;
+            }
+            b'\\' => {
+                quoted = true;
+                word.push(*s.get(j + 1)?);
+                j += 2;
+            }
+            _ => {
+                word.push(c);
+                j += 1;
+            }
+        }
+    }
+    if word.is_empty() {
+        return None;
+    }
+    Some((
+        HereDoc {
+            delimiter: String::from_utf8_lossy(&word).into_owned(),
+            strip_tabs,
+            quoted,
+        },
+        j,
+    ))
+}
+
+/// Incremental scanner over the bytes of a command string.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    frames: Vec<Frame>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new()
+    }
+}
+
+impl Scanner {
+    pub fn new() -> Scanner {
+        Scanner {
+            frames: vec![Frame::new(Kind::Top)],
+        }
+    }
+
+    fn top(&mut self) -> &mut Frame {
+        // The Top frame is never popped.
+        let n = self.frames.len();
+        &mut self.frames[n - 1]
+    }
+
+    fn bq_index(&self) -> Option<usize> {
+        self.frames
+            .iter()
+            .rposition(|f| matches!(f.kind, Kind::Backquote { .. }))
+    }
+
+    /// The context at the current position.
+    pub fn context(&self) -> ScanContext {
+        let top = &self.frames[self.frames.len() - 1];
+        let bq = self.bq_index();
+        ScanContext {
+            quoting: match top.state {
+                State::Bare | State::Comment | State::HereDoc => Quoting::Bare,
+                State::Single => Quoting::SingleQuoted,
+                State::Double => Quoting::DoubleQuoted,
+            },
+            in_comment: top.state == State::Comment,
+            heredoc: if top.state == State::HereDoc {
+                top.body.clone()
+            } else {
+                None
+            },
+            in_backquotes: bq.is_some(),
+            nested_backquotes: bq.is_some_and(|i| {
+                matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
+            }),
+        }
+    }
+
+    /// Record that a placeholder (a word part) was inserted at the current position.
+    pub fn after_placeholder(&mut self) {
+        let f = self.top();
+        f.word_start = false;
+        f.line_start = false;
+    }
+
+    /// The character the inner shell sees at `i`: inside backquotes the outer level first
+    /// turns `\\` into `\` and `\$` into `$` (and `\"` into `"` within double quotes).
+    fn inner_char(&self, s: &[u8], i: usize) -> (u8, usize) {
+        let Some(bq) = self.bq_index() else {
+            return (s[i], 1);
+        };
+        let in_double = matches!(
+            self.frames[bq].kind,
+            Kind::Backquote {
+                in_double: true,
+                ..
+            }
+        );
+        match (s[i], s.get(i + 1)) {
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b'\\', Some(b'$')) => (b'$', 2),
+            (b'\\', Some(b'"')) if in_double => (b'"', 2),
+            _ => (s[i], 1),
+        }
+    }
+
+    /// Skip the inner character after an escaping backslash that ends at `j`.
+    fn skip_escaped(&self, s: &[u8], j: usize) -> usize {
+        if j < s.len() {
+            j + self.inner_char(s, j).1
+        } else {
+            j
+        }
+    }
+
+    /// Advance over the syntax unit starting at byte `i` (which must be `< s.len()`), and
+    /// return the index of the next unit.
+    pub fn step(&mut self, s: &[u8], i: usize) -> usize {
+        if let Some(bq) = self.bq_index() {
+            if s[i] == b'\\' && s.get(i + 1) == Some(&b'`') {
+                if let Kind::Backquote { nested, .. } = &mut self.frames[bq].kind {
+                    *nested = !*nested;
+                }
+                return i + 2;
+            }
+            if s[i] == b'`' {
+                self.frames.truncate(bq);
+                self.top().word_start = false;
+                return i + 1;
+            }
+        }
+        let (c, w) = self.inner_char(s, i);
+        let next = s.get(i + w).copied();
+        let state = self.top().state;
+        if c == b'$' && next == Some(b'$') && state != State::Comment {
+            // `$$` (the shell's PID) is one unit and never starts a placeholder.
+            self.top().word_start = false;
+            return i + w + 1;
+        }
+        match state {
+            State::Single => {
+                if c == b'\'' {
+                    self.top().state = State::Bare;
+                }
+                i + w
+            }
+            State::Comment => {
+                if c == b'\n' {
+                    self.top().end_line();
+                }
+                i + w
+            }
+            State::HereDoc => self.step_heredoc(s, i),
+            State::Double => match c {
+                b'\\' => self.skip_escaped(s, i + w),
+                b'"' => {
+                    let f = self.top();
+                    f.state = State::Bare;
+                    f.word_start = false;
+                    i + w
+                }
+                b'$' if next == Some(b'(') => {
+                    self.frames.push(Frame::new(Kind::Paren(1)));
+                    i + w + 1
+                }
+                b'`' => {
+                    self.frames.push(Frame::new(Kind::Backquote {
+                        nested: false,
+                        in_double: true,
+                    }));
+                    i + w
+                }
+                _ => i + w,
+            },
+            State::Bare => {
+                let mut word_start = false;
+                let end = match c {
+                    b'\\' => self.skip_escaped(s, i + w),
+                    b'\'' => {
+                        self.top().state = State::Single;
+                        i + w
+                    }
+                    b'"' => {
+                        self.top().state = State::Double;
+                        i + w
+                    }
+                    b'`' => {
+                        self.frames.push(Frame::new(Kind::Backquote {
+                            nested: false,
+                            in_double: false,
+                        }));
+                        i + w
+                    }
+                    b'$' if next == Some(b'(') => {
+                        self.frames.push(Frame::new(Kind::Paren(1)));
+                        i + w + 1
+                    }
+                    b'#' if self.top().word_start => {
+                        self.top().state = State::Comment;
+                        i + w
+                    }
+                    b'(' => {
+                        if let Kind::Paren(d) = &mut self.top().kind {
+                            *d += 1;
+                        }
+                        word_start = true;
+                        i + w
+                    }
+                    b')' => {
+                        word_start = true;
+                        if let Kind::Paren(d) = &mut self.top().kind {
+                            *d -= 1;
+                            if *d == 0 {
+                                self.frames.pop();
+                                word_start = false;
+                            }
+                        }
+                        i + w
+                    }
+                    b'\n' => {
+                        self.top().end_line();
+                        return i + w;
+                    }
+                    b'<' if next == Some(b'<') && s.get(i + w + 1) == Some(&b'<') => {
+                        // `<<<`: a bash here-string, not a here-document.
+                        word_start = true;
+                        i + w + 2
+                    }
+                    b'<' if next == Some(b'<') => {
+                        let mut j = i + w + 1;
+                        let strip_tabs = s.get(j) == Some(&b'-');
+                        if strip_tabs {
+                            j += 1;
+                        }
+                        if let Some((doc, end)) = heredoc_word(s, j, strip_tabs) {
+                            self.top().pending.push(doc);
+                            j = end;
+                        }
+                        j
+                    }
+                    b' ' | b'\t' | b';' | b'&' | b'|' | b'<' | b'>' => {
+                        word_start = true;
+                        i + w
+                    }
+                    _ => i + w,
+                };
+                self.top().word_start = word_start;
+                end
+            }
+        }
+    }
+}
+
+impl Scanner {
+    fn step_heredoc(&mut self, s: &[u8], i: usize) -> usize {
+        let f = self.top();
+        let Some(doc) = f.body.clone() else {
+            f.state = State::Bare;
+            return i;
+        };
+        if f.line_start {
+            f.line_start = false;
+            let line_end = s[i..].iter().position(|&c| c == b'\n').map(|p| i + p);
+            let mut line = &s[i..line_end.unwrap_or(s.len())];
+            if doc.strip_tabs {
+                while let [b'\t', rest @ ..] = line {
+                    line = rest;
+                }
+            }
+            if line == doc.delimiter.as_bytes() {
+                f.end_line();
+                return line_end.map_or(s.len(), |e| e + 1);
+            }
+        }
+        let (c, w) = self.inner_char(s, i);
+        if c == b'\n' {
+            self.top().line_start = true;
+            return i + w;
+        }
+        if doc.quoted {
+            return i + w;
+        }
+        match c {
+            b'\\' => self.skip_escaped(s, i + w),
+            b'$' if s.get(i + w) == Some(&b'(') => {
+                self.frames.push(Frame::new(Kind::Paren(1)));
+                i + w + 1
+            }
+            b'`' => {
+                self.frames.push(Frame::new(Kind::Backquote {
+                    nested: false,
+                    in_double: false,
+                }));
+                i + w
+            }
+            _ => i + w,
+        }
+    }
+}
+
+/// The context at the end of `prefix` (the position right after it).
+pub fn context_after(prefix: &str) -> ScanContext {
+    let s = prefix.as_bytes();
+    let mut sc = Scanner::new();
+    let mut i = 0;
+    while i < s.len() {
+        i = sc.step(s, i);
+    }
+    sc.context()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(prefix: &str) -> Quoting {
+        context_after(prefix).quoting
+    }
+
+    #[test]
+    fn basic_quotes() {
+        assert_eq!(q("echo "), Quoting::Bare);
+        assert_eq!(q("echo '"), Quoting::SingleQuoted);
+        assert_eq!(q("echo 'a'"), Quoting::Bare);
+        assert_eq!(q("echo \""), Quoting::DoubleQuoted);
+        assert_eq!(q("echo \"a\" "), Quoting::Bare);
+        assert_eq!(q("echo \"it's "), Quoting::DoubleQuoted);
+        assert_eq!(q("echo 'say \"hi "), Quoting::SingleQuoted);
+    }
+
+    #[test]
+    fn backslashes() {
+        assert_eq!(q(r"echo \'"), Quoting::Bare);
+        assert_eq!(q(r#"echo \""#), Quoting::Bare);
+        assert_eq!(q(r#"echo "a\"b"#), Quoting::DoubleQuoted);
+        assert_eq!(q(r#"echo "a\\"#), Quoting::DoubleQuoted);
+        assert_eq!(q(r#"echo "a\\" "#), Quoting::Bare);
+        // No escapes inside single quotes.
+        assert_eq!(q(r"echo 'a\' "), Quoting::Bare);
+    }
+
+    #[test]
+    fn command_substitution_nests() {
+        assert_eq!(q("echo \"$(echo "), Quoting::Bare);
+        assert_eq!(q("echo \"$(echo 'x' \"y"), Quoting::DoubleQuoted);
+        assert_eq!(q("echo \"$(echo (a) "), Quoting::Bare);
+        assert_eq!(q("echo \"$(echo x) "), Quoting::DoubleQuoted);
+        assert_eq!(q("echo \"$(echo ')' "), Quoting::Bare);
+        assert_eq!(q("echo \"$(echo ')' ) "), Quoting::DoubleQuoted);
+        assert_eq!(q("echo '$(' "), Quoting::Bare);
+        assert_eq!(q("echo $(( 1 + "), Quoting::Bare);
+        assert_eq!(q("echo \"$(( 1 + 2 )) "), Quoting::DoubleQuoted);
+    }
+
+    #[test]
+    fn backquotes() {
+        let c = context_after("echo \"`echo ");
+        assert_eq!(c.quoting, Quoting::Bare);
+        assert!(c.in_backquotes);
+        let c = context_after("echo \"`echo x` ");
+        assert_eq!(c.quoting, Quoting::DoubleQuoted);
+        assert!(!c.in_backquotes);
+        // A backquote closes the substitution even inside quotes within it.
+        let c = context_after("echo `echo '` ");
+        assert_eq!(c.quoting, Quoting::Bare);
+        assert!(!c.in_backquotes);
+        let c = context_after("echo `echo \\`echo ");
+        assert!(c.nested_backquotes);
+        let c = context_after("echo `echo \\`echo\\` ");
+        assert!(c.in_backquotes && !c.nested_backquotes);
+    }
+
+    #[test]
+    fn comments() {
+        let c = context_after("echo a # it's ");
+        assert!(c.in_comment);
+        assert_eq!(c.quoting, Quoting::Bare);
+        let c = context_after("echo a # it's\necho '");
+        assert!(!c.in_comment);
+        assert_eq!(c.quoting, Quoting::SingleQuoted);
+        assert!(!context_after("echo a#b ").in_comment);
+        assert!(!context_after("echo $# ").in_comment);
+        assert!(!context_after("echo ${#x} '").in_comment);
+        assert!(context_after("x;#").in_comment);
+        assert!(context_after("#").in_comment);
+    }
+
+    #[test]
+    fn heredocs() {
+        let c = context_after("cat <<EOF\nhello '");
+        let doc = c.heredoc.expect("in here-doc");
+        assert_eq!(doc.delimiter, "EOF");
+        assert!(!doc.quoted && !doc.strip_tabs);
+        assert_eq!(c.quoting, Quoting::Bare);
+        // Still on the operator's line: not yet in the body.
+        assert_eq!(context_after("cat <<EOF '").quoting, Quoting::SingleQuoted);
+        let c = context_after("cat <<EOF\na\nEOF\necho '");
+        assert!(c.heredoc.is_none());
+        assert_eq!(c.quoting, Quoting::SingleQuoted);
+        let doc = context_after("cat <<-'E O'; echo\n\tE O x\n")
+            .heredoc
+            .unwrap();
+        assert_eq!(doc.delimiter, "E O");
+        assert!(doc.quoted && doc.strip_tabs);
+        assert!(context_after("cat <<-'E O'\n\t\tE O\n").heredoc.is_none());
+        assert!(context_after("cat <<E\\OF\nEOF\n").heredoc.is_none());
+        // Command substitution inside an unquoted body.
+        let c = context_after("cat <<EOF\n$(echo ");
+        assert!(c.heredoc.is_none());
+        let c = context_after("cat <<EOF\n$(echo x) ");
+        assert!(c.heredoc.is_some());
+        // Two here-docs on one line.
+        let c = context_after("cat <<A <<'B'\nA\nx");
+        assert_eq!(c.heredoc.unwrap().delimiter, "B");
+        // `<<<` is a bash here-string, not a here-doc.
+        assert!(context_after("cat <<<x\n").heredoc.is_none());
+        // In a comment line, the here-doc body starts after it.
+        assert!(context_after("cat <<EOF # c\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn dollar_dollar() {
+        assert_eq!(q("echo $$("), Quoting::Bare);
+        assert!(!context_after("echo $$(").in_backquotes);
+        assert_eq!(context_after("echo \"$$").quoting, Quoting::DoubleQuoted);
+    }
+
+    #[test]
+    fn unicode_passes_through() {
+        assert_eq!(q("echo 'é ☃ "), Quoting::SingleQuoted);
+        assert_eq!(q("echo \\é '"), Quoting::SingleQuoted);
+    }
+}
