@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "runner", version, about = "Run MapReduce workflows of shell steps, crash-safe and resumable")]
+#[command(
+    name = "runner",
+    version,
+    about = "Run MapReduce workflows of shell steps, crash-safe and resumable"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -16,7 +20,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Where jobs are kept
-    #[arg(long, global = true, env = "RUNNER_STATE_DIR", default_value = ".runner", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNER_STATE_DIR",
+        default_value = ".runner",
+        value_name = "DIR"
+    )]
     pub state_dir: PathBuf,
     /// More output (repeatable)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::args::{DlqCommand, Global};
 use crate::cli::exit::usage;
 use crate::cli::job_open::{lock, open_job, read_meta, recover, snapshot_workflow};
-use crate::cli::session::{run_session, Session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::items_file;
@@ -21,7 +21,19 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
     match c {
         DlqCommand::List { job, json } => list(&state, job, *json),
         DlqCommand::Show { job, item } => show(&state, job, item),
-        DlqCommand::Retry { job, items, max_parallel, json } => retry(g, &state, job, items, max_parallel.map(|n| n as usize), *json),
+        DlqCommand::Retry {
+            job,
+            items,
+            max_parallel,
+            json,
+        } => retry(
+            g,
+            &state,
+            job,
+            items,
+            max_parallel.map(|n| n as usize),
+            *json,
+        ),
         DlqCommand::Purge { job, items } => purge(&state, job, items),
     }
 }
@@ -66,10 +78,19 @@ fn list(state: &StateDir, job: &str, json_out: bool) -> anyhow::Result<i32> {
         *classes.entry(class).or_default() += 1;
     }
     let summary: Vec<String> = classes.iter().map(|(k, v)| format!("{v} x {k}")).collect();
-    let _ = writeln!(out, "{} item(s) in the DLQ of job {job}: {}", entries.len(), summary.join(", "));
+    let _ = writeln!(
+        out,
+        "{} item(s) in the DLQ of job {job}: {}",
+        entries.len(),
+        summary.join(", ")
+    );
     for e in &entries {
         let v = entry_json(e);
-        let tail = e.attempts.last().and_then(|a| a.stderr_tail.lines().last()).unwrap_or("");
+        let tail = e
+            .attempts
+            .last()
+            .and_then(|a| a.stderr_tail.lines().last())
+            .unwrap_or("");
         if writeln!(
             out,
             "{}  attempts={}  {}  last={}{}",
@@ -77,7 +98,11 @@ fn list(state: &StateDir, job: &str, json_out: bool) -> anyhow::Result<i32> {
             v["attempts"],
             v["message"].as_str().unwrap_or("?"),
             e.last_failure_at,
-            if tail.is_empty() { String::new() } else { format!("\n    stderr: {tail}") }
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("\n    stderr: {tail}")
+            }
         )
         .is_err()
         {
@@ -91,15 +116,29 @@ fn show(state: &StateDir, job: &str, item: &str) -> anyhow::Result<i32> {
     let dir = open_job(state, job)?;
     let entries = dlq::load(&dir.dlq())?;
     let Some(e) = entries.iter().find(|e| e.item_id == item) else {
-        return Err(usage(format!("item {item:?} is not in the DLQ of job {job} (see `runner dlq list {job}`)")));
+        return Err(usage(format!(
+            "item {item:?} is not in the DLQ of job {job} (see `runner dlq list {job}`)"
+        )));
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "item:      {}", e.item_id);
     let _ = writeln!(out, "value:     {}", e.item);
-    let _ = writeln!(out, "failures:  first {}, last {}", e.first_failure_at, e.last_failure_at);
+    let _ = writeln!(
+        out,
+        "failures:  first {}, last {}",
+        e.first_failure_at, e.last_failure_at
+    );
     for a in &e.attempts {
-        let what = a.failure.as_ref().map(|f| f.to_string()).unwrap_or_else(|| "succeeded".into());
-        let _ = writeln!(out, "attempt {}: {} ({} ms, started {})", a.attempt, what, a.duration_ms, a.started_at);
+        let what = a
+            .failure
+            .as_ref()
+            .map(|f| f.to_string())
+            .unwrap_or_else(|| "succeeded".into());
+        let _ = writeln!(
+            out,
+            "attempt {}: {} ({} ms, started {})",
+            a.attempt, what, a.duration_ms, a.started_at
+        );
         for l in a.stderr_tail.lines() {
             let _ = writeln!(out, "    | {l}");
         }
@@ -110,13 +149,22 @@ fn show(state: &StateDir, job: &str, item: &str) -> anyhow::Result<i32> {
 fn check_known(entries: &[DlqEntry], wanted: &[String], job: &str) -> anyhow::Result<()> {
     for w in wanted {
         if !entries.iter().any(|e| &e.item_id == w) {
-            return Err(usage(format!("item {w:?} is not in the DLQ of job {job} (see `runner dlq list {job}`)")));
+            return Err(usage(format!(
+                "item {w:?} is not in the DLQ of job {job} (see `runner dlq list {job}`)"
+            )));
         }
     }
     Ok(())
 }
 
-fn retry(g: &Global, state: &StateDir, job: &str, items: &[String], max_parallel: Option<usize>, json: bool) -> anyhow::Result<i32> {
+fn retry(
+    g: &Global,
+    state: &StateDir,
+    job: &str,
+    items: &[String],
+    max_parallel: Option<usize>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let dir = open_job(state, job)?;
     let meta = read_meta(&dir)?;
     let lock = lock(&dir, "dlq retry")?;
@@ -136,7 +184,9 @@ fn retry(g: &Global, state: &StateDir, job: &str, items: &[String], max_parallel
             meta: &meta,
             workflow: &workflow,
             view,
-            kind: RunKind::DlqRetry { items: items.to_vec() },
+            kind: RunKind::DlqRetry {
+                items: items.to_vec(),
+            },
             max_parallel,
             lock,
             warnings: Vec::new(),
@@ -150,19 +200,33 @@ fn purge(state: &StateDir, job: &str, items: &[String]) -> anyhow::Result<i32> {
     let view = recover(&dir, true)?;
     let entries = dlq::load(&dir.dlq())?;
     check_known(&entries, items, job)?;
-    let ids: Vec<String> = if items.is_empty() { entries.iter().map(|e| e.item_id.clone()).collect() } else { items.to_vec() };
+    let ids: Vec<String> = if items.is_empty() {
+        entries.iter().map(|e| e.item_id.clone()).collect()
+    } else {
+        items.to_vec()
+    };
     if view.map_started {
         let all = items_file::read(&dir.items())?;
         let journal = JournalWriter::<Record>::open(&dir.journal())?;
         for (idx, it) in all.iter().enumerate() {
-            if ids.contains(&it.id) && view.items.get(idx).is_some_and(|s| s.status == ItemStatus::Dlq) {
-                journal.append(Record::ItemReset { idx, status: ItemStatus::Purged })?;
+            if ids.contains(&it.id)
+                && view
+                    .items
+                    .get(idx)
+                    .is_some_and(|s| s.status == ItemStatus::Dlq)
+            {
+                journal.append(Record::ItemReset {
+                    idx,
+                    status: ItemStatus::Purged,
+                })?;
             }
         }
         journal.close()?;
     }
     let removed = dlq::remove(&dir.dlq(), &ids)?;
     lock.release()?;
-    eprintln!("runner: removed {removed} item(s) from the DLQ of job {job}; they will not be run again");
+    eprintln!(
+        "runner: removed {removed} item(s) from the DLQ of job {job}; they will not be run again"
+    );
     Ok(0)
 }

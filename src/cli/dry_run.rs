@@ -7,7 +7,7 @@ use serde_json::Map;
 
 use crate::cli::exit::usage;
 use crate::engine::phases::select_items;
-use crate::engine::vars::{item_lookup, JobVars};
+use crate::engine::vars::{JobVars, item_lookup};
 use crate::items::Input;
 use crate::workflow::model::Workflow;
 use crate::workflow::template::VarRef;
@@ -49,6 +49,9 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
     for s in &wf.reduce {
         let _ = writeln!(out, "reduce: {}", s.source);
     }
-    eprintln!("runner: dry run: {} items selected; nothing was run or written", items.len());
+    eprintln!(
+        "runner: dry run: {} items selected; nothing was run or written",
+        items.len()
+    );
     Ok(0)
 }

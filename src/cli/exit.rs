@@ -17,7 +17,11 @@ pub struct Exit {
 
 /// Bad usage or bad input (exit 2).
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Exit { code: USAGE, message: message.into() }.into()
+    Exit {
+        code: USAGE,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// The exit code for an error that reached `main`.
@@ -25,18 +29,26 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.downcast_ref::<Exit>() {
         return e.code;
     }
-    if err.downcast_ref::<crate::workflow::error::WorkflowError>().is_some() {
-        return USAGE;
-    }
-    if let Some(crate::state::lock::LockError::Held(_)) = err.downcast_ref::<crate::state::lock::LockError>() {
-        return LOCKED;
-    }
-    if let Some(crate::engine::error::EngineError::Items(_) | crate::engine::error::EngineError::Config(_)) =
-        err.downcast_ref::<crate::engine::error::EngineError>()
+    if err
+        .downcast_ref::<crate::workflow::error::WorkflowError>()
+        .is_some()
     {
         return USAGE;
     }
-    if let Some(crate::state::error::StateError::InvalidJobId { .. }) = err.downcast_ref::<crate::state::error::StateError>() {
+    if let Some(crate::state::lock::LockError::Held(_)) =
+        err.downcast_ref::<crate::state::lock::LockError>()
+    {
+        return LOCKED;
+    }
+    if let Some(
+        crate::engine::error::EngineError::Items(_) | crate::engine::error::EngineError::Config(_),
+    ) = err.downcast_ref::<crate::engine::error::EngineError>()
+    {
+        return USAGE;
+    }
+    if let Some(crate::state::error::StateError::InvalidJobId { .. }) =
+        err.downcast_ref::<crate::state::error::StateError>()
+    {
         return USAGE;
     }
     FAILURES

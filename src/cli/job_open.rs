@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::exit::{usage, Exit, LOCKED};
+use crate::cli::exit::{Exit, LOCKED, usage};
 use crate::state::atomic::read_checksummed;
 use crate::state::job::{Checkpoint, JobMeta, JobView};
 use crate::state::journal::{replay, truncate_torn_tail};
@@ -28,8 +28,12 @@ pub fn open_job(state: &StateDir, id: &str) -> anyhow::Result<JobDir> {
 }
 
 pub fn read_meta(dir: &JobDir) -> anyhow::Result<JobMeta> {
-    read_checksummed::<JobMeta>(&dir.meta())?
-        .ok_or_else(|| usage(format!("{} is missing: this is not a complete job directory", dir.meta().display())))
+    read_checksummed::<JobMeta>(&dir.meta())?.ok_or_else(|| {
+        usage(format!(
+            "{} is missing: this is not a complete job directory",
+            dir.meta().display()
+        ))
+    })
 }
 
 /// The job's state as recorded: the checkpoint, then the journal after it. With `repair`
@@ -44,7 +48,8 @@ pub fn recover(dir: &JobDir, repair: bool) -> anyhow::Result<JobView> {
             (JobView::default(), 0)
         }
     };
-    let mut apply = |v: &mut JobView, from: u64| replay::<Record>(&journal, from, |_, rec| v.apply(&rec));
+    let apply =
+        |v: &mut JobView, from: u64| replay::<Record>(&journal, from, |_, rec| v.apply(&rec));
     let end = match apply(&mut view, offset) {
         Ok(end) => end,
         Err(crate::state::error::StateError::BadOffset { .. }) => {
@@ -55,7 +60,8 @@ pub fn recover(dir: &JobDir, repair: bool) -> anyhow::Result<JobView> {
         Err(e) => return Err(e.into()),
     };
     if repair && end.torn_tail.is_some() {
-        truncate_torn_tail(&journal, end.valid_len).context("repairing the journal's torn last record")?;
+        truncate_torn_tail(&journal, end.valid_len)
+            .context("repairing the journal's torn last record")?;
     }
     Ok(view)
 }
@@ -93,7 +99,12 @@ pub fn lock(dir: &JobDir, command: &str) -> anyhow::Result<JobLock> {
 
 /// The workflow a resumed job runs: the file it started from, unless it changed (refused
 /// without `force`) or is gone (then the snapshot taken at start).
-pub fn job_workflow(dir: &JobDir, meta: &JobMeta, force: bool, warnings: &mut Vec<String>) -> anyhow::Result<Workflow> {
+pub fn job_workflow(
+    dir: &JobDir,
+    meta: &JobMeta,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Workflow> {
     let snapshot = std::fs::read_to_string(dir.workflow_snapshot())
         .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
     match std::fs::read(&meta.workflow_path) {
@@ -107,7 +118,10 @@ pub fn job_workflow(dir: &JobDir, meta: &JobMeta, force: bool, warnings: &mut Ve
                         meta.job_id
                     )));
                 }
-                warnings.push(format!("running the changed workflow {} (--force)", meta.workflow_path.display()));
+                warnings.push(format!(
+                    "running the changed workflow {} (--force)",
+                    meta.workflow_path.display()
+                ));
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 return Ok(load_str(&text, &meta.workflow_path, &meta.workflow_dir)?);
             }
@@ -117,12 +131,20 @@ pub fn job_workflow(dir: &JobDir, meta: &JobMeta, force: bool, warnings: &mut Ve
             meta.workflow_path.display()
         )),
     }
-    Ok(load_str(&snapshot, &meta.workflow_path, &meta.workflow_dir)?)
+    Ok(load_str(
+        &snapshot,
+        &meta.workflow_path,
+        &meta.workflow_dir,
+    )?)
 }
 
 /// The job's workflow as snapshotted at start (for `status`, `dlq retry`).
 pub fn snapshot_workflow(dir: &JobDir, meta: &JobMeta) -> anyhow::Result<Workflow> {
     let text = std::fs::read_to_string(dir.workflow_snapshot())
         .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
-    Ok(load_str(&text, Path::new(&meta.workflow_path), &meta.workflow_dir)?)
+    Ok(load_str(
+        &text,
+        Path::new(&meta.workflow_path),
+        &meta.workflow_dir,
+    )?)
 }

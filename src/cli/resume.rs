@@ -2,7 +2,7 @@
 
 use crate::cli::args::{Global, ResumeArgs};
 use crate::cli::job_open::{job_workflow, lock, open_job, read_meta, recover};
-use crate::cli::session::{run_session, Session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::layout::StateDir;
 use crate::state::records::JobState;
@@ -15,7 +15,10 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     let view = recover(&dir, true)?;
     if !view.run_open && view.last_state == Some(JobState::Completed) {
         let _ = lock.release();
-        eprintln!("runner: job {} already completed: {}/{} items succeeded; nothing to do", a.job, view.counts.successful, view.counts.total);
+        eprintln!(
+            "runner: job {} already completed: {}/{} items succeeded; nothing to do",
+            a.job, view.counts.successful, view.counts.total
+        );
         return Ok(crate::cli::exit::COMPLETED);
     }
     let mut warnings = Vec::new();
@@ -28,7 +31,9 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
             meta: &meta,
             workflow: &workflow,
             view,
-            kind: RunKind::Resume { pending_only: a.pending_only },
+            kind: RunKind::Resume {
+                pending_only: a.pending_only,
+            },
             max_parallel: a.max_parallel.map(|n| n as usize),
             lock,
             warnings,

@@ -4,11 +4,11 @@ use anyhow::Context;
 
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::exit::usage;
-use crate::cli::session::{run_session, Session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::atomic::{write_atomic, write_checksummed};
 use crate::state::job::{JobMeta, JobView};
-use crate::state::layout::{new_job_id, validate_job_id, StateDir};
+use crate::state::layout::{StateDir, new_job_id, validate_job_id};
 use crate::workflow::load::load_file;
 
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
@@ -26,10 +26,15 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         None => new_job_id(&loaded.workflow.name),
     };
     if state.job(&job_id)?.exists() {
-        return Err(usage(format!("job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`")));
+        return Err(usage(format!(
+            "job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`"
+        )));
     }
     let dir = state.create_job(&job_id)?;
-    let workflow_path = a.workflow.canonicalize().with_context(|| format!("resolving {}", a.workflow.display()))?;
+    let workflow_path = a
+        .workflow
+        .canonicalize()
+        .with_context(|| format!("resolving {}", a.workflow.display()))?;
     let meta = JobMeta {
         job_id: job_id.clone(),
         workflow_name: loaded.workflow.name.clone(),
@@ -63,10 +68,14 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
 pub fn parse_sets(sets: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     sets.iter()
         .map(|s| match s.split_once('=') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Some((k, v))
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
                 Ok((k.to_owned(), v.to_owned()))
             }
-            _ => Err(usage(format!("--set {s:?}: expected KEY=VALUE with KEY made of letters, digits and '_'"))),
+            _ => Err(usage(format!(
+                "--set {s:?}: expected KEY=VALUE with KEY made of letters, digits and '_'"
+            ))),
         })
         .collect()
 }

@@ -2,15 +2,15 @@
 //! mapping from a job's end state to an exit code.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::args::Global;
 use crate::cli::exit::{COMPLETED, FAILURES, SIGINT, SIGTERM};
 use crate::engine::executor::ProcessExecutor;
-use crate::engine::phases::{execute, JobOutcome, JobRun, RunKind};
+use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
 use crate::report::human::{Human, Verbosity};
 use crate::report::ndjson::Ndjson;
@@ -32,7 +32,10 @@ pub fn verbosity(g: &Global) -> Verbosity {
 }
 
 pub fn reporter(g: &Global, json: bool) -> Box<dyn Reporter> {
-    let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(Human::new(verbosity(g), std::io::stderr().is_terminal()))];
+    let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(Human::new(
+        verbosity(g),
+        std::io::stderr().is_terminal(),
+    ))];
     if json {
         all.push(Box::new(Ndjson::new(std::io::stdout())));
     }
@@ -52,7 +55,9 @@ pub struct Session<'a> {
 
 /// Run the job to its end (or interruption) and return the exit code.
 pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let cancel = CancellationToken::new();
     let signal = Arc::new(AtomicI32::new(0));
     let mut rec = Recorder::new(s.dir, s.view, reporter(g, json))?;
@@ -61,7 +66,13 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     }
     let outcome: anyhow::Result<JobOutcome> = rt.block_on(async {
         watch_signals(cancel.clone(), signal.clone());
-        let run = JobRun { meta: s.meta, workflow: s.workflow, kind: s.kind, max_parallel: s.max_parallel, cancel };
+        let run = JobRun {
+            meta: s.meta,
+            workflow: s.workflow,
+            kind: s.kind,
+            max_parallel: s.max_parallel,
+            cancel,
+        };
         Ok(execute(ProcessExecutor, run, &mut rec).await?)
     });
     rec.finish_reporting();
@@ -85,8 +96,11 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
 /// First SIGINT/SIGTERM: stop dispatching and cancel in-flight items (their process groups
 /// get TERM, then KILL after the grace period); the job is saved as interrupted.
 fn watch_signals(cancel: CancellationToken, which: Arc<AtomicI32>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     tokio::spawn(async move {

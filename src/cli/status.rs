@@ -55,12 +55,18 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
     let meta = read_meta(dir)?;
     let view = recover(dir, false)?;
     let st = display_state(dir, &view);
-    let (setup_total, reduce_total) = snapshot_workflow(dir, &meta).map(|w| (w.setup.len(), w.reduce.len())).unwrap_or((0, 0));
+    let (setup_total, reduce_total) = snapshot_workflow(dir, &meta)
+        .map(|w| (w.setup.len(), w.reduce.len()))
+        .unwrap_or((0, 0));
     let mut durations = view.durations();
     durations.sort_unstable();
     let finished = view.counts.total - view.counts.pending;
     let elapsed = elapsed_secs(view.started_at.as_deref(), view.updated_at.as_deref());
-    let lock = if st == JobState::Running { read_info(&dir.lock()) } else { None };
+    let lock = if st == JobState::Running {
+        read_info(&dir.lock())
+    } else {
+        None
+    };
     let heartbeat_age = lock.as_ref().and_then(|l| age_secs(&l.heartbeat_at));
     Ok(json!({
         "job_id": meta.job_id,
@@ -92,7 +98,9 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
 }
 
 fn parse_time(t: &str) -> Option<std::time::SystemTime> {
-    humantime::parse_rfc3339_weak(t).ok().or_else(|| humantime::parse_rfc3339(t).ok())
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(t).ok())
 }
 
 fn elapsed_secs(from: Option<&str>, to: Option<&str>) -> Option<f64> {
@@ -101,7 +109,10 @@ fn elapsed_secs(from: Option<&str>, to: Option<&str>) -> Option<f64> {
 }
 
 fn age_secs(t: &str) -> Option<f64> {
-    std::time::SystemTime::now().duration_since(parse_time(t)?).ok().map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
+    std::time::SystemTime::now()
+        .duration_since(parse_time(t)?)
+        .ok()
+        .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
 }
 
 fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
@@ -112,7 +123,11 @@ fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&d)?);
         return Ok(0);
     }
-    let s = |k: &str| d[k].as_str().map(str::to_owned).unwrap_or_else(|| d[k].to_string());
+    let s = |k: &str| {
+        d[k].as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| d[k].to_string())
+    };
     let mut lines = vec![
         format!("job:        {}", s("job_id")),
         format!("workflow:   {} ({})", s("workflow"), s("workflow_path")),
@@ -121,16 +136,34 @@ fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
             "items:      {} total, {} succeeded, {} failed ({} in DLQ), {} pending",
             d["total"], d["successful"], d["failed"], d["dlq"], d["pending"]
         ),
-        format!("setup:      {}/{} steps   reduce: {}/{} steps", d["setup"]["done"], d["setup"]["total"], d["reduce"]["done"], d["reduce"]["total"]),
-        format!("runs:       {}   started: {}   updated: {}", d["runs"], s("started_at"), s("updated_at")),
+        format!(
+            "setup:      {}/{} steps   reduce: {}/{} steps",
+            d["setup"]["done"], d["setup"]["total"], d["reduce"]["done"], d["reduce"]["total"]
+        ),
+        format!(
+            "runs:       {}   started: {}   updated: {}",
+            d["runs"],
+            s("started_at"),
+            s("updated_at")
+        ),
     ];
-    if let (Some(p50), Some(p95)) = (d["durations_ms"]["p50"].as_u64(), d["durations_ms"]["p95"].as_u64()) {
-        lines.push(format!("durations:  p50 {p50} ms, p95 {p95} ms   throughput: {} items/s", d["throughput_per_s"]));
+    if let (Some(p50), Some(p95)) = (
+        d["durations_ms"]["p50"].as_u64(),
+        d["durations_ms"]["p95"].as_u64(),
+    ) {
+        lines.push(format!(
+            "durations:  p50 {p50} ms, p95 {p95} ms   throughput: {} items/s",
+            d["throughput_per_s"]
+        ));
     }
     if let Some(l) = d["lock"].as_object() {
         lines.push(format!(
             "lock:       pid {} on {} (`{}`) since {}, heartbeat {}s ago",
-            l["pid"], l["host"].as_str().unwrap_or("?"), l["command"].as_str().unwrap_or("?"), l["started_at"].as_str().unwrap_or("?"), d["heartbeat_age_s"]
+            l["pid"],
+            l["host"].as_str().unwrap_or("?"),
+            l["command"].as_str().unwrap_or("?"),
+            l["started_at"].as_str().unwrap_or("?"),
+            d["heartbeat_age_s"]
         ));
     }
     for l in lines {
@@ -147,7 +180,9 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
         let dir = state.job(&id)?;
         match job_doc(&dir) {
             Ok(d) => docs.push(d),
-            Err(e) => docs.push(json!({ "job_id": id, "state": "unreadable", "error": e.to_string() })),
+            Err(e) => {
+                docs.push(json!({ "job_id": id, "state": "unreadable", "error": e.to_string() }))
+            }
         }
     }
     let mut out = std::io::stdout().lock();
@@ -159,14 +194,23 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
         eprintln!("runner: no jobs in {}", state.root().display());
         return Ok(0);
     }
-    let _ = writeln!(out, "{:<40} {:<16} {:<12} {:>22}  {:<24} {:<24}", "JOB", "WORKFLOW", "STATE", "DONE/FAILED/TOTAL", "STARTED", "UPDATED");
+    let _ = writeln!(
+        out,
+        "{:<40} {:<16} {:<12} {:>22}  {:<24} {:<24}",
+        "JOB", "WORKFLOW", "STATE", "DONE/FAILED/TOTAL", "STARTED", "UPDATED"
+    );
     for d in docs {
         let str_of = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
         let counts = format!("{}/{}/{}", d["successful"], d["failed"], d["total"]);
         if writeln!(
             out,
             "{:<40} {:<16} {:<12} {:>22}  {:<24} {:<24}",
-            str_of("job_id"), str_of("workflow"), str_of("state"), counts, str_of("started_at"), str_of("updated_at")
+            str_of("job_id"),
+            str_of("workflow"),
+            str_of("state"),
+            counts,
+            str_of("started_at"),
+            str_of("updated_at")
         )
         .is_err()
         {

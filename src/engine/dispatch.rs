@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::engine::executor::Executor;
-use crate::engine::item::{run_item, ItemRun, MapCtx};
+use crate::engine::item::{ItemRun, MapCtx, run_item};
 use crate::engine::recorder::Recorder;
 use crate::report::event::Event;
 use crate::state::error::StateError;
@@ -47,7 +47,10 @@ impl PolicyCounter {
         if let Some(max) = policy.max_failures
             && self.failed >= max
         {
-            return Some(format!("{} items failed (max_failures: {max})", self.failed));
+            return Some(format!(
+                "{} items failed (max_failures: {max})",
+                self.failed
+            ));
         }
         if let Some(t) = policy.failure_threshold
             && self.finished >= 10
@@ -129,13 +132,21 @@ mod tests {
 
     #[test]
     fn policy_limits() {
-        let p = ErrorPolicy { on_item_failure: OnItemFailure::Dlq, max_failures: Some(2), failure_threshold: None };
+        let p = ErrorPolicy {
+            on_item_failure: OnItemFailure::Dlq,
+            max_failures: Some(2),
+            failure_threshold: None,
+        };
         let mut c = PolicyCounter::default();
         assert!(c.count(&p, true).is_none());
         assert!(c.count(&p, false).is_none());
         assert!(c.count(&p, true).unwrap().contains("max_failures: 2"));
 
-        let p = ErrorPolicy { on_item_failure: OnItemFailure::Dlq, max_failures: None, failure_threshold: Some(0.5) };
+        let p = ErrorPolicy {
+            on_item_failure: OnItemFailure::Dlq,
+            max_failures: None,
+            failure_threshold: Some(0.5),
+        };
         let mut c = PolicyCounter::default();
         for _ in 0..4 {
             assert!(c.count(&p, true).is_none(), "needs 10 finished items first");
@@ -145,7 +156,11 @@ mod tests {
         }
         assert!(c.count(&p, true).is_some(), "5 of 10 failed");
 
-        let p = ErrorPolicy { on_item_failure: OnItemFailure::Stop, max_failures: None, failure_threshold: None };
+        let p = ErrorPolicy {
+            on_item_failure: OnItemFailure::Stop,
+            max_failures: None,
+            failure_threshold: None,
+        };
         assert!(PolicyCounter::default().count(&p, true).is_some());
     }
 }

@@ -8,7 +8,7 @@ pub enum EngineError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The items could not be selected (bad input file, failing command, duplicate ids).
-    #[error("selecting the map items failed: {0}")]
+    #[error("selecting the map items failed")]
     Items(#[from] ItemsError),
     /// A value the whole job depends on could not be rendered (env, max_parallel).
     #[error("{0}")]

@@ -5,10 +5,14 @@ use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::process::{run_shell, ShellCommand, ShellResult};
+use crate::engine::process::{ShellCommand, ShellResult, run_shell};
 
 pub trait Executor: Send + Sync + 'static {
-    fn run(&self, cmd: ShellCommand, cancel: CancellationToken) -> impl Future<Output = ShellResult> + Send;
+    fn run(
+        &self,
+        cmd: ShellCommand,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = ShellResult> + Send;
 }
 
 /// Runs each command with `/bin/sh -c` in its own process group.
@@ -58,12 +62,25 @@ pub mod mock {
                     None => (Exit::Success, Vec::new()),
                 }
             } else if let Some(k) = s.strip_prefix("flaky ") {
-                let k: u32 = k.split_whitespace().next().and_then(|k| k.parse().ok()).unwrap_or(1);
-                if n <= k { (Exit::Code(1), Vec::new()) } else { (Exit::Success, Vec::new()) }
+                let k: u32 = k
+                    .split_whitespace()
+                    .next()
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(1);
+                if n <= k {
+                    (Exit::Code(1), Vec::new())
+                } else {
+                    (Exit::Success, Vec::new())
+                }
             } else {
                 (Exit::Success, Vec::new())
             };
-            ShellResult { exit, stdout, stderr_tail: String::new(), duration: Duration::from_millis(1) }
+            ShellResult {
+                exit,
+                stdout,
+                stderr_tail: String::new(),
+                duration: Duration::from_millis(1),
+            }
         }
     }
 }

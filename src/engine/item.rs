@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::executor::Executor;
 use crate::engine::retry;
 use crate::engine::step::{self, StepEnv, StepOutcome};
-use crate::engine::vars::{item_lookup, JobVars};
+use crate::engine::vars::{JobVars, item_lookup};
 use crate::items::Item;
 use crate::report::event::Event;
 use crate::state::records::{Attempt, Failure};
@@ -82,7 +82,9 @@ pub async fn run_item<E: Executor>(ctx: Arc<MapCtx<E>>, run: ItemRun) -> ItemRes
             captured,
             duration: started.elapsed(),
         };
-        let Some(failure) = failure else { return done(true, false, captured) };
+        let Some(failure) = failure else {
+            return done(true, false, captured);
+        };
         if matches!(failure, Failure::Cancelled { .. }) || ctx.cancel.is_cancelled() {
             return done(false, true, Map::new());
         }
@@ -103,7 +105,11 @@ pub async fn run_item<E: Executor>(ctx: Arc<MapCtx<E>>, run: ItemRun) -> ItemRes
     }
 }
 
-async fn run_attempt<E: Executor>(ctx: &MapCtx<E>, run: &ItemRun, attempt_no: u32) -> (Attempt, Map<String, Value>) {
+async fn run_attempt<E: Executor>(
+    ctx: &MapCtx<E>,
+    run: &ItemRun,
+    attempt_no: u32,
+) -> (Attempt, Map<String, Value>) {
     let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let started = Instant::now();
     let deadline = ctx.timeout.map(|t| started + t);
@@ -112,7 +118,8 @@ async fn run_attempt<E: Executor>(ctx: &MapCtx<E>, run: &ItemRun, attempt_no: u3
         env: item_env(ctx, &run.item, attempt_no),
         kill_grace: ctx.kill_grace,
         log_stem: ctx.logs_dir.as_ref().map(|d| {
-            d.join(crate::state::layout::item_file_stem(&run.item.id)).join(attempt_no.to_string())
+            d.join(crate::state::layout::item_file_stem(&run.item.id))
+                .join(attempt_no.to_string())
         }),
         tee: false,
     };
@@ -123,17 +130,28 @@ async fn run_attempt<E: Executor>(ctx: &MapCtx<E>, run: &ItemRun, attempt_no: u3
         let (limit, item_limited) = limit_for(step.timeout, deadline);
         let outcome = run_one(ctx, run, attempt_no, &captured, step, i, &senv, limit).await;
         match outcome {
-            StepOutcome::Ok { captured: Some((k, v)) } => {
+            StepOutcome::Ok {
+                captured: Some((k, v)),
+            } => {
                 captured.insert(k, v);
             }
             StepOutcome::Ok { captured: None } => {}
-            StepOutcome::Failed { failure: f, stderr_tail: tail } => {
+            StepOutcome::Failed {
+                failure: f,
+                stderr_tail: tail,
+            } => {
                 let f = match (f, item_limited, ctx.timeout) {
                     // Report the item's own limit when it is what ran out.
-                    (Failure::Timeout { step, .. }, true, Some(t)) => Failure::Timeout { after_ms: t.as_millis() as u64, step },
+                    (Failure::Timeout { step, .. }, true, Some(t)) => Failure::Timeout {
+                        after_ms: t.as_millis() as u64,
+                        step,
+                    },
                     (f, _, _) => f,
                 };
-                let handled = run_handlers(ctx, run, attempt_no, &captured, step, i, &senv, deadline, &f).await;
+                let handled = run_handlers(
+                    ctx, run, attempt_no, &captured, step, i, &senv, deadline, &f,
+                )
+                .await;
                 if handled && step.forgive_on_handled && !matches!(f, Failure::Cancelled { .. }) {
                     continue;
                 }
@@ -177,12 +195,17 @@ async fn run_one<E: Executor>(
     limit: Option<Duration>,
 ) -> StepOutcome {
     let rendered = {
-        let lookup = |v: &crate::workflow::template::VarRef| item_lookup(&ctx.vars, &run.item, attempt_no, captured, v);
+        let lookup = |v: &crate::workflow::template::VarRef| {
+            item_lookup(&ctx.vars, &run.item, attempt_no, captured, v)
+        };
         step::render(step, index, senv, &lookup)
     };
     match rendered {
         Ok(r) => step::run(&ctx.exec, step, index, r, senv, limit, &ctx.cancel).await,
-        Err(failure) => StepOutcome::Failed { failure, stderr_tail: String::new() },
+        Err(failure) => StepOutcome::Failed {
+            failure,
+            stderr_tail: String::new(),
+        },
     }
 }
 
@@ -204,7 +227,9 @@ async fn run_handlers<E: Executor>(
     }
     for h in &step.on_failure {
         let (limit, _) = limit_for(h.timeout, deadline);
-        if let StepOutcome::Failed { .. } = run_one(ctx, run, attempt_no, captured, h, index, senv, limit).await {
+        if let StepOutcome::Failed { .. } =
+            run_one(ctx, run, attempt_no, captured, h, index, senv, limit).await
+        {
             return false;
         }
     }

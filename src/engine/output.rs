@@ -37,13 +37,21 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(target: StreamTarget) -> Self {
-        Sink { target, file: None, written: 0, captured: Vec::new(), tail: Vec::new(), log_failed: false }
+        Sink {
+            target,
+            file: None,
+            written: 0,
+            captured: Vec::new(),
+            tail: Vec::new(),
+            log_failed: false,
+        }
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
         if self.target.capture {
             let room = CAPTURE_CAP.saturating_sub(self.captured.len());
-            self.captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.captured
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         self.tail.extend_from_slice(chunk);
         if self.tail.len() > 2 * TAIL_CAP {
@@ -64,9 +72,17 @@ impl Sink {
         if self.file.is_none() {
             if let Some(dir) = path.parent() {
                 use std::os::unix::fs::DirBuilderExt;
-                let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir);
             }
-            match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+            {
                 Ok(f) => self.file = Some(f),
                 Err(_) => {
                     self.log_failed = true;
@@ -85,7 +101,11 @@ impl Sink {
         if self.written > self.target.log_cap
             && let Some(f) = &mut self.file
         {
-            let _ = writeln!(f, "\n[runner: output truncated at {} bytes]", self.target.log_cap);
+            let _ = writeln!(
+                f,
+                "\n[runner: output truncated at {} bytes]",
+                self.target.log_cap
+            );
         }
     }
 
@@ -107,7 +127,12 @@ mod tests {
     fn log_is_bounded_and_created_lazily() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/out.log");
-        let mut s = Sink::new(StreamTarget { log: Some(path.clone()), log_cap: 10, capture: true, tee: false });
+        let mut s = Sink::new(StreamTarget {
+            log: Some(path.clone()),
+            log_cap: 10,
+            capture: true,
+            tee: false,
+        });
         assert!(!path.exists());
         s.feed(b"hello ");
         s.feed(b"world, this is long");
@@ -121,7 +146,12 @@ mod tests {
     fn no_output_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
-        let s = Sink::new(StreamTarget { log: Some(path.clone()), log_cap: 10, capture: false, tee: false });
+        let s = Sink::new(StreamTarget {
+            log: Some(path.clone()),
+            log_cap: 10,
+            capture: false,
+            tee: false,
+        });
         assert_eq!(s.tail_text(), "");
         assert!(!path.exists());
     }

@@ -9,14 +9,14 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::dispatch::{dispatch, MapEnd};
+use crate::engine::dispatch::{MapEnd, dispatch};
 use crate::engine::error::EngineError;
 use crate::engine::executor::Executor;
 use crate::engine::item::{ItemRun, MapCtx};
 use crate::engine::recorder::Recorder;
 use crate::engine::step::{self, StepEnv, StepOutcome};
-use crate::engine::vars::{reduce_lookup, JobVars};
-use crate::items::{assign_ids, Item};
+use crate::engine::vars::{JobVars, reduce_lookup};
+use crate::items::{Item, assign_ids};
 use crate::report::event::Event;
 use crate::state::items_file;
 use crate::state::job::{Counts, JobMeta};
@@ -29,9 +29,13 @@ use crate::workflow::template::{PathSeg, VarRef};
 pub enum RunKind {
     Run,
     /// Pending items, then (unless `pending_only`) failed and DLQ items.
-    Resume { pending_only: bool },
+    Resume {
+        pending_only: bool,
+    },
     /// DLQ items only (all, or the named ones).
-    DlqRetry { items: Vec<String> },
+    DlqRetry {
+        items: Vec<String>,
+    },
 }
 
 impl RunKind {
@@ -62,7 +66,11 @@ pub struct JobOutcome {
     pub reason: Option<String>,
 }
 
-pub async fn execute<E: Executor + Clone>(exec: E, run: JobRun<'_>, rec: &mut Recorder) -> Result<JobOutcome, EngineError> {
+pub async fn execute<E: Executor + Clone>(
+    exec: E,
+    run: JobRun<'_>,
+    rec: &mut Recorder,
+) -> Result<JobOutcome, EngineError> {
     let started = Instant::now();
     let run_no = rec.view.runs + 1;
     rec.record_durable(Record::RunStarted {
@@ -80,12 +88,20 @@ pub async fn execute<E: Executor + Clone>(exec: E, run: JobRun<'_>, rec: &mut Re
     let (state, reason) = match result {
         Ok(x) => x,
         Err(e) => {
-            let _ = rec.record_durable(Record::RunEnded { run: run_no, state: JobState::Failed, at: now() });
+            let _ = rec.record_durable(Record::RunEnded {
+                run: run_no,
+                state: JobState::Failed,
+                at: now(),
+            });
             let _ = rec.checkpoint();
             return Err(e);
         }
     };
-    rec.record_durable(Record::RunEnded { run: run_no, state, at: now() })?;
+    rec.record_durable(Record::RunEnded {
+        run: run_no,
+        state,
+        at: now(),
+    })?;
     rec.checkpoint()?;
     let c = rec.view.counts;
     rec.report(&Event::JobFinished {
@@ -99,7 +115,11 @@ pub async fn execute<E: Executor + Clone>(exec: E, run: JobRun<'_>, rec: &mut Re
         pending: c.pending,
         duration_ms: started.elapsed().as_millis() as u64,
     });
-    Ok(JobOutcome { state, counts: c, reason })
+    Ok(JobOutcome {
+        state,
+        counts: c,
+        reason,
+    })
 }
 
 fn now() -> String {
@@ -117,7 +137,18 @@ async fn phases<E: Executor + Clone>(
 
     // Setup, from the first unfinished step.
     if rec.view.setup_done < wf.setup.len() {
-        if let Some(end) = run_phase(&exec, Phase::Setup, &wf.setup, rec.view.setup_done, &vars, run, rec, None).await? {
+        if let Some(end) = run_phase(
+            &exec,
+            Phase::Setup,
+            &wf.setup,
+            rec.view.setup_done,
+            &vars,
+            run,
+            rec,
+            None,
+        )
+        .await?
+        {
             return Ok(end);
         }
         vars.captures = rec.view.captures.clone();
@@ -129,7 +160,10 @@ async fn phases<E: Executor + Clone>(
     } else {
         let items = select_items(wf, &vars)?;
         let hash = items_file::write(&rec.dir.items(), &items)?;
-        rec.record_durable(Record::MapStarted { total: items.len(), items_hash: hash })?;
+        rec.record_durable(Record::MapStarted {
+            total: items.len(),
+            items_hash: hash,
+        })?;
         rec.checkpoint()?;
         items
     };
@@ -139,12 +173,16 @@ async fn phases<E: Executor + Clone>(
     if !queue.is_empty() || !rec.view.map_done {
         let max_parallel = resolve_max_parallel(run, wf, &vars)?;
         rec.report(&Event::PhaseStarted { phase: Phase::Map });
-        rec.report(&Event::MapStarted { total: items.len(), to_run: queue.len(), max_parallel });
+        rec.report(&Event::MapStarted {
+            total: items.len(),
+            to_run: queue.len(),
+            max_parallel,
+        });
         let map_started = Instant::now();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(MapCtx {
             exec: exec.clone(),
-            steps: Arc::new(clone_steps(&wf.map.steps)),
+            steps: Arc::new(wf.map.steps.clone()),
             vars: vars.clone(),
             env: wf_env_pairs(&vars, wf),
             dir: wf.dir.clone(),
@@ -176,7 +214,18 @@ async fn phases<E: Executor + Clone>(
     // Reduce, from the first unfinished step.
     if rec.view.reduce_done < wf.reduce.len() {
         let map_value = map_value(rec, &items, wf)?;
-        if let Some(end) = run_phase(&exec, Phase::Reduce, &wf.reduce, rec.view.reduce_done, &vars, run, rec, Some(&map_value)).await? {
+        if let Some(end) = run_phase(
+            &exec,
+            Phase::Reduce,
+            &wf.reduce,
+            rec.view.reduce_done,
+            &vars,
+            run,
+            rec,
+            Some(&map_value),
+        )
+        .await?
+        {
             return Ok(end);
         }
     }
@@ -185,12 +234,11 @@ async fn phases<E: Executor + Clone>(
 
 fn end_state(rec: &Recorder) -> JobState {
     let c = rec.view.counts;
-    if c.failed_total() == 0 && c.pending == 0 { JobState::Completed } else { JobState::Failed }
-}
-
-/// `Step` holds templates that are cheap to share but not `Clone`-derived; rebuild by parts.
-fn clone_steps(steps: &[Step]) -> Vec<Step> {
-    steps.iter().map(Step::clone).collect()
+    if c.failed_total() == 0 && c.pending == 0 {
+        JobState::Completed
+    } else {
+        JobState::Failed
+    }
 }
 
 /// Run setup or reduce steps from `from`; `Some(end)` when the phase failed or was cancelled.
@@ -208,9 +256,16 @@ async fn run_phase<E: Executor>(
     let wf = run.workflow;
     rec.report(&Event::PhaseStarted { phase });
     let phase_started = Instant::now();
-    let name = if phase == Phase::Setup { "setup" } else { "reduce" };
-    let mut local: Map<String, Value> =
-        if phase == Phase::Reduce { rec.view.reduce_captures.clone() } else { Map::new() };
+    let name = if phase == Phase::Setup {
+        "setup"
+    } else {
+        "reduce"
+    };
+    let mut local: Map<String, Value> = if phase == Phase::Reduce {
+        rec.view.reduce_captures.clone()
+    } else {
+        Map::new()
+    };
     for (i, st) in steps.iter().enumerate().skip(from) {
         let senv = StepEnv {
             dir: wf.dir.clone(),
@@ -225,16 +280,28 @@ async fn run_phase<E: Executor>(
             let null = Value::Null;
             let lookup = |v: &VarRef| match map {
                 Some(m) => reduce_lookup(vars, m, &local, v),
-                None => vars.lookup(v, if phase == Phase::Setup { &local } else { &empty }).or_else(|| {
-                    let _ = &null;
-                    None
-                }),
+                None => vars
+                    .lookup(
+                        v,
+                        if phase == Phase::Setup {
+                            &local
+                        } else {
+                            &empty
+                        },
+                    )
+                    .or_else(|| {
+                        let _ = &null;
+                        None
+                    }),
             };
             step::render(st, i, &senv, &lookup)
         };
         let outcome = match rendered {
             Ok(r) => step::run(exec, st, i, r, &senv, st.timeout, &run.cancel).await,
-            Err(failure) => StepOutcome::Failed { failure, stderr_tail: String::new() },
+            Err(failure) => StepOutcome::Failed {
+                failure,
+                stderr_tail: String::new(),
+            },
         };
         let ms = started.elapsed().as_millis() as u64;
         match outcome {
@@ -242,17 +309,42 @@ async fn run_phase<E: Executor>(
                 if let Some((k, v)) = &captured {
                     local.insert(k.clone(), v.clone());
                 }
-                rec.record_durable(Record::StepDone { phase, index: i, captured })?;
-                rec.report(&Event::StepFinished { phase, index: i, command: st.source.clone(), ok: true, duration_ms: ms, error: None });
+                rec.record_durable(Record::StepDone {
+                    phase,
+                    index: i,
+                    captured,
+                })?;
+                rec.report(&Event::StepFinished {
+                    phase,
+                    index: i,
+                    command: st.source.clone(),
+                    ok: true,
+                    duration_ms: ms,
+                    error: None,
+                });
             }
-            StepOutcome::Failed { failure, stderr_tail } => {
+            StepOutcome::Failed {
+                failure,
+                stderr_tail,
+            } => {
                 let cancelled = matches!(failure, crate::state::records::Failure::Cancelled { .. });
                 let mut error = failure.to_string();
                 if let Some(last) = stderr_tail.lines().last() {
                     error.push_str(&format!(": {last}"));
                 }
-                rec.report(&Event::StepFinished { phase, index: i, command: st.source.clone(), ok: false, duration_ms: ms, error: Some(error.clone()) });
-                rec.report(&Event::PhaseFinished { phase, ok: false, duration_ms: phase_started.elapsed().as_millis() as u64 });
+                rec.report(&Event::StepFinished {
+                    phase,
+                    index: i,
+                    command: st.source.clone(),
+                    ok: false,
+                    duration_ms: ms,
+                    error: Some(error.clone()),
+                });
+                rec.report(&Event::PhaseFinished {
+                    phase,
+                    ok: false,
+                    duration_ms: phase_started.elapsed().as_millis() as u64,
+                });
                 if cancelled || run.cancel.is_cancelled() {
                     return Ok(Some((JobState::Interrupted, None)));
                 }
@@ -260,7 +352,11 @@ async fn run_phase<E: Executor>(
             }
         }
     }
-    rec.report(&Event::PhaseFinished { phase, ok: true, duration_ms: phase_started.elapsed().as_millis() as u64 });
+    rec.report(&Event::PhaseFinished {
+        phase,
+        ok: true,
+        duration_ms: phase_started.elapsed().as_millis() as u64,
+    });
     Ok(None)
 }
 
@@ -270,11 +366,18 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
 
 /// The workflow's own env entries (and overrides) with their final values, for child processes.
 pub fn wf_env_pairs(vars: &JobVars, wf: &Workflow) -> Vec<(String, String)> {
-    wf.env.iter().filter_map(|(k, _)| vars.env.get(k).map(|v| (k.clone(), v.clone()))).collect()
+    wf.env
+        .iter()
+        .filter_map(|(k, _)| vars.env.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
 }
 
 pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, EngineError> {
-    let compiled = crate::items::compile(&wf.map.selection)?;
+    let mut selection = wf.map.selection.clone();
+    if let Some(bare) = &wf.map.bare_input {
+        selection.input = crate::items::Input::from_bare(bare, &wf.dir);
+    }
+    let compiled = crate::items::compile(&selection)?;
     let env: Vec<(String, String)> = wf_env_pairs(vars, wf);
     let values = compiled.load(&wf.dir, &env)?;
     let empty = Map::new();
@@ -282,7 +385,8 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
         Some(t) => {
             let id_fn = |v: &Value| -> Result<String, String> {
                 t.render_plain(&|r: &VarRef| match r.root.as_str() {
-                    "item" => crate::workflow::template::resolve_path(v, &r.path).map(std::borrow::Cow::Borrowed),
+                    "item" => crate::workflow::template::resolve_path(v, &r.path)
+                        .map(std::borrow::Cow::Borrowed),
                     _ => vars.lookup(r, &empty),
                 })
                 .map_err(|e| e.to_string())
@@ -294,7 +398,11 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
     Ok(items.into_iter().map(Arc::new).collect())
 }
 
-fn build_queue(kind: &RunKind, rec: &mut Recorder, items: &[Arc<Item>]) -> Result<Vec<ItemRun>, EngineError> {
+fn build_queue(
+    kind: &RunKind,
+    rec: &mut Recorder,
+    items: &[Arc<Item>],
+) -> Result<Vec<ItemRun>, EngineError> {
     let view = &rec.view;
     let mut order: Vec<usize> = Vec::new();
     match kind {
@@ -316,22 +424,35 @@ fn build_queue(kind: &RunKind, rec: &mut Recorder, items: &[Arc<Item>]) -> Resul
     for idx in order {
         let Some(item) = items.get(idx) else { continue };
         if rec.view.items[idx].status != ItemStatus::Pending {
-            rec.record(Record::ItemReset { idx, status: ItemStatus::Pending })?;
+            rec.record(Record::ItemReset {
+                idx,
+                status: ItemStatus::Pending,
+            })?;
         }
-        queue.push(ItemRun { idx, item: item.clone(), prior_attempts: rec.view.items[idx].attempts });
+        queue.push(ItemRun {
+            idx,
+            item: item.clone(),
+            prior_attempts: rec.view.items[idx].attempts,
+        });
     }
     // Items that a crash left both pending and in the DLQ run once (pending wins); a later
     // success cleans the DLQ entry.
     Ok(queue)
 }
 
-fn resolve_max_parallel(run: &JobRun<'_>, wf: &Workflow, vars: &JobVars) -> Result<usize, EngineError> {
+fn resolve_max_parallel(
+    run: &JobRun<'_>,
+    wf: &Workflow,
+    vars: &JobVars,
+) -> Result<usize, EngineError> {
     if let Some(n) = run.max_parallel.or(run.meta.max_parallel) {
         return Ok(n.max(1));
     }
     match &wf.map.max_parallel {
         MaxParallel::Fixed(n) => Ok(*n),
-        MaxParallel::Cpus => Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4)),
+        MaxParallel::Cpus => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(4)),
         MaxParallel::Template(t) => {
             let empty = Map::new();
             let text = t
@@ -339,7 +460,9 @@ fn resolve_max_parallel(run: &JobRun<'_>, wf: &Workflow, vars: &JobVars) -> Resu
                 .map_err(|e| EngineError::Config(format!("map.max_parallel: {e}")))?;
             match text.trim().parse::<usize>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => Err(EngineError::Config(format!("map.max_parallel rendered to {text:?}, which is not a positive number"))),
+                _ => Err(EngineError::Config(format!(
+                    "map.max_parallel rendered to {text:?}, which is not a positive number"
+                ))),
             }
         }
     }
@@ -351,7 +474,10 @@ fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value
     let mut buf = Vec::with_capacity(items.len() * 96);
     let mut all = Vec::new();
     let wants_results = wf.reduce.iter().any(|s| {
-        s.shell.placeholders().any(|p| p.var.root == "map" && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results"))
+        s.shell.placeholders().any(|p| {
+            p.var.root == "map"
+                && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results")
+        })
     });
     for (item, st) in items.iter().zip(&rec.view.items) {
         let line = serde_json::json!({

@@ -2,12 +2,12 @@
 //! a clean kill (TERM to the group, a grace period, then KILL). No process of a step
 //! outlives it: background children left behind when the shell exits are killed too.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
@@ -146,7 +146,13 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
     unsafe {
         c.pre_exec(move || {
             // Die with the runner, even when it is SIGKILLed.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             if libc::getppid() != parent {
                 libc::_exit(137);
             }
@@ -235,14 +241,21 @@ mod tests {
             env: vec![("GREETING".into(), "hi there".into())],
             timeout: None,
             kill_grace: Duration::from_millis(500),
-            stdout: StreamTarget { capture: true, ..Default::default() },
+            stdout: StreamTarget {
+                capture: true,
+                ..Default::default()
+            },
             stderr: StreamTarget::default(),
         }
     }
 
     #[tokio::test]
     async fn success_capture_and_env() {
-        let r = run_shell(cmd("echo \"$GREETING\"; echo oops >&2"), &CancellationToken::new()).await;
+        let r = run_shell(
+            cmd("echo \"$GREETING\"; echo oops >&2"),
+            &CancellationToken::new(),
+        )
+        .await;
         assert_eq!(r.exit, Exit::Success);
         assert_eq!(r.stdout, b"hi there\n");
         assert_eq!(r.stderr_tail, "oops");
@@ -259,24 +272,41 @@ mod tests {
     async fn timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("bg.pid");
-        let mut c = cmd(&format!("sleep 30 & echo $! > {}; sleep 30", pidfile.display()));
+        let mut c = cmd(&format!(
+            "sleep 30 & echo $! > {}; sleep 30",
+            pidfile.display()
+        ));
         c.timeout = Some(Duration::from_millis(300));
         let r = run_shell(c, &CancellationToken::new()).await;
         assert_eq!(r.exit, Exit::Timeout(Duration::from_millis(300)));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        assert!(nix::sys::signal::kill(Pid::from_raw(pid), None).is_err(), "background child survived");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err(),
+            "background child survived"
+        );
     }
 
     #[tokio::test]
     async fn background_leftovers_are_killed_after_exit() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("bg.pid");
-        let c = cmd(&format!("sleep 30 & echo $! > {}; exit 0", pidfile.display()));
+        let c = cmd(&format!(
+            "sleep 30 & echo $! > {}; exit 0",
+            pidfile.display()
+        ));
         let started = Instant::now();
         let r = run_shell(c, &CancellationToken::new()).await;
         assert_eq!(r.exit, Exit::Success);
         assert!(started.elapsed() < Duration::from_secs(5));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(nix::sys::signal::kill(Pid::from_raw(pid), None).is_err());
     }
 
@@ -296,6 +326,9 @@ mod tests {
     async fn missing_cwd_is_a_spawn_error() {
         let mut c = cmd("true");
         c.cwd = "/nonexistent/dir/for/runner".into();
-        assert!(matches!(run_shell(c, &CancellationToken::new()).await.exit, Exit::Spawn(_)));
+        assert!(matches!(
+            run_shell(c, &CancellationToken::new()).await.exit,
+            Exit::Spawn(_)
+        ));
     }
 }

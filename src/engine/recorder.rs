@@ -29,10 +29,24 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(dir: JobDir, view: JobView, reporter: Box<dyn Reporter>) -> Result<Self, StateError> {
+    pub fn new(
+        dir: JobDir,
+        view: JobView,
+        reporter: Box<dyn Reporter>,
+    ) -> Result<Self, StateError> {
         let journal = JournalWriter::open(&dir.journal())?;
-        let dlq = dlq::load(&dir.dlq())?.into_iter().map(|e| (e.item_id.clone(), e)).collect();
-        Ok(Recorder { dir, view, journal, reporter, dlq, since_checkpoint: 0 })
+        let dlq = dlq::load(&dir.dlq())?
+            .into_iter()
+            .map(|e| (e.item_id.clone(), e))
+            .collect();
+        Ok(Recorder {
+            dir,
+            view,
+            journal,
+            reporter,
+            dlq,
+            since_checkpoint: 0,
+        })
     }
 
     /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
@@ -72,7 +86,13 @@ impl Recorder {
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
         self.journal.flush()?;
         let journal_offset = self.journal.durable_len();
-        write_checksummed(&self.dir.checkpoint(), &Checkpoint { journal_offset, view: self.view.clone() })?;
+        write_checksummed(
+            &self.dir.checkpoint(),
+            &Checkpoint {
+                journal_offset,
+                view: self.view.clone(),
+            },
+        )?;
         self.since_checkpoint = 0;
         Ok(())
     }
@@ -80,9 +100,16 @@ impl Recorder {
     /// Record an item's end: its failed attempts, the DLQ entry when it failed for good
     /// (written before the journal says so: a crash in between leaves the item pending and
     /// in the DLQ, which resume deduplicates), and its final status. Returns the status.
-    pub fn item_finished(&mut self, r: &ItemResult, on_failure: OnItemFailure) -> Result<ItemStatus, StateError> {
+    pub fn item_finished(
+        &mut self,
+        r: &ItemResult,
+        on_failure: OnItemFailure,
+    ) -> Result<ItemStatus, StateError> {
         for a in r.attempts.iter().filter(|a| a.failure.is_some()) {
-            self.record(Record::Attempt { idx: r.idx, attempt: a.clone() })?;
+            self.record(Record::Attempt {
+                idx: r.idx,
+                attempt: a.clone(),
+            })?;
         }
         let id = &r.item.id;
         let status = if r.succeeded {

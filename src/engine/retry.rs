@@ -11,7 +11,10 @@ pub fn should_retry(policy: &RetryPolicy, failure: &Failure, attempts_this_run: 
     if attempts_this_run >= policy.max_attempts {
         return false;
     }
-    if matches!(failure, Failure::Template { .. } | Failure::Cancelled { .. }) {
+    if matches!(
+        failure,
+        Failure::Template { .. } | Failure::Cancelled { .. }
+    ) {
         return false; // deterministic or deliberate: retrying cannot help
     }
     policy.on.iter().any(|on| match on {
@@ -30,13 +33,17 @@ pub fn delay(policy: &RetryPolicy, failed: u32) -> Duration {
     let d = match policy.backoff {
         Backoff::Fixed => base,
         Backoff::Linear => base.saturating_mul(n),
-        Backoff::Exponential => base.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(30))),
+        Backoff::Exponential => {
+            base.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(30)))
+        }
     };
     let d = d.min(policy.max_delay);
     if policy.jitter && !d.is_zero() {
         // "Equal jitter": half fixed, half random, so retries of many items spread out.
         let half = d / 2;
-        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64))
+        half + Duration::from_nanos(fastrand::u64(
+            0..=half.as_nanos().min(u64::MAX as u128) as u64,
+        ))
     } else {
         d
     }
@@ -60,10 +67,26 @@ mod tests {
     #[test]
     fn backoff_shapes() {
         let secs = |b, n| delay(&policy(b), n).as_secs();
-        assert_eq!((1..=5).map(|n| secs(Backoff::Fixed, n)).collect::<Vec<_>>(), [1, 1, 1, 1, 1]);
-        assert_eq!((1..=5).map(|n| secs(Backoff::Linear, n)).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
-        assert_eq!((1..=6).map(|n| secs(Backoff::Exponential, n)).collect::<Vec<_>>(), [1, 2, 4, 8, 10, 10]);
-        assert_eq!(delay(&policy(Backoff::Exponential), 1000), Duration::from_secs(10));
+        assert_eq!(
+            (1..=5).map(|n| secs(Backoff::Fixed, n)).collect::<Vec<_>>(),
+            [1, 1, 1, 1, 1]
+        );
+        assert_eq!(
+            (1..=5)
+                .map(|n| secs(Backoff::Linear, n))
+                .collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            (1..=6)
+                .map(|n| secs(Backoff::Exponential, n))
+                .collect::<Vec<_>>(),
+            [1, 2, 4, 8, 10, 10]
+        );
+        assert_eq!(
+            delay(&policy(Backoff::Exponential), 1000),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
@@ -80,7 +103,10 @@ mod tests {
     fn retry_on_classes() {
         let mut p = policy(Backoff::Fixed);
         let exit3 = Failure::Exit { code: 3, step: 0 };
-        let timeout = Failure::Timeout { after_ms: 1, step: 0 };
+        let timeout = Failure::Timeout {
+            after_ms: 1,
+            step: 0,
+        };
         assert!(should_retry(&p, &exit3, 1));
         assert!(!should_retry(&p, &exit3, 5), "budget exhausted");
         p.on = vec![RetryOn::Timeout];
@@ -90,6 +116,13 @@ mod tests {
         assert!(should_retry(&p, &exit3, 1));
         assert!(!should_retry(&p, &Failure::Exit { code: 4, step: 0 }, 1));
         p.on = vec![RetryOn::Any];
-        assert!(!should_retry(&p, &Failure::Template { message: "x".into(), step: 0 }, 1));
+        assert!(!should_retry(
+            &p,
+            &Failure::Template {
+                message: "x".into(),
+                step: 0
+            },
+            1
+        ));
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::executor::Executor;
-use crate::engine::output::{StreamTarget, DEFAULT_LOG_CAP};
+use crate::engine::output::{DEFAULT_LOG_CAP, StreamTarget};
 use crate::engine::process::{Exit, ShellCommand};
 use crate::state::records::Failure;
 use crate::workflow::model::{CaptureFormat, Step};
@@ -40,9 +40,20 @@ pub struct Rendered {
 }
 
 /// Render `step` (and nothing else) with `lookup`.
-pub fn render(step: &Step, index: usize, senv: &StepEnv, lookup: &Lookup<'_>) -> Result<Rendered, Failure> {
-    let tmpl = |e: String| Failure::Template { message: e, step: index };
-    let script = step.shell.render_shell(lookup).map_err(|e| tmpl(e.to_string()))?;
+pub fn render(
+    step: &Step,
+    index: usize,
+    senv: &StepEnv,
+    lookup: &Lookup<'_>,
+) -> Result<Rendered, Failure> {
+    let tmpl = |e: String| Failure::Template {
+        message: e,
+        step: index,
+    };
+    let script = step
+        .shell
+        .render_shell(lookup)
+        .map_err(|e| tmpl(e.to_string()))?;
     let cwd = match &step.working_dir {
         Some(w) => {
             let p = w.render_plain(lookup).map_err(|e| tmpl(e.to_string()))?;
@@ -52,21 +63,33 @@ pub fn render(step: &Step, index: usize, senv: &StepEnv, lookup: &Lookup<'_>) ->
     };
     let mut env = senv.env.clone();
     for (k, v) in &step.env {
-        env.push((k.clone(), v.render_plain(lookup).map_err(|e| tmpl(e.to_string()))?));
+        env.push((
+            k.clone(),
+            v.render_plain(lookup).map_err(|e| tmpl(e.to_string()))?,
+        ));
     }
     Ok(Rendered { script, cwd, env })
 }
 
 fn resolve_dir(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 /// Outcome of one step.
 #[derive(Debug, Clone)]
 pub enum StepOutcome {
-    Ok { captured: Option<(String, Value)> },
-    Failed { failure: Failure, stderr_tail: String },
+    Ok {
+        captured: Option<(String, Value)>,
+    },
+    Failed {
+        failure: Failure,
+        stderr_tail: String,
+    },
 }
 
 /// Run a rendered step with an optional time limit (`limit` is min(step, remaining item time);
@@ -101,19 +124,37 @@ pub async fn run<E: Executor>(
         Exit::Code(c @ (126 | 127)) => Some(Failure::Spawn {
             message: format!(
                 "{} (exit {c}){}",
-                if c == 127 { "command not found" } else { "command not executable" },
-                last_line(&r.stderr_tail).map(|l| format!(": {l}")).unwrap_or_default()
+                if c == 127 {
+                    "command not found"
+                } else {
+                    "command not executable"
+                },
+                last_line(&r.stderr_tail)
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default()
             ),
             step: index,
         }),
         Exit::Code(code) => Some(Failure::Exit { code, step: index }),
-        Exit::Signal(signal) => Some(Failure::Signal { signal, step: index }),
-        Exit::Timeout(d) => Some(Failure::Timeout { after_ms: d.as_millis() as u64, step: index }),
-        Exit::Spawn(message) => Some(Failure::Spawn { message, step: index }),
+        Exit::Signal(signal) => Some(Failure::Signal {
+            signal,
+            step: index,
+        }),
+        Exit::Timeout(d) => Some(Failure::Timeout {
+            after_ms: d.as_millis() as u64,
+            step: index,
+        }),
+        Exit::Spawn(message) => Some(Failure::Spawn {
+            message,
+            step: index,
+        }),
         Exit::Cancelled => Some(Failure::Cancelled { step: index }),
     };
     if let Some(failure) = failure {
-        return StepOutcome::Failed { failure, stderr_tail: r.stderr_tail };
+        return StepOutcome::Failed {
+            failure,
+            stderr_tail: r.stderr_tail,
+        };
     }
     let captured = match &step.capture {
         None => None,
@@ -126,7 +167,10 @@ pub async fn run<E: Executor>(
             }),
             Err(message) => {
                 return StepOutcome::Failed {
-                    failure: Failure::Template { message, step: index },
+                    failure: Failure::Template {
+                        message,
+                        step: index,
+                    },
                     stderr_tail: r.stderr_tail,
                 };
             }
@@ -136,7 +180,10 @@ pub async fn run<E: Executor>(
 }
 
 fn last_line(s: &str) -> Option<&str> {
-    s.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim)
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
 }
 
 /// Captured stdout as a value, per `capture_format`.
@@ -148,20 +195,30 @@ pub fn capture_value(stdout: &[u8], format: CaptureFormat) -> Result<Value, Stri
         CaptureFormat::Json => serde_json::from_str(trimmed)
             .map_err(|e| format!("capture_format: json, but the output is not JSON: {e}")),
         CaptureFormat::Lines => Ok(Value::Array(
-            trimmed.lines().filter(|l| !l.is_empty()).map(|l| Value::String(l.to_owned())).collect(),
+            trimmed
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| Value::String(l.to_owned()))
+                .collect(),
         )),
         CaptureFormat::Number => trimmed
             .trim()
             .parse::<f64>()
             .ok()
             .and_then(|f| {
-                if f.fract() == 0.0 && f.abs() < 9e15 { Some(Value::from(f as i64)) } else { serde_json::Number::from_f64(f).map(Value::Number) }
+                if f.fract() == 0.0 && f.abs() < 9e15 {
+                    Some(Value::from(f as i64))
+                } else {
+                    serde_json::Number::from_f64(f).map(Value::Number)
+                }
             })
             .ok_or_else(|| format!("capture_format: number, but the output is {trimmed:?}")),
         CaptureFormat::Boolean => match trimmed.trim() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
-            other => Err(format!("capture_format: boolean, but the output is {other:?}")),
+            other => Err(format!(
+                "capture_format: boolean, but the output is {other:?}"
+            )),
         },
     }
 }
@@ -172,13 +229,31 @@ mod tests {
 
     #[test]
     fn capture_formats() {
-        assert_eq!(capture_value(b"hi\n", CaptureFormat::String).unwrap(), Value::from("hi"));
-        assert_eq!(capture_value(b"{\"a\":1}\n", CaptureFormat::Json).unwrap()["a"], 1);
-        assert_eq!(capture_value(b"a\n\nb\n", CaptureFormat::Lines).unwrap(), serde_json::json!(["a", "b"]));
-        assert_eq!(capture_value(b"42\n", CaptureFormat::Number).unwrap(), Value::from(42));
-        assert_eq!(capture_value(b"1.5", CaptureFormat::Number).unwrap(), Value::from(1.5));
+        assert_eq!(
+            capture_value(b"hi\n", CaptureFormat::String).unwrap(),
+            Value::from("hi")
+        );
+        assert_eq!(
+            capture_value(b"{\"a\":1}\n", CaptureFormat::Json).unwrap()["a"],
+            1
+        );
+        assert_eq!(
+            capture_value(b"a\n\nb\n", CaptureFormat::Lines).unwrap(),
+            serde_json::json!(["a", "b"])
+        );
+        assert_eq!(
+            capture_value(b"42\n", CaptureFormat::Number).unwrap(),
+            Value::from(42)
+        );
+        assert_eq!(
+            capture_value(b"1.5", CaptureFormat::Number).unwrap(),
+            Value::from(1.5)
+        );
         assert!(capture_value(b"x", CaptureFormat::Number).is_err());
-        assert_eq!(capture_value(b"true\n", CaptureFormat::Boolean).unwrap(), Value::Bool(true));
+        assert_eq!(
+            capture_value(b"true\n", CaptureFormat::Boolean).unwrap(),
+            Value::Bool(true)
+        );
         assert!(capture_value(b"nope", CaptureFormat::Json).is_err());
     }
 }

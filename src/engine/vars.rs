@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::items::Item;
-use crate::workflow::template::{resolve_path, PathSeg, VarRef};
+use crate::workflow::template::{PathSeg, VarRef, resolve_path};
 
 /// Values every phase can see.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +23,11 @@ pub struct JobVars {
 impl JobVars {
     /// The runner's environment, then the workflow `env` (each value may use `${env.X}` of
     /// what came before), then `--set` overrides.
-    pub fn build(job_id: &str, wf: &crate::workflow::model::Workflow, overrides: &[(String, String)]) -> Result<JobVars, String> {
+    pub fn build(
+        job_id: &str,
+        wf: &crate::workflow::model::Workflow,
+        overrides: &[(String, String)],
+    ) -> Result<JobVars, String> {
         let mut vars = JobVars {
             job_id: job_id.to_owned(),
             workflow_name: wf.name.clone(),
@@ -45,14 +49,24 @@ impl JobVars {
 
     /// Look up a root every phase knows (`env`, `job`, `workflow`, setup captures), with
     /// `local` captures (this item's or this phase's) taking precedence.
-    pub fn lookup<'a>(&'a self, var: &VarRef, local: &'a Map<String, Value>) -> Option<Cow<'a, Value>> {
+    pub fn lookup<'a>(
+        &'a self,
+        var: &VarRef,
+        local: &'a Map<String, Value>,
+    ) -> Option<Cow<'a, Value>> {
         match var.root.as_str() {
             "env" => match var.path.as_slice() {
-                [PathSeg::Key(name)] => self.env.get(name).map(|v| Cow::Owned(Value::String(v.clone()))),
+                [PathSeg::Key(name)] => self
+                    .env
+                    .get(name)
+                    .map(|v| Cow::Owned(Value::String(v.clone()))),
                 _ => None,
             },
             "job" => owned_path(&serde_json::json!({ "id": self.job_id }), &var.path),
-            "workflow" => owned_path(&serde_json::json!({ "name": self.workflow_name }), &var.path),
+            "workflow" => owned_path(
+                &serde_json::json!({ "name": self.workflow_name }),
+                &var.path,
+            ),
             name => local
                 .get(name)
                 .or_else(|| self.captures.get(name))

@@ -60,8 +60,15 @@ impl Human {
     }
 
     fn rate(&self) -> f64 {
-        let secs = self.map_started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
-        if secs > 0.0 { self.done as f64 / secs } else { 0.0 }
+        let secs = self
+            .map_started
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        if secs > 0.0 {
+            self.done as f64 / secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -80,14 +87,34 @@ fn secs(ms: u64) -> String {
 impl Reporter for Human {
     fn report(&mut self, event: &Event) {
         match event {
-            Event::JobStarted { job_id, workflow, command } => {
-                let verb = if command == "run" { "started" } else { "continuing" };
+            Event::JobStarted {
+                job_id,
+                workflow,
+                command,
+            } => {
+                let verb = if command == "run" {
+                    "started"
+                } else {
+                    "continuing"
+                };
                 self.normal(&format!("runner: job {job_id} {verb} ({workflow})"));
             }
             Event::PhaseStarted { .. } => {}
-            Event::StepFinished { phase, index, command, ok, duration_ms, error } => {
+            Event::StepFinished {
+                phase,
+                index,
+                command,
+                ok,
+                duration_ms,
+                error,
+            } => {
                 if *ok {
-                    self.normal(&format!("{} step {} ok ({}): {command}", phase_name(*phase), index + 1, secs(*duration_ms)));
+                    self.normal(&format!(
+                        "{} step {} ok ({}): {command}",
+                        phase_name(*phase),
+                        index + 1,
+                        secs(*duration_ms)
+                    ));
                 } else {
                     self.line(&format!(
                         "{} step {} FAILED: {} ({command})",
@@ -97,15 +124,24 @@ impl Reporter for Human {
                     ));
                 }
             }
-            Event::MapStarted { total, to_run, max_parallel } => {
+            Event::MapStarted {
+                total,
+                to_run,
+                max_parallel,
+            } => {
                 self.total = *to_run;
                 self.done = 0;
                 self.failed = 0;
                 self.map_started = Some(Instant::now());
                 self.last_progress = Instant::now();
-                self.normal(&format!("map: {to_run} of {total} items to run, {max_parallel} at a time"));
+                self.normal(&format!(
+                    "map: {to_run} of {total} items to run, {max_parallel} at a time"
+                ));
                 if self.tty && self.verbosity >= Verbosity::Normal && *to_run > 0 {
-                    let bar = ProgressBar::with_draw_target(Some(*to_run as u64), ProgressDrawTarget::stderr_with_hz(10));
+                    let bar = ProgressBar::with_draw_target(
+                        Some(*to_run as u64),
+                        ProgressDrawTarget::stderr_with_hz(10),
+                    );
                     if let Ok(style) = ProgressStyle::with_template(
                         "{spinner} map [{bar:30}] {pos}/{len} {msg} {per_sec} eta {eta}",
                     ) {
@@ -114,17 +150,36 @@ impl Reporter for Human {
                     self.bar = Some(bar);
                 }
             }
-            Event::ItemRetrying { item_id, attempt, error, delay_ms } => {
+            Event::ItemRetrying {
+                item_id,
+                attempt,
+                error,
+                delay_ms,
+            } => {
                 if self.verbosity >= Verbosity::Verbose {
-                    self.line(&format!("item {item_id}: attempt {attempt} failed ({error}); retrying in {}", secs(*delay_ms)));
+                    self.line(&format!(
+                        "item {item_id}: attempt {attempt} failed ({error}); retrying in {}",
+                        secs(*delay_ms)
+                    ));
                 }
             }
-            Event::ItemFinished { item_id, status, attempts, error, stderr_tail, .. } => {
+            Event::ItemFinished {
+                item_id,
+                status,
+                attempts,
+                error,
+                stderr_tail,
+                ..
+            } => {
                 self.done += 1;
                 let failed = !matches!(status, ItemStatus::Succeeded);
                 if failed {
                     self.failed += 1;
-                    let dest = if *status == ItemStatus::Dlq { " -> DLQ" } else { "" };
+                    let dest = if *status == ItemStatus::Dlq {
+                        " -> DLQ"
+                    } else {
+                        ""
+                    };
                     let mut text = format!(
                         "item {item_id} failed after {attempts} attempt{}: {}{dest}",
                         if *attempts == 1 { "" } else { "s" },
@@ -142,7 +197,9 @@ impl Reporter for Human {
                     if self.failed > 0 {
                         bar.set_message(format!("({} failed)", self.failed));
                     }
-                } else if self.verbosity >= Verbosity::Normal && self.last_progress.elapsed() >= self.progress_every {
+                } else if self.verbosity >= Verbosity::Normal
+                    && self.last_progress.elapsed() >= self.progress_every
+                {
                     self.last_progress = Instant::now();
                     self.line(&format!(
                         "map: {}/{} done, {} failed, {:.0} items/s",
@@ -153,7 +210,11 @@ impl Reporter for Human {
                     ));
                 }
             }
-            Event::PhaseFinished { phase, ok, duration_ms } => {
+            Event::PhaseFinished {
+                phase,
+                ok,
+                duration_ms,
+            } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
@@ -171,7 +232,17 @@ impl Reporter for Human {
                 }
             }
             Event::Warning { message } => self.line(&format!("warning: {message}")),
-            Event::JobFinished { job_id, state, total, successful, failed, dlq, pending, duration_ms, .. } => {
+            Event::JobFinished {
+                job_id,
+                state,
+                total,
+                successful,
+                failed,
+                dlq,
+                pending,
+                duration_ms,
+                ..
+            } => {
                 let what = match state {
                     JobState::Completed => "completed",
                     JobState::Failed => "finished with failures",
@@ -179,7 +250,8 @@ impl Reporter for Human {
                     JobState::Paused => "paused",
                     JobState::Running => "running",
                 };
-                let mut text = format!("runner: job {job_id} {what}: {successful}/{total} succeeded");
+                let mut text =
+                    format!("runner: job {job_id} {what}: {successful}/{total} succeeded");
                 if *failed > 0 {
                     text.push_str(&format!(", {failed} failed"));
                 }

@@ -27,8 +27,17 @@ struct LineIn {
 pub fn write(path: &Path, items: &[Arc<Item>]) -> Result<String, StateError> {
     let mut buf = Vec::with_capacity(items.len() * 64);
     for it in items {
-        serde_json::to_writer(&mut buf, &LineOut { id: &it.id, item: &it.value })
-            .map_err(|e| StateError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?;
+        serde_json::to_writer(
+            &mut buf,
+            &LineOut {
+                id: &it.id,
+                item: &it.value,
+            },
+        )
+        .map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         let _ = buf.write_all(b"\n");
     }
     write_atomic(path, &buf)?;
@@ -47,7 +56,10 @@ pub fn read(path: &Path) -> Result<Vec<Arc<Item>>, StateError> {
             path: path.to_path_buf(),
             detail: format!("line {}: {e}", n + 1),
         })?;
-        out.push(Arc::new(Item { id: l.id, value: l.item }));
+        out.push(Arc::new(Item {
+            id: l.id,
+            value: l.item,
+        }));
     }
     Ok(out)
 }

@@ -107,7 +107,11 @@ impl JobView {
                 }
                 self.updated_at = Some(at.clone());
             }
-            Record::StepDone { phase, index, captured } => {
+            Record::StepDone {
+                phase,
+                index,
+                captured,
+            } => {
                 let (done, caps) = match phase {
                     Phase::Reduce => (&mut self.reduce_done, &mut self.reduce_captures),
                     _ => (&mut self.setup_done, &mut self.captures),
@@ -121,7 +125,11 @@ impl JobView {
                 self.map_started = true;
                 self.items_hash = Some(items_hash.clone());
                 self.items = vec![ItemState::default(); *total];
-                self.counts = Counts { total: *total, pending: *total, ..Counts::default() };
+                self.counts = Counts {
+                    total: *total,
+                    pending: *total,
+                    ..Counts::default()
+                };
             }
             Record::ItemStarted { .. } => {}
             Record::Attempt { idx, attempt } => {
@@ -130,7 +138,14 @@ impl JobView {
                     it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
                 }
             }
-            Record::ItemDone { idx, status, attempts, duration_ms, exit_code, captured } => {
+            Record::ItemDone {
+                idx,
+                status,
+                attempts,
+                duration_ms,
+                exit_code,
+                captured,
+            } => {
                 self.set_status(*idx, *status);
                 if let Some(it) = self.items.get_mut(*idx) {
                     it.attempts = it.attempts.max(*attempts);
@@ -155,7 +170,9 @@ impl JobView {
     }
 
     fn set_status(&mut self, idx: usize, status: ItemStatus) {
-        let Some(it) = self.items.get_mut(idx) else { return };
+        let Some(it) = self.items.get_mut(idx) else {
+            return;
+        };
         let old = it.status;
         it.status = status;
         *self.counts.slot(old) -= 1;
@@ -164,12 +181,20 @@ impl JobView {
 
     /// Indexes of items with `status`, in item order.
     pub fn with_status(&self, status: ItemStatus) -> impl Iterator<Item = usize> + '_ {
-        self.items.iter().enumerate().filter(move |(_, it)| it.status == status).map(|(i, _)| i)
+        self.items
+            .iter()
+            .enumerate()
+            .filter(move |(_, it)| it.status == status)
+            .map(|(i, _)| i)
     }
 
     /// Durations of finished items, for percentiles.
     pub fn durations(&self) -> Vec<u64> {
-        self.items.iter().filter(|i| i.status != ItemStatus::Pending).map(|i| i.duration_ms).collect()
+        self.items
+            .iter()
+            .filter(|i| i.status != ItemStatus::Pending)
+            .map(|i| i.duration_ms)
+            .collect()
     }
 }
 
@@ -186,13 +211,23 @@ mod tests {
     use crate::state::records::{Attempt, Failure};
 
     fn done(idx: usize, status: ItemStatus) -> Record {
-        Record::ItemDone { idx, status, attempts: 1, duration_ms: 5, exit_code: None, captured: Map::new() }
+        Record::ItemDone {
+            idx,
+            status,
+            attempts: 1,
+            duration_ms: 5,
+            exit_code: None,
+            captured: Map::new(),
+        }
     }
 
     #[test]
     fn counts_follow_records() {
         let mut v = JobView::default();
-        v.apply(&Record::MapStarted { total: 3, items_hash: "h".into() });
+        v.apply(&Record::MapStarted {
+            total: 3,
+            items_hash: "h".into(),
+        });
         v.apply(&done(0, ItemStatus::Succeeded));
         v.apply(&Record::Attempt {
             idx: 1,
@@ -205,11 +240,27 @@ mod tests {
             },
         });
         v.apply(&done(1, ItemStatus::Dlq));
-        assert_eq!(v.counts, Counts { total: 3, pending: 1, successful: 1, failed: 0, dlq: 1, purged: 0 });
+        assert_eq!(
+            v.counts,
+            Counts {
+                total: 3,
+                pending: 1,
+                successful: 1,
+                failed: 0,
+                dlq: 1,
+                purged: 0
+            }
+        );
         assert_eq!(v.items[1].attempts, 2);
-        v.apply(&Record::ItemReset { idx: 1, status: ItemStatus::Pending });
+        v.apply(&Record::ItemReset {
+            idx: 1,
+            status: ItemStatus::Pending,
+        });
         assert_eq!(v.counts.pending, 2);
-        assert_eq!(v.with_status(ItemStatus::Pending).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            v.with_status(ItemStatus::Pending).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         // A repeated record is idempotent for the counts.
         v.apply(&done(0, ItemStatus::Succeeded));
         assert_eq!(v.counts.successful, 1);

@@ -123,7 +123,12 @@ pub enum Phase {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Record {
     /// A run (`run`, `resume` or `dlq retry`) of the job began.
-    RunStarted { run: u32, command: String, pid: u32, at: String },
+    RunStarted {
+        run: u32,
+        command: String,
+        pid: u32,
+        at: String,
+    },
     /// A setup or reduce step finished successfully (resume skips it).
     StepDone {
         phase: Phase,
@@ -134,7 +139,12 @@ pub enum Record {
     /// Setup and item selection are over: the items are frozen in `items.jsonl`.
     MapStarted { total: usize, items_hash: String },
     /// An item's attempt began in a process group (so a resume can kill it if we crash).
-    ItemStarted { idx: usize, attempt: u32, pgid: i32, pid_start: u64 },
+    ItemStarted {
+        idx: usize,
+        attempt: u32,
+        pgid: i32,
+        pid_start: u64,
+    },
     /// One attempt of an item ended (success or failure).
     Attempt { idx: usize, attempt: Attempt },
     /// The item reached a final state in this run.
@@ -154,7 +164,11 @@ pub enum Record {
     /// Every item reached a final state (or the error policy stopped the map).
     MapDone,
     /// The run ended; `state` is the job state it leaves.
-    RunEnded { run: u32, state: JobState, at: String },
+    RunEnded {
+        run: u32,
+        state: JobState,
+        at: String,
+    },
 }
 
 /// The state of a job as `status` reports it.

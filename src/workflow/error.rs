@@ -12,13 +12,22 @@ pub enum WorkflowError {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}", path.display())]
-    At { path: PathBuf, line: usize, column: usize, message: String },
+    At {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
 }
 
 impl WorkflowError {
-    pub fn at(path: &std::path::Path, loc: serde_saphyr::Location, message: impl Into<String>) -> Self {
+    pub fn at(
+        path: &std::path::Path,
+        loc: serde_saphyr::Location,
+        message: impl Into<String>,
+    ) -> Self {
         WorkflowError::At {
             path: path.to_path_buf(),
             line: loc.line() as usize,

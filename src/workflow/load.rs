@@ -17,8 +17,10 @@ pub struct Loaded {
 
 /// Read, parse and validate the workflow at `path`.
 pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| WorkflowError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let dir = path
         .canonicalize()
         .ok()
@@ -38,12 +40,18 @@ fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
     let message = first_line(&e.to_string());
     match e.location() {
         Some(loc) if loc.line() > 0 => WorkflowError::at(path, loc, message),
-        _ => WorkflowError::File { path: path.to_path_buf(), message },
+        _ => WorkflowError::File {
+            path: path.to_path_buf(),
+            message,
+        },
     }
 }
 
 /// serde-saphyr renders a source snippet after the message; keep the message itself.
 fn first_line(rendered: &str) -> String {
-    let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or(rendered);
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(rendered);
     line.trim().trim_start_matches("error: ").to_owned()
 }

@@ -24,6 +24,9 @@ pub struct Workflow {
 #[derive(Debug)]
 pub struct MapSpec {
     pub selection: Selection,
+    /// A bare `input:` string: a file if it exists when the map starts (after setup),
+    /// else a command (Prodigy's rule). `selection.input` is only a first guess then.
+    pub bare_input: Option<String>,
     /// The `id:` template (rendered without escaping).
     pub id: Option<Template>,
     pub max_parallel: MaxParallel,
@@ -45,7 +48,7 @@ pub enum MaxParallel {
 }
 
 /// One shell step.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Step {
     pub shell: Template,
     /// The command as written (for logs, dry runs and error messages).
@@ -113,7 +116,11 @@ pub struct ErrorPolicy {
 
 impl Default for ErrorPolicy {
     fn default() -> Self {
-        ErrorPolicy { on_item_failure: OnItemFailure::Dlq, max_failures: None, failure_threshold: None }
+        ErrorPolicy {
+            on_item_failure: OnItemFailure::Dlq,
+            max_failures: None,
+            failure_threshold: None,
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 /// A key that Prodigy understands but runner does not run (agent steps, git merges).
@@ -264,7 +264,9 @@ impl<'de> Deserialize<'de> for DurationValue {
         impl<'de> Visitor<'de> for V {
             type Value = DurationValue;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds")
+                f.write_str(
+                    "a duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
                 Ok(DurationValue::Text(v.to_owned()))
@@ -358,11 +360,18 @@ impl<'de> Deserialize<'de> for Steps {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Steps, A::Error> {
                 let steps = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(Steps { steps, ..Steps::default() })
+                Ok(Steps {
+                    steps,
+                    ..Steps::default()
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Steps, A::Error> {
                 let w = Wrapped::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Steps { steps: w.commands, timeout: w.timeout, capture_outputs: w.capture_outputs })
+                Ok(Steps {
+                    steps: w.commands,
+                    timeout: w.timeout,
+                    capture_outputs: w.capture_outputs,
+                })
             }
         }
         d.deserialize_any(V)
@@ -378,7 +387,9 @@ impl<'de> Deserialize<'de> for OnFailure {
                 f.write_str("a step or a list of steps")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OnFailure, A::Error> {
-                Ok(OnFailure::List(Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?))
+                Ok(OnFailure::List(Vec::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OnFailure, A::Error> {
                 Ok(OnFailure::One(Box::new(RawStep::deserialize(

@@ -15,7 +15,9 @@ pub enum Phase {
 
 const ALWAYS: &[&str] = &["env", "job", "workflow"];
 const ITEM: &[&str] = &["item", "item_id", "attempt"];
-const RESERVED: &[&str] = &["item", "item_id", "attempt", "env", "job", "workflow", "map"];
+const RESERVED: &[&str] = &[
+    "item", "item_id", "attempt", "env", "job", "workflow", "map",
+];
 
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -25,7 +27,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(phase: Phase) -> Self {
-        Scope { phase, captures: Vec::new() }
+        Scope {
+            phase,
+            captures: Vec::new(),
+        }
     }
 
     /// Captures of earlier phases (setup's captures are visible in map and reduce).
@@ -60,7 +65,9 @@ impl Scope {
             Phase::Reduce => &["map"],
         };
         phase_roots.contains(&root)
-            || (self.phase != Phase::Env && self.phase != Phase::ItemId && self.captures.iter().any(|c| c == root))
+            || (self.phase != Phase::Env
+                && self.phase != Phase::ItemId
+                && self.captures.iter().any(|c| c == root))
     }
 
     /// A hint listing what may be used here, appended to unknown-variable errors.
@@ -69,7 +76,9 @@ impl Scope {
         match self.phase {
             Phase::Env | Phase::Setup => {}
             Phase::ItemId => names.insert(0, "item".into()),
-            Phase::Map => names.splice(0..0, ["item".into(), "item_id".into(), "attempt".into()]).for_each(drop),
+            Phase::Map => names
+                .splice(0..0, ["item".into(), "item_id".into(), "attempt".into()])
+                .for_each(drop),
             Phase::Reduce => names.insert(0, "map.total/successful/failed/results_file".into()),
         }
         if !matches!(self.phase, Phase::Env | Phase::ItemId) {

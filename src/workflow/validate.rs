@@ -11,8 +11,8 @@ use serde_saphyr::{Location, Spanned};
 use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, CaptureFormat, ErrorPolicy, MapSpec, MaxParallel, OnItemFailure, RetryOn, RetryPolicy, Step,
-    Workflow,
+    Backoff, CaptureFormat, ErrorPolicy, MapSpec, MaxParallel, OnItemFailure, RetryOn, RetryPolicy,
+    Step, Workflow,
 };
 use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
@@ -34,14 +34,17 @@ impl Ctx<'_> {
         self.template_str(&s.value, s.referenced, scope)
     }
 
-    fn template_str(&self, text: &str, loc: Location, scope: &Scope) -> Result<Template, WorkflowError> {
-        Template::parse(text, &|root| scope.knows(root)).map_err(|e| {
-            WorkflowError::At {
-                path: self.path.to_path_buf(),
-                line: loc.line() as usize,
-                column: loc.column() as usize,
-                message: format!("{e}{}", scope.hint()),
-            }
+    fn template_str(
+        &self,
+        text: &str,
+        loc: Location,
+        scope: &Scope,
+    ) -> Result<Template, WorkflowError> {
+        Template::parse(text, &|root| scope.knows(root)).map_err(|e| WorkflowError::At {
+            path: self.path.to_path_buf(),
+            line: loc.line() as usize,
+            column: loc.column() as usize,
+            message: format!("{e}{}", scope.hint()),
         })
     }
 
@@ -59,17 +62,44 @@ impl Ctx<'_> {
 /// Validate a parsed workflow; `dir` is where steps run and relative paths resolve.
 pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
     let cx = Ctx { path };
-    cx.prodigy_only("merge", &raw.merge, "runner does not manage git worktrees; merge results in a reduce step")?;
-    cx.prodigy_only("secrets", &raw.secrets, "pass secrets through the environment instead")?;
-    cx.prodigy_only("profiles", &raw.profiles, "use `env:` and `--set KEY=VALUE`")?;
-    cx.prodigy_only("worktree", &raw.worktree, "runner runs steps in the workflow's directory")?;
-    cx.prodigy_only("commit_required", &raw.commit_required, "runner does not make git commits")?;
+    cx.prodigy_only(
+        "merge",
+        &raw.merge,
+        "runner does not manage git worktrees; merge results in a reduce step",
+    )?;
+    cx.prodigy_only(
+        "secrets",
+        &raw.secrets,
+        "pass secrets through the environment instead",
+    )?;
+    cx.prodigy_only(
+        "profiles",
+        &raw.profiles,
+        "use `env:` and `--set KEY=VALUE`",
+    )?;
+    cx.prodigy_only(
+        "worktree",
+        &raw.worktree,
+        "runner runs steps in the workflow's directory",
+    )?;
+    cx.prodigy_only(
+        "commit_required",
+        &raw.commit_required,
+        "runner does not make git commits",
+    )?;
 
     let name = raw.name.value.trim().to_owned();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
         return Err(cx.err(
             raw.name.referenced,
-            format!("invalid workflow name {:?}: use letters, digits, '.', '_' and '-' only", raw.name.value),
+            format!(
+                "invalid workflow name {:?}: use letters, digits, '.', '_' and '-' only",
+                raw.name.value
+            ),
         ));
     }
     if let Some(mode) = &raw.mode
@@ -77,7 +107,10 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
     {
         return Err(cx.err(
             mode.referenced,
-            format!("`mode: {}` is not supported: runner runs MapReduce workflows (`mode: mapreduce`)", mode.value),
+            format!(
+                "`mode: {}` is not supported: runner runs MapReduce workflows (`mode: mapreduce`)",
+                mode.value
+            ),
         ));
     }
 
@@ -100,7 +133,15 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
     };
 
     let error_policy = error_policy(&cx, &raw)?;
-    Ok(Workflow { name, dir: dir.to_path_buf(), env, setup, map, reduce, error_policy })
+    Ok(Workflow {
+        name,
+        dir: dir.to_path_buf(),
+        env,
+        setup,
+        map,
+        reduce,
+        error_policy,
+    })
 }
 
 fn env_map(
@@ -108,27 +149,50 @@ fn env_map(
     env: Option<&BTreeMap<String, Spanned<Scalar>>>,
     scope: &Scope,
 ) -> Result<Vec<(String, Template)>, WorkflowError> {
-    let Some(env) = env else { return Ok(Vec::new()) };
+    let Some(env) = env else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::with_capacity(env.len());
     for (k, v) in env {
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(cx.err(v.referenced, format!("invalid environment variable name {k:?}: use letters, digits and '_'")));
+        if k.is_empty()
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || k.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(cx.err(
+                v.referenced,
+                format!("invalid environment variable name {k:?}: use letters, digits and '_'"),
+            ));
         }
         out.push((k.clone(), cx.template_str(&v.value.0, v.referenced, scope)?));
     }
     Ok(out)
 }
 
-fn phase_steps(cx: &Ctx, s: &Spanned<Steps>, scope: &mut Scope) -> Result<Vec<Step>, WorkflowError> {
+fn phase_steps(
+    cx: &Ctx,
+    s: &Spanned<Steps>,
+    scope: &mut Scope,
+) -> Result<Vec<Step>, WorkflowError> {
     let mut steps = Vec::with_capacity(s.value.steps.len());
     for (i, raw) in s.value.steps.iter().enumerate() {
         // Prodigy setup's `capture_outputs: {NAME: index}` names the capture of step `index`.
-        let extra = s.value.capture_outputs.iter().find(|(_, idx)| **idx == i).map(|(n, _)| n.clone());
+        let extra = s
+            .value
+            .capture_outputs
+            .iter()
+            .find(|(_, idx)| **idx == i)
+            .map(|(n, _)| n.clone());
         steps.push(step(cx, &raw.value, raw.referenced, scope, extra)?);
     }
     for (name, idx) in &s.value.capture_outputs {
         if *idx >= steps.len() {
-            return Err(cx.err(s.referenced, format!("capture_outputs: `{name}` names step {idx}, but there are {} steps", steps.len())));
+            return Err(cx.err(
+                s.referenced,
+                format!(
+                    "capture_outputs: `{name}` names step {idx}, but there are {} steps",
+                    steps.len()
+                ),
+            ));
         }
     }
     Ok(steps)
@@ -158,12 +222,23 @@ fn step_inner(
         return Err(cx.err(loc, "a step needs `shell:` (the command to run)"));
     };
     if r.fail_workflow.is_some() && !in_single_handler {
-        let l = r.fail_workflow.as_ref().map(|f| f.referenced).unwrap_or(loc);
-        return Err(cx.err(l, "`fail_workflow` is only allowed in a single-step `on_failure:`"));
+        let l = r
+            .fail_workflow
+            .as_ref()
+            .map(|f| f.referenced)
+            .unwrap_or(loc);
+        return Err(cx.err(
+            l,
+            "`fail_workflow` is only allowed in a single-step `on_failure:`",
+        ));
     }
     let template = cx.template(shell, scope)?;
     let timeout = r.timeout.as_ref().map(|t| duration(cx, t)).transpose()?;
-    let working_dir = r.working_dir.as_ref().map(|w| cx.template(w, scope)).transpose()?;
+    let working_dir = r
+        .working_dir
+        .as_ref()
+        .map(|w| cx.template(w, scope))
+        .transpose()?;
     let env = env_map(cx, r.env.as_ref(), scope)?;
     let on_failure = match &r.on_failure {
         None => (Vec::new(), false),
@@ -194,7 +269,11 @@ fn step_inner(
     })
 }
 
-fn on_failure(cx: &Ctx, of: &Spanned<OnFailure>, scope: &Scope) -> Result<(Vec<Step>, bool), WorkflowError> {
+fn on_failure(
+    cx: &Ctx,
+    of: &Spanned<OnFailure>,
+    scope: &Scope,
+) -> Result<(Vec<Step>, bool), WorkflowError> {
     // Handlers see the step's scope but cannot declare captures for later steps.
     let mut inner = scope.clone();
     match &of.value {
@@ -206,7 +285,11 @@ fn on_failure(cx: &Ctx, of: &Spanned<OnFailure>, scope: &Scope) -> Result<(Vec<S
             Ok((steps, false))
         }
         OnFailure::One(one) => {
-            let forgive = one.fail_workflow.as_ref().map(|f| !f.value).unwrap_or(false);
+            let forgive = one
+                .fail_workflow
+                .as_ref()
+                .map(|f| !f.value)
+                .unwrap_or(false);
             let handler = step_inner(cx, one, of.referenced, &mut inner, None, true)?;
             Ok((vec![handler], forgive))
         }
@@ -217,50 +300,107 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> Result<(), WorkflowError> 
     cx.prodigy_only("claude", &r.claude, "runner runs `shell:` steps only")?;
     cx.prodigy_only("goal_seek", &r.goal_seek, "runner runs `shell:` steps only")?;
     cx.prodigy_only("foreach", &r.foreach, "use the map phase to fan out")?;
-    cx.prodigy_only("validate", &r.validate, "add a `shell:` step that checks the result")?;
+    cx.prodigy_only(
+        "validate",
+        &r.validate,
+        "add a `shell:` step that checks the result",
+    )?;
     cx.prodigy_only("test", &r.test, "use a `shell:` step")?;
     cx.prodigy_only("analyze", &r.analyze, "runner runs `shell:` steps only")?;
-    cx.prodigy_only("write_file", &r.write_file, "write the file from a `shell:` step")?;
-    cx.prodigy_only("when", &r.when, "put the condition in the shell command (`if ...; then ...; fi`)")?;
-    cx.prodigy_only("on_success", &r.on_success, "add the command as the next step")?;
-    cx.prodigy_only("max_attempts", &r.max_attempts, "use `map.retry.max_attempts`")?;
+    cx.prodigy_only(
+        "write_file",
+        &r.write_file,
+        "write the file from a `shell:` step",
+    )?;
+    cx.prodigy_only(
+        "when",
+        &r.when,
+        "put the condition in the shell command (`if ...; then ...; fi`)",
+    )?;
+    cx.prodigy_only(
+        "on_success",
+        &r.on_success,
+        "add the command as the next step",
+    )?;
+    cx.prodigy_only(
+        "max_attempts",
+        &r.max_attempts,
+        "use `map.retry.max_attempts`",
+    )?;
     if let Some(c) = &r.commit_required
         && c.value
     {
-        return Err(cx.err(c.referenced, "`commit_required: true` is Prodigy-only: runner does not make git commits"));
+        return Err(cx.err(
+            c.referenced,
+            "`commit_required: true` is Prodigy-only: runner does not make git commits",
+        ));
     }
     Ok(())
 }
 
-fn capture_name(cx: &Ctx, r: &RawStep, extra: Option<String>) -> Result<Option<String>, WorkflowError> {
+fn capture_name(
+    cx: &Ctx,
+    r: &RawStep,
+    extra: Option<String>,
+) -> Result<Option<String>, WorkflowError> {
     if let Some(f) = &r.capture_format {
         let ok = ["string", "json", "lines", "number", "boolean"];
         if !ok.contains(&f.value.as_str()) {
-            return Err(cx.err(f.referenced, format!("unknown capture_format {:?}: use one of {}", f.value, ok.join(", "))));
+            return Err(cx.err(
+                f.referenced,
+                format!(
+                    "unknown capture_format {:?}: use one of {}",
+                    f.value,
+                    ok.join(", ")
+                ),
+            ));
         }
     }
     let name = match (&r.capture, &r.capture_output) {
         (Some(c), _) => Some((c.value.clone(), c.referenced)),
-        (None, Some(Spanned { value: CaptureOutput::Name(n), referenced, .. })) => Some((n.clone(), *referenced)),
+        (
+            None,
+            Some(Spanned {
+                value: CaptureOutput::Name(n),
+                referenced,
+                ..
+            }),
+        ) => Some((n.clone(), *referenced)),
         // Prodigy's `capture_output: true` is read back as `${shell.output}`.
-        (None, Some(Spanned { value: CaptureOutput::Flag(true), referenced, .. })) => Some(("shell".to_owned(), *referenced)),
+        (
+            None,
+            Some(Spanned {
+                value: CaptureOutput::Flag(true),
+                referenced,
+                ..
+            }),
+        ) => Some(("shell".to_owned(), *referenced)),
         _ => None,
     };
     let name = name.or(extra.map(|e| (e, Location::UNKNOWN)));
     if let Some((n, loc)) = &name {
         let valid = n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
             return Err(cx.err(*loc, format!("invalid capture name {n:?}: use letters, digits, '_' and '-', starting with a letter")));
         }
         if Scope::is_reserved(n) {
-            return Err(cx.err(*loc, format!("capture name `{n}` is a built-in variable; choose another name")));
+            return Err(cx.err(
+                *loc,
+                format!("capture name `{n}` is a built-in variable; choose another name"),
+            ));
         }
     }
     Ok(name.map(|(n, _)| n))
 }
 
-fn map_spec(cx: &Ctx, m: &Spanned<RawMap>, dir: &Path, setup_captures: &[String]) -> Result<MapSpec, WorkflowError> {
+fn map_spec(
+    cx: &Ctx,
+    m: &Spanned<RawMap>,
+    dir: &Path,
+    setup_captures: &[String],
+) -> Result<MapSpec, WorkflowError> {
     let r = &m.value;
     let input = match &r.input.value {
         RawInput::Bare(s) => Input::from_bare(s, dir),
@@ -281,20 +421,25 @@ fn map_spec(cx: &Ctx, m: &Spanned<RawMap>, dir: &Path, setup_captures: &[String]
         return Err(cx.err(loc, e.to_string()));
     }
     let item_scope = Scope::new(Phase::ItemId);
-    let id = r.id.as_ref().map(|s| cx.template(s, &item_scope)).transpose()?;
+    let id =
+        r.id.as_ref()
+            .map(|s| cx.template(s, &item_scope))
+            .transpose()?;
     let max_parallel = match &r.max_parallel {
         None => MaxParallel::Cpus,
-        Some(s) => match s.value.0.trim().parse::<usize>() {
-            Ok(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
-            Ok(n) => MaxParallel::Fixed(n),
-            Err(_) => {
-                let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Phase::Env))?;
-                if t.is_static() {
-                    return Err(cx.err(s.referenced, format!("max_parallel must be a positive number or \"${{env.NAME}}\", not {:?}", s.value.0)));
+        Some(s) => {
+            match s.value.0.trim().parse::<usize>() {
+                Ok(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
+                Ok(n) => MaxParallel::Fixed(n),
+                Err(_) => {
+                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Phase::Env))?;
+                    if t.is_static() {
+                        return Err(cx.err(s.referenced, format!("max_parallel must be a positive number or \"${{env.NAME}}\", not {:?}", s.value.0)));
+                    }
+                    MaxParallel::Template(t)
                 }
-                MaxParallel::Template(t)
             }
-        },
+        }
     };
     let timeout = match (&r.timeout, &r.agent_timeout_secs, &r.timeout_per_agent) {
         (Some(t), _, _) => Some(duration(cx, t)?),
@@ -316,16 +461,39 @@ fn map_spec(cx: &Ctx, m: &Spanned<RawMap>, dir: &Path, setup_captures: &[String]
         retry.max_attempts = extra.value.saturating_add(1);
     }
     let steps_raw = match (&r.agent_template, &r.steps) {
-        (Some(_), Some(s)) => return Err(cx.err(s.referenced, "give either `agent_template:` or `steps:`, not both")),
+        (Some(_), Some(s)) => {
+            return Err(cx.err(
+                s.referenced,
+                "give either `agent_template:` or `steps:`, not both",
+            ));
+        }
         (Some(s), None) | (None, Some(s)) => s,
-        (None, None) => return Err(cx.err(m.referenced, "map needs `agent_template:` (or `steps:`): the steps to run for each item")),
+        (None, None) => {
+            return Err(cx.err(
+                m.referenced,
+                "map needs `agent_template:` (or `steps:`): the steps to run for each item",
+            ));
+        }
     };
     let mut scope = Scope::new(Phase::Map).with_captures(setup_captures);
     let steps = phase_steps(cx, steps_raw, &mut scope)?;
     if steps.is_empty() {
         return Err(cx.err(steps_raw.referenced, "map.agent_template has no steps"));
     }
-    Ok(MapSpec { selection, id, max_parallel, timeout, kill_grace, retry, steps })
+    let bare_input = match &r.input.value {
+        RawInput::Bare(s) => Some(s.clone()),
+        _ => None,
+    };
+    Ok(MapSpec {
+        selection,
+        bare_input,
+        id,
+        max_parallel,
+        timeout,
+        kill_grace,
+        retry,
+        steps,
+    })
 }
 
 /// Point an expression error at the key it came from (the items module names the key).
@@ -336,7 +504,9 @@ fn selection_key_loc(r: &RawMap, message: &str) -> Option<Location> {
         ("sort_by", r.sort_by.as_ref().map(|s| s.referenced)),
         ("distinct", r.distinct.as_ref().map(|s| s.referenced)),
     ];
-    keys.iter().find(|(k, l)| l.is_some() && message.contains(k)).and_then(|(_, l)| *l)
+    keys.iter()
+        .find(|(k, l)| l.is_some() && message.contains(k))
+        .and_then(|(_, l)| *l)
 }
 
 fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, WorkflowError> {
@@ -344,7 +514,10 @@ fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, Workflow
     let v = &r.value;
     if let Some(m) = &v.max_attempts {
         if m.value == 0 {
-            return Err(cx.err(m.referenced, "retry.max_attempts must be at least 1 (1 means no retry)"));
+            return Err(cx.err(
+                m.referenced,
+                "retry.max_attempts must be at least 1 (1 means no retry)",
+            ));
         }
         p.max_attempts = m.value;
     } else {
@@ -355,7 +528,12 @@ fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, Workflow
             "fixed" | "constant" => Backoff::Fixed,
             "linear" => Backoff::Linear,
             "exponential" => Backoff::Exponential,
-            other => return Err(cx.err(b.referenced, format!("unknown retry.backoff {other:?}: use fixed, linear or exponential"))),
+            other => {
+                return Err(cx.err(
+                    b.referenced,
+                    format!("unknown retry.backoff {other:?}: use fixed, linear or exponential"),
+                ));
+            }
         };
     }
     if let Some(d) = &v.initial_delay {
@@ -375,7 +553,10 @@ fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, Workflow
             cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, or exit:<code>"))
         })).collect::<Result<_, _>>()?;
         if p.on.is_empty() {
-            return Err(cx.err(on.referenced, "retry.on is empty: list at least one failure class (e.g. [any])"));
+            return Err(cx.err(
+                on.referenced,
+                "retry.on is empty: list at least one failure class (e.g. [any])",
+            ));
         }
     }
     Ok(p)
@@ -388,7 +569,10 @@ fn retry_on(s: &str) -> Option<RetryOn> {
         "timeout" => Some(RetryOn::Timeout),
         "signal" => Some(RetryOn::Signal),
         "exit" => Some(RetryOn::AnyExit),
-        _ => s.strip_prefix("exit:").and_then(|c| c.trim().parse().ok()).map(RetryOn::Exit),
+        _ => s
+            .strip_prefix("exit:")
+            .and_then(|c| c.trim().parse().ok())
+            .map(RetryOn::Exit),
     }
 }
 
@@ -402,8 +586,16 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
         circuit_breaker: None,
         retry_config: None,
     };
-    let ep = raw.error_policy.as_ref().map(|e| &e.value).unwrap_or(&empty);
-    cx.prodigy_only("circuit_breaker", &ep.circuit_breaker, "use max_failures / failure_threshold")?;
+    let ep = raw
+        .error_policy
+        .as_ref()
+        .map(|e| &e.value)
+        .unwrap_or(&empty);
+    cx.prodigy_only(
+        "circuit_breaker",
+        &ep.circuit_breaker,
+        "use max_failures / failure_threshold",
+    )?;
     cx.prodigy_only("retry_config", &ep.retry_config, "use `map.retry`")?;
     let mut p = ErrorPolicy::default();
     if let Some(s) = ep.on_item_failure.as_ref().or(raw.on_item_failure.as_ref()) {
@@ -411,20 +603,39 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
             "dlq" => OnItemFailure::Dlq,
             "skip" | "continue" => OnItemFailure::Skip,
             "stop" | "fail" => OnItemFailure::Stop,
-            other => return Err(cx.err(s.referenced, format!("unknown on_item_failure {other:?}: use dlq, skip or stop"))),
+            other => {
+                return Err(cx.err(
+                    s.referenced,
+                    format!("unknown on_item_failure {other:?}: use dlq, skip or stop"),
+                ));
+            }
         };
     }
-    if let Some(c) = ep.continue_on_failure.as_ref().or(raw.continue_on_failure.as_ref())
+    if let Some(c) = ep
+        .continue_on_failure
+        .as_ref()
+        .or(raw.continue_on_failure.as_ref())
         && !c.value
         && ep.on_item_failure.is_none()
         && raw.on_item_failure.is_none()
     {
         p.on_item_failure = OnItemFailure::Stop;
     }
-    p.max_failures = ep.max_failures.as_ref().or(raw.max_failures.as_ref()).map(|s| s.value);
-    if let Some(t) = ep.failure_threshold.as_ref().or(raw.failure_threshold.as_ref()) {
+    p.max_failures = ep
+        .max_failures
+        .as_ref()
+        .or(raw.max_failures.as_ref())
+        .map(|s| s.value);
+    if let Some(t) = ep
+        .failure_threshold
+        .as_ref()
+        .or(raw.failure_threshold.as_ref())
+    {
         if !(t.value > 0.0 && t.value <= 1.0) {
-            return Err(cx.err(t.referenced, "failure_threshold must be a fraction in (0, 1], e.g. 0.2"));
+            return Err(cx.err(
+                t.referenced,
+                "failure_threshold must be a fraction in (0, 1], e.g. 0.2",
+            ));
         }
         p.failure_threshold = Some(t.value);
     }
@@ -434,7 +645,10 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
 fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
     match &d.value {
         DurationValue::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok(Duration::from_secs_f64(*s)),
-        DurationValue::Seconds(s) => Err(cx.err(d.referenced, format!("invalid duration {s}: must be a non-negative number of seconds"))),
+        DurationValue::Seconds(s) => Err(cx.err(
+            d.referenced,
+            format!("invalid duration {s}: must be a non-negative number of seconds"),
+        )),
         DurationValue::Text(t) => {
             let t = t.trim();
             if let Ok(secs) = t.parse::<f64>()
@@ -444,7 +658,10 @@ fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowEr
                 return Ok(Duration::from_secs_f64(secs));
             }
             humantime::parse_duration(t).map_err(|e| {
-                cx.err(d.referenced, format!("invalid duration {t:?} ({e}): write e.g. \"30s\", \"5m\", \"1h 30m\""))
+                cx.err(
+                    d.referenced,
+                    format!("invalid duration {t:?} ({e}): write e.g. \"30s\", \"5m\", \"1h 30m\""),
+                )
             })
         }
     }
