@@ -52,7 +52,7 @@ impl Stages {
         if self.filter.is_none() && self.sort.is_empty() && self.distinct.is_none() {
             return Ok(self.page(values.into_iter()));
         }
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(values.len());
         for (position, value) in values.into_iter().enumerate() {
             let val = to_jaq(&value);
             if let Some(filter) = &self.filter
