@@ -97,7 +97,7 @@ fn keep(filter: &Named, val: &Val, position: usize) -> Result<bool, ItemsError> 
         Some(Ok(out)) => Ok(out.as_bool()),
         Some(Err(message)) => Err(ItemsError::FilterRuntime {
             position,
-            message: format!("`{}` failed: {message}", filter.expr),
+            message: format!("`{}`: {message}", filter.expr),
         }),
     }
 }
