@@ -97,7 +97,7 @@ pub enum ItemsError {
         key: &'static str,
         /// The expression as written.
         expr: String,
-        /// 0-based position of the item when the expression was evaluated.
+        /// 0-based position of the item after `json_path` selection.
         position: usize,
         /// The jq error.
         message: String,

@@ -1,8 +1,5 @@
 //! Work items and their identity (SPEC 2.2).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,31 +22,44 @@ pub type IdFn<'a> = &'a dyn Fn(&Value) -> Result<String, String>;
 /// it is a string or a number (numbers as their JSON text); else the first 16 hex characters
 /// of the blake3 hash of the item's canonical JSON. Two items with the same id are an error.
 pub fn assign_ids(values: Vec<Value>, id_fn: Option<IdFn<'_>>) -> Result<Vec<Item>, ItemsError> {
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
-    let mut items = Vec::with_capacity(values.len());
-    for (position, value) in values.into_iter().enumerate() {
-        let id = match id_fn {
-            Some(f) => f(&value).map_err(|message| ItemsError::IdTemplate { position, message })?,
-            None => default_id(&value),
-        };
-        match seen.entry(id) {
-            Entry::Occupied(first) => {
-                return Err(ItemsError::DuplicateId {
-                    id: first.key().clone(),
-                    first: *first.get(),
-                    second: position,
-                });
-            }
-            Entry::Vacant(slot) => {
-                items.push(Item {
-                    id: slot.key().clone(),
-                    value,
-                });
-                slot.insert(position);
-            }
-        }
+    let ids = values
+        .iter()
+        .enumerate()
+        .map(|(position, value)| match id_fn {
+            Some(f) => f(value).map_err(|message| ItemsError::IdTemplate { position, message }),
+            None => Ok(default_id(value)),
+        })
+        .collect::<Result<Vec<String>, ItemsError>>()?;
+    check_unique(&ids)?;
+    Ok(ids
+        .into_iter()
+        .zip(values)
+        .map(|(id, value)| Item { id, value })
+        .collect())
+}
+
+/// The first repeated id (the one whose second occurrence comes earliest), reported with the
+/// positions of its first two occurrences. Sorting positions by id needs far less memory than
+/// a hash set of a million ids.
+fn check_unique(ids: &[String]) -> Result<(), ItemsError> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
+    let duplicate = order
+        .windows(2)
+        .filter(|w| ids[w[0]] == ids[w[1]])
+        .map(|w| (w[0], w[1]))
+        .fold(None::<(usize, usize)>, |best, (first, second)| match best {
+            Some((_, s)) if s <= second => best,
+            _ => Some((first, second)),
+        });
+    match duplicate {
+        Some((first, second)) => Err(ItemsError::DuplicateId {
+            id: ids[first].clone(),
+            first,
+            second,
+        }),
+        None => Ok(()),
     }
-    Ok(items)
 }
 
 /// The id of an item without an `id:` template.
@@ -150,6 +160,29 @@ mod tests {
         }
         let msg = err.to_string();
         assert!(msg.contains("distinct:") && msg.contains("id:"), "{msg}");
+        let err = assign_ids(
+            vec![json!("x"), json!("y"), json!("x"), json!("y"), json!("x")],
+            None,
+        )
+        .expect_err("dup");
+        assert!(matches!(
+            err,
+            ItemsError::DuplicateId {
+                first: 0,
+                second: 2,
+                ..
+            }
+        ));
+        let err = assign_ids(vec![json!("x"), json!("y"), json!("y"), json!("x")], None)
+            .expect_err("dup");
+        assert!(matches!(
+            err,
+            ItemsError::DuplicateId {
+                first: 1,
+                second: 2,
+                ..
+            }
+        ));
         let err = assign_ids(vec![json!("same"), json!("same")], None).expect_err("dup");
         assert!(matches!(
             err,

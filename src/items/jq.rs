@@ -125,7 +125,13 @@ fn describe_load(e: &load::Error<&str>) -> String {
 
 fn describe_lex(e: &lex::Expect<&str>) -> String {
     match e {
-        lex::Expect::Delim(d) => format!("a match for `{d}`"),
+        lex::Expect::Delim(open) => match *open {
+            "(" => "a closing parenthesis `)`".to_string(),
+            "[" => "a closing bracket `]`".to_string(),
+            "{" => "a closing brace `}`".to_string(),
+            "\"" => "a closing quote `\"`".to_string(),
+            other => format!("a closing delimiter for `{other}`"),
+        },
         other => other.as_str().to_string(),
     }
 }

@@ -1,5 +1,7 @@
 //! Apply the optional RFC 9535 `json_path` to the parsed input.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
@@ -25,13 +27,45 @@ pub fn select(parsed: Parsed, path: Option<&JsonPath>) -> Vec<Value> {
         (Parsed::Document(Value::Array(items)), None) => items,
         (Parsed::Document(doc), None) => vec![doc],
         (Parsed::Lines(lines), None) => lines,
-        (Parsed::Document(doc), Some(path)) => query(&doc, path),
-        (Parsed::Lines(lines), Some(path)) => lines.iter().flat_map(|l| query(l, path)).collect(),
+        (Parsed::Document(doc), Some(path)) => query(doc, path),
+        (Parsed::Lines(lines), Some(path)) => {
+            lines.into_iter().flat_map(|l| query(l, path)).collect()
+        }
     }
 }
 
-fn query(doc: &Value, path: &JsonPath) -> Vec<Value> {
-    path.query(doc).all().into_iter().cloned().collect()
+/// The nodes `path` selects in `doc`, in order. When they do not overlap (the usual case,
+/// e.g. `$.items[*]`) they are moved out of the document instead of copied, so selecting
+/// a million items does not double the memory.
+fn query(mut doc: Value, path: &JsonPath) -> Vec<Value> {
+    let pointers: Vec<String> = path
+        .query_located(&doc)
+        .locations()
+        .map(|loc| loc.to_json_pointer())
+        .collect();
+    if !disjoint(&pointers) {
+        return path.query(&doc).all().into_iter().cloned().collect();
+    }
+    pointers
+        .iter()
+        .map(|p| doc.pointer_mut(p).map(Value::take).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// True when no pointer repeats or lies inside another one.
+fn disjoint(pointers: &[String]) -> bool {
+    if pointers.len() < 2 {
+        return true;
+    }
+    let mut set: HashSet<&str> = HashSet::with_capacity(pointers.len());
+    if !pointers.iter().all(|p| set.insert(p.as_str())) || set.contains("") {
+        return false;
+    }
+    !pointers.iter().any(|p| {
+        p.char_indices()
+            .skip(1)
+            .any(|(i, c)| c == '/' && set.contains(&p[..i]))
+    })
 }
 
 #[cfg(test)]
@@ -88,6 +122,33 @@ mod tests {
             select(Parsed::Lines(lines), Some(&path("$.xs[*]"))),
             vec![json!(1), json!(2), json!(3)]
         );
+    }
+
+    #[test]
+    fn overlapping_or_repeated_nodes_are_copied() {
+        let doc = json!({"a": {"b": 1}});
+        assert_eq!(
+            select(Parsed::Document(doc.clone()), Some(&path("$..*"))),
+            vec![json!({"b": 1}), json!(1)]
+        );
+        assert_eq!(
+            select(Parsed::Document(json!([7, 8])), Some(&path("$[0, 0, 1]"))),
+            vec![json!(7), json!(7), json!(8)]
+        );
+        assert_eq!(
+            select(Parsed::Document(doc.clone()), Some(&path("$"))),
+            vec![doc]
+        );
+    }
+
+    #[test]
+    fn disjointness() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(disjoint(&v(&["/a/0", "/a/1", "/b"])));
+        assert!(disjoint(&v(&["/a", "/ab"])));
+        assert!(!disjoint(&v(&["/a", "/a/b"])));
+        assert!(!disjoint(&v(&["/x", "/x"])));
+        assert!(!disjoint(&v(&["", "/x"])));
     }
 
     #[test]

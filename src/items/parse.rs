@@ -38,7 +38,7 @@ pub fn parse_input(bytes: &[u8], origin: &str) -> Result<Parsed, ItemsError> {
 /// Every non-blank line parsed as JSON, or `None` as soon as one line is not JSON or when
 /// there are fewer than two lines.
 fn json_lines(text: &str) -> Option<Vec<Value>> {
-    let mut values = Vec::new();
+    let mut values = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() {
@@ -46,6 +46,7 @@ fn json_lines(text: &str) -> Option<Vec<Value>> {
         }
         values.push(serde_json::from_str::<Value>(line).ok()?);
     }
+    values.shrink_to_fit();
     (values.len() >= 2).then_some(values)
 }
 

@@ -52,7 +52,7 @@ impl Stages {
         if self.filter.is_none() && self.sort.is_empty() && self.distinct.is_none() {
             return Ok(self.page(values.into_iter()));
         }
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(values.len());
         for (position, value) in values.into_iter().enumerate() {
             let val = to_jaq(&value);
             if let Some(filter) = &self.filter
@@ -97,7 +97,7 @@ fn keep(filter: &Named, val: &Val, position: usize) -> Result<bool, ItemsError> 
         Some(Ok(out)) => Ok(out.as_bool()),
         Some(Err(message)) => Err(ItemsError::FilterRuntime {
             position,
-            message: format!("`{}` failed: {message}", filter.expr),
+            message: format!("`{}`: {message}", filter.expr),
         }),
     }
 }

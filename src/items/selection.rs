@@ -116,7 +116,9 @@ impl CompiledSelection {
         env: &[(String, String)],
     ) -> Result<Vec<Value>, ItemsError> {
         let bytes = self.input.read(base_dir, env)?;
-        self.select_from_bytes(&bytes, &self.input.origin())
+        let parsed = parse_input(&bytes, &self.input.origin())?;
+        drop(bytes); // keep peak memory down for large inputs
+        self.stages.run(select(parsed, self.json_path.as_ref()))
     }
 
     /// The same pipeline on already-read bytes; `origin` names them in error messages.
