@@ -27,6 +27,10 @@ pub fn main_entry() -> i32 {
         Command::Status(a) => crate::cli::status::status(&cli.global, a),
         Command::Dlq(c) => crate::cli::dlq::dlq(&cli.global, c),
         Command::Validate(a) => crate::cli::validate::validate(a),
+        Command::Pause(a) => crate::cli::control::pause(&cli.global, a),
+        Command::Stop(a) => crate::cli::control::stop(&cli.global, a),
+        Command::Logs(a) => crate::cli::logs::logs(&cli.global, a),
+        Command::Clean(a) => crate::cli::clean::clean(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -59,6 +59,56 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Check a workflow file without running it
     Validate(ValidateArgs),
+    /// Stop starting new items in a running job (items in flight finish)
+    Pause(PauseArgs),
+    /// Stop a running job gracefully (it exits 143 and can be resumed)
+    Stop(StopArgs),
+    /// Show the output of setup/reduce steps, or of one item's attempts
+    Logs(LogsArgs),
+    /// Remove finished job directories (never a running one)
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    pub job: String,
+    /// Why (shown by `status`)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    pub job: String,
+    /// How long items in flight may go on before their process groups are killed
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Return at once instead of waiting for the job to exit
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub job: String,
+    /// An item id (without it: the setup and reduce steps)
+    pub item: Option<String>,
+    /// Keep printing new output while the job runs
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only jobs last updated longer ago than this (e.g. 7d, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Only completed jobs (not failed ones)
+    #[arg(long)]
+    pub completed: bool,
+    /// Say what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::args::{DlqCommand, Global};
 use crate::cli::exit::usage;
 use crate::cli::job_open::{lock, open_job, read_meta, recover, snapshot_workflow};
-use crate::cli::session::{Session, run_session};
+use crate::cli::session::{STOP_GRACE, Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::items_file;
@@ -190,6 +190,7 @@ fn retry(
             max_parallel,
             lock,
             warnings: Vec::new(),
+            stop_grace: STOP_GRACE,
         },
     )
 }

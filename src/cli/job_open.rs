@@ -66,9 +66,22 @@ pub fn recover(dir: &JobDir, repair: bool) -> anyhow::Result<JobView> {
     Ok(view)
 }
 
-/// The job's state for display: a live holder of the lock means running.
+/// A live job whose heartbeat is older than this is reported as `stale`.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The job's state for display: a live holder of the lock means running (or paused, or
+/// stale when its heartbeat stopped); a free lock with an open run means it crashed.
 pub fn display_state(dir: &JobDir, view: &JobView) -> JobState {
     if crate::state::lock::is_held(&dir.lock()) {
+        let beat = crate::state::lock::read_info(&dir.lock())
+            .and_then(|i| humantime::parse_rfc3339_weak(&i.heartbeat_at).ok())
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        if beat.is_some_and(|age| age > STALE_AFTER) {
+            return JobState::Stale;
+        }
+        if view.paused().is_some() {
+            return JobState::Paused;
+        }
         return JobState::Running;
     }
     if view.run_open {
@@ -147,4 +160,22 @@ pub fn snapshot_workflow(dir: &JobDir, meta: &JobMeta) -> anyhow::Result<Workflo
         Path::new(&meta.workflow_path),
         &meta.workflow_dir,
     )?)
+}
+
+/// Poll the job's journal until `done(view)` holds or `timeout` passes.
+pub fn wait_for(
+    dir: &JobDir,
+    timeout: std::time::Duration,
+    done: impl Fn(&JobView) -> bool,
+) -> anyhow::Result<bool> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done(&recover(dir, false)?) {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -3,10 +3,13 @@
 
 pub mod app;
 pub mod args;
+pub mod clean;
+pub mod control;
 pub mod dlq;
 pub mod dry_run;
 pub mod exit;
 pub mod job_open;
+pub mod logs;
 pub mod resume;
 pub mod run;
 pub mod session;

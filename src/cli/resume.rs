@@ -2,7 +2,7 @@
 
 use crate::cli::args::{Global, ResumeArgs};
 use crate::cli::job_open::{job_workflow, lock, open_job, read_meta, recover};
-use crate::cli::session::{Session, run_session};
+use crate::cli::session::{STOP_GRACE, Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::layout::StateDir;
 use crate::state::records::JobState;
@@ -11,6 +11,9 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     let state = StateDir::new(&g.state_dir);
     let dir = open_job(&state, &a.job)?;
     let meta = read_meta(&dir)?;
+    if crate::state::lock::is_held(&dir.lock()) && recover(&dir, false)?.paused().is_some() {
+        return crate::cli::control::unpause_live(&dir, &a.job);
+    }
     let lock = lock(&dir, "resume")?;
     let view = recover(&dir, true)?;
     if !view.run_open && view.last_state == Some(JobState::Completed) {
@@ -37,6 +40,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
             max_parallel: a.max_parallel.map(|n| n as usize),
             lock,
             warnings,
+            stop_grace: STOP_GRACE,
         },
     )
 }

@@ -2,24 +2,27 @@
 //! mapping from a job's end state to an exit code.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 use crate::cli::args::Global;
 use crate::cli::exit::{COMPLETED, FAILURES, SIGINT, SIGTERM};
+use crate::engine::control::{Controls, watch_channel, watch_signals};
 use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
+use crate::report::event::Event;
 use crate::report::human::{Human, Verbosity};
 use crate::report::ndjson::Ndjson;
 use crate::report::reporter::{Fanout, Reporter};
 use crate::state::job::{JobMeta, JobView};
 use crate::state::layout::JobDir;
 use crate::state::lock::JobLock;
-use crate::state::records::JobState;
+use crate::state::records::{JobState, Record};
 use crate::workflow::model::Workflow;
+
+/// Default time in-flight items get after the first SIGINT/SIGTERM or `runner stop`.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn verbosity(g: &Global) -> Verbosity {
     if g.quiet {
@@ -51,6 +54,8 @@ pub struct Session<'a> {
     pub max_parallel: Option<usize>,
     pub lock: JobLock,
     pub warnings: Vec<String>,
+    /// How long in-flight items may go on after a stop request or the first signal.
+    pub stop_grace: std::time::Duration,
 }
 
 /// Run the job to its end (or interruption) and return the exit code.
@@ -58,25 +63,42 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let cancel = CancellationToken::new();
-    let signal = Arc::new(AtomicI32::new(0));
+    crate::engine::reaper::become_subreaper();
+    let controls = Controls::default();
     let mut rec = Recorder::new(s.dir, s.view, reporter(g, json))?;
     for w in &s.warnings {
-        rec.report(&crate::report::event::Event::Warning { message: w.clone() });
+        rec.report(&Event::Warning { message: w.clone() });
     }
+    let killed = crate::engine::orphans::kill_leftovers(&rec.view.live_groups);
+    if !rec.view.live_groups.is_empty() {
+        if killed > 0 {
+            rec.report(&Event::Warning {
+                message: format!(
+                    "killed {killed} process group(s) left running by a crashed run of this job"
+                ),
+            });
+        }
+        rec.record_durable(Record::GroupsReaped)?;
+    }
+    let control_dir = rec.dir.control();
     let outcome: anyhow::Result<JobOutcome> = rt.block_on(async {
-        watch_signals(cancel.clone(), signal.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        watch_signals(controls.clone(), s.stop_grace);
+        watch_channel(control_dir, controls.clone(), tx);
         let run = JobRun {
             meta: s.meta,
             workflow: s.workflow,
             kind: s.kind,
             max_parallel: s.max_parallel,
-            cancel,
+            controls: controls.clone(),
         };
-        Ok(execute(ProcessExecutor, run, &mut rec).await?)
+        let out = execute(ProcessExecutor, run, &mut rx, &mut rec).await;
+        controls.cancel.cancel(); // ends the watchers
+        Ok(out?)
     });
     rec.finish_reporting();
     drop(rec);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     let released = s.lock.release();
     let outcome = outcome?;
     released?;
@@ -85,30 +107,10 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     }
     Ok(match outcome.state {
         JobState::Completed => COMPLETED,
-        JobState::Interrupted => match signal.load(Ordering::SeqCst) {
-            15 => SIGTERM,
-            _ => SIGINT,
+        JobState::Interrupted => match controls.stop_signal() {
+            2 => SIGINT,
+            _ => SIGTERM,
         },
         _ => FAILURES,
     })
-}
-
-/// First SIGINT/SIGTERM: stop dispatching and cancel in-flight items (their process groups
-/// get TERM, then KILL after the grace period); the job is saved as interrupted.
-fn watch_signals(cancel: CancellationToken, which: Arc<AtomicI32>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::spawn(async move {
-        let n = tokio::select! {
-            _ = int.recv() => 2,
-            _ = term.recv() => 15,
-        };
-        which.store(n, Ordering::SeqCst);
-        cancel.cancel();
-    });
 }

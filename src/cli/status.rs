@@ -26,6 +26,7 @@ fn state_name(s: JobState) -> &'static str {
         JobState::Interrupted => "interrupted",
         JobState::Completed => "completed",
         JobState::Failed => "failed",
+        JobState::Stale => "stale",
     }
 }
 
@@ -61,7 +62,13 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
     let mut durations = view.durations();
     durations.sort_unstable();
     let finished = view.counts.total - view.counts.pending;
-    let elapsed = elapsed_secs(view.started_at.as_deref(), view.updated_at.as_deref());
+    // The journal's modification time is when anything was last recorded.
+    let updated_at = std::fs::metadata(dir.journal())
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| humantime::format_rfc3339_millis(t).to_string())
+        .or(view.updated_at.clone());
+    let elapsed = elapsed_secs(view.started_at.as_deref(), updated_at.as_deref());
     let lock = if st == JobState::Running {
         read_info(&dir.lock())
     } else {
@@ -86,7 +93,7 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
         "reduce": { "done": view.reduce_done, "total": reduce_total },
         "created_at": meta.created_at,
         "started_at": view.started_at,
-        "updated_at": view.updated_at,
+        "updated_at": updated_at,
         "durations_ms": { "p50": percentile(&durations, 0.5), "p95": percentile(&durations, 0.95) },
         "throughput_per_s": elapsed.filter(|e| *e > 0.0).map(|e| (finished as f64 / e * 10.0).round() / 10.0),
         "lock": lock.map(|l| json!({
@@ -94,6 +101,13 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
             "started_at": l.started_at, "heartbeat_at": l.heartbeat_at,
         })),
         "heartbeat_age_s": heartbeat_age,
+        "paused": view.paused().map(|p| json!({ "since": p.paused_at, "reason": p.reason })),
+        "pause_history": view.pauses.iter().map(|p| json!({
+            "paused_at": p.paused_at,
+            "resumed_at": p.resumed_at,
+            "duration_s": p.resumed_at.as_deref().and_then(|r| elapsed_secs(Some(&p.paused_at), Some(r))),
+            "reason": p.reason,
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -165,6 +179,34 @@ fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
             l["started_at"].as_str().unwrap_or("?"),
             d["heartbeat_age_s"]
         ));
+    }
+    if let Some(p) = d["paused"].as_object() {
+        lines.push(format!(
+            "paused:     since {}{}",
+            p["since"].as_str().unwrap_or("?"),
+            p["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(h) = d["pause_history"].as_array().filter(|h| !h.is_empty()) {
+        lines.push("pauses:".into());
+        for p in h {
+            lines.push(format!(
+                "  {} -> {}{}{}",
+                p["paused_at"].as_str().unwrap_or("?"),
+                p["resumed_at"].as_str().unwrap_or("(still paused)"),
+                p["duration_s"]
+                    .as_f64()
+                    .map(|d| format!(", {d:.1}s"))
+                    .unwrap_or_default(),
+                p["reason"]
+                    .as_str()
+                    .map(|r| format!(", reason: {r}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     for l in lines {
         if writeln!(out, "{l}").is_err() {

@@ -7,12 +7,18 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::engine::control::ControlMsg;
 use crate::engine::executor::Executor;
-use crate::engine::item::{ItemRun, MapCtx, run_item};
+use crate::engine::item::{ItemRun, MapCtx, Note, run_item};
 use crate::engine::recorder::Recorder;
 use crate::report::event::Event;
 use crate::state::error::StateError;
-use crate::state::records::ItemStatus;
+use crate::state::records::{ItemStatus, Record};
+use tokio_util::sync::CancellationToken;
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
 use crate::workflow::model::{ErrorPolicy, OnItemFailure};
 
 /// Why the map loop ended.
@@ -65,22 +71,32 @@ impl PolicyCounter {
     }
 }
 
+/// The channels a map listens to besides its items.
+pub struct MapIo<'a> {
+    pub notes: &'a mut mpsc::UnboundedReceiver<Note>,
+    pub control: &'a mut mpsc::UnboundedReceiver<ControlMsg>,
+    /// Stop dispatching (graceful stop); in-flight items are cancelled through `ctx.cancel`.
+    pub stop: CancellationToken,
+}
+
 pub async fn dispatch<E: Executor>(
     ctx: Arc<MapCtx<E>>,
     queue: Vec<ItemRun>,
     max_parallel: usize,
     policy: &ErrorPolicy,
     rec: &mut Recorder,
-    events: &mut mpsc::UnboundedReceiver<Event>,
+    io: MapIo<'_>,
 ) -> Result<MapEnd, StateError> {
-    let mut queue = queue.into_iter();
+    let mut queue = queue.into_iter().peekable();
     let mut running = JoinSet::new();
     let mut counter = PolicyCounter::default();
     let mut stopped: Option<String> = None;
     let mut cancelled = false;
+    let mut paused = rec.view.paused().is_some();
     let max_parallel = max_parallel.max(1);
     loop {
-        while stopped.is_none() && !ctx.cancel.is_cancelled() && running.len() < max_parallel {
+        let halted = stopped.is_some() || io.stop.is_cancelled() || ctx.cancel.is_cancelled();
+        while !halted && !paused && running.len() < max_parallel {
             match queue.next() {
                 Some(run) => {
                     running.spawn(run_item(ctx.clone(), run));
@@ -88,13 +104,32 @@ pub async fn dispatch<E: Executor>(
                 None => break,
             }
         }
-        if running.is_empty() {
+        if running.is_empty() && (halted || queue.peek().is_none()) {
             break;
         }
         tokio::select! {
             biased;
-            Some(ev) = events.recv() => rec.report(&ev),
-            Some(joined) = running.join_next() => {
+            Some(note) = io.notes.recv() => match note {
+                Note::Event(ev) => rec.report(&ev),
+                Note::Spawned { idx, attempt, pgid, pid_start } => {
+                    rec.record(Record::ItemStarted { idx, attempt, pgid, pid_start })?;
+                }
+            },
+            Some(msg) = io.control.recv() => match msg {
+                ControlMsg::Pause(reason) if !paused => {
+                    paused = true;
+                    rec.record_durable(Record::Paused { at: now(), reason: reason.clone() })?;
+                    rec.report(&Event::Paused { reason });
+                }
+                ControlMsg::Unpause if paused => {
+                    paused = false;
+                    rec.record_durable(Record::Unpaused { at: now() })?;
+                    rec.report(&Event::Unpaused {});
+                }
+                _ => {}
+            },
+            _ = io.stop.cancelled(), if !halted => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
                 let Ok(result) = joined else {
                     rec.report(&Event::Warning { message: "an item task ended abnormally; the item stays pending".into() });
                     continue;
@@ -113,17 +148,22 @@ pub async fn dispatch<E: Executor>(
             }
         }
     }
-    while let Ok(ev) = events.try_recv() {
-        rec.report(&ev);
+    while let Ok(note) = io.notes.try_recv() {
+        if let Note::Event(ev) = note {
+            rec.report(&ev);
+        }
     }
     rec.flush()?;
-    Ok(if ctx.cancel.is_cancelled() || cancelled {
-        MapEnd::Cancelled
-    } else if let Some(reason) = stopped {
-        MapEnd::Stopped(reason)
-    } else {
-        MapEnd::Finished
-    })
+    let unfinished = queue.peek().is_some();
+    Ok(
+        if ctx.cancel.is_cancelled() || cancelled || (io.stop.is_cancelled() && unfinished) {
+            MapEnd::Cancelled
+        } else if let Some(reason) = stopped {
+            MapEnd::Stopped(reason)
+        } else {
+            MapEnd::Finished
+        },
+    )
 }
 
 #[cfg(test)]

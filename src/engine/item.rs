@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::executor::Executor;
+use crate::engine::process::SpawnHook;
 use crate::engine::retry;
 use crate::engine::step::{self, StepEnv, StepOutcome};
 use crate::engine::vars::{JobVars, item_lookup};
@@ -31,7 +32,21 @@ pub struct MapCtx<E> {
     /// `logs/items/` of the job; each item logs under `<stem>/<attempt>.out|err`.
     pub logs_dir: Option<std::path::PathBuf>,
     pub cancel: CancellationToken,
-    pub events: mpsc::UnboundedSender<Event>,
+    pub kill_now: CancellationToken,
+    pub notes: mpsc::UnboundedSender<Note>,
+}
+
+/// What an item task tells the dispatcher while it runs.
+#[derive(Debug)]
+pub enum Note {
+    Event(Event),
+    /// An attempt's process group started (recorded so a crash can be cleaned up).
+    Spawned {
+        idx: usize,
+        attempt: u32,
+        pgid: i32,
+        pid_start: u64,
+    },
 }
 
 /// One item to run.
@@ -92,12 +107,12 @@ pub async fn run_item<E: Executor>(ctx: Arc<MapCtx<E>>, run: ItemRun) -> ItemRes
             return done(false, false, Map::new());
         }
         let wait = retry::delay(&ctx.retry, n_this_run);
-        let _ = ctx.events.send(Event::ItemRetrying {
+        let _ = ctx.notes.send(Note::Event(Event::ItemRetrying {
             item_id: run.item.id.clone(),
             attempt: attempt_no,
             error: failure.to_string(),
             delay_ms: wait.as_millis() as u64,
-        });
+        }));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.cancel.cancelled() => return done(false, true, Map::new()),
@@ -122,6 +137,8 @@ async fn run_attempt<E: Executor>(
                 .join(attempt_no.to_string())
         }),
         tee: false,
+        on_spawn: Some(spawn_hook(ctx, run.idx, attempt_no)),
+        kill_now: Some(ctx.kill_now.clone()),
     };
     let mut captured = Map::new();
     let mut failure = None;
@@ -234,6 +251,18 @@ async fn run_handlers<E: Executor>(
         }
     }
     true
+}
+
+fn spawn_hook<E>(ctx: &MapCtx<E>, idx: usize, attempt: u32) -> SpawnHook {
+    let tx = ctx.notes.clone();
+    SpawnHook(Arc::new(move |pgid, pid_start| {
+        let _ = tx.send(Note::Spawned {
+            idx,
+            attempt,
+            pgid,
+            pid_start,
+        });
+    }))
 }
 
 fn item_env<E>(ctx: &MapCtx<E>, item: &Item, attempt: u32) -> Vec<(String, String)> {

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::engine::dispatch::{MapEnd, dispatch};
+use crate::engine::control::{ControlMsg, Controls};
+use crate::engine::dispatch::{MapEnd, MapIo, dispatch};
 use crate::engine::error::EngineError;
 use crate::engine::executor::Executor;
 use crate::engine::item::{ItemRun, MapCtx};
+use crate::engine::process::SpawnHook;
 use crate::engine::recorder::Recorder;
 use crate::engine::step::{self, StepEnv, StepOutcome};
 use crate::engine::vars::{JobVars, reduce_lookup};
@@ -54,7 +55,7 @@ pub struct JobRun<'a> {
     pub kind: RunKind,
     /// `--max-parallel` of this invocation.
     pub max_parallel: Option<usize>,
-    pub cancel: CancellationToken,
+    pub controls: Controls,
 }
 
 /// How a run ended.
@@ -69,6 +70,7 @@ pub struct JobOutcome {
 pub async fn execute<E: Executor + Clone>(
     exec: E,
     run: JobRun<'_>,
+    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
     rec: &mut Recorder,
 ) -> Result<JobOutcome, EngineError> {
     let started = Instant::now();
@@ -84,7 +86,7 @@ pub async fn execute<E: Executor + Clone>(
         workflow: run.workflow.name.clone(),
         command: run.kind.command().into(),
     });
-    let result = phases(exec, &run, rec).await;
+    let result = phases(exec, &run, control, rec).await;
     let (state, reason) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -129,6 +131,7 @@ fn now() -> String {
 async fn phases<E: Executor + Clone>(
     exec: E,
     run: &JobRun<'_>,
+    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
     rec: &mut Recorder,
 ) -> Result<(JobState, Option<String>), EngineError> {
     let wf = run.workflow;
@@ -179,7 +182,7 @@ async fn phases<E: Executor + Clone>(
             max_parallel,
         });
         let map_started = Instant::now();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut notes) = mpsc::unbounded_channel();
         let ctx = Arc::new(MapCtx {
             exec: exec.clone(),
             steps: Arc::new(wf.map.steps.clone()),
@@ -190,10 +193,16 @@ async fn phases<E: Executor + Clone>(
             kill_grace: wf.map.kill_grace,
             retry: wf.map.retry.clone(),
             logs_dir: Some(rec.dir.logs_dir().join("items")),
-            cancel: run.cancel.clone(),
-            events: tx,
+            cancel: run.controls.cancel.clone(),
+            kill_now: run.controls.kill_now.clone(),
+            notes: tx,
         });
-        let end = dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, &mut rx).await?;
+        let io = MapIo {
+            notes: &mut notes,
+            control,
+            stop: run.controls.stop.clone(),
+        };
+        let end = dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, io).await?;
         rec.report(&Event::PhaseFinished {
             phase: Phase::Map,
             ok: end == MapEnd::Finished && rec.view.counts.failed_total() == 0,
@@ -267,37 +276,44 @@ async fn run_phase<E: Executor>(
         Map::new()
     };
     for (i, st) in steps.iter().enumerate().skip(from) {
+        if run.controls.stop.is_cancelled() {
+            return Ok(Some((JobState::Interrupted, None)));
+        }
+        let (spawned_tx, mut spawned_rx) = mpsc::unbounded_channel::<(i32, u64)>();
         let senv = StepEnv {
             dir: wf.dir.clone(),
             env: wf_env_pairs(vars, wf),
             kill_grace: wf.map.kill_grace,
             log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
             tee: true,
+            on_spawn: Some(SpawnHook(Arc::new(move |pgid, start| {
+                let _ = spawned_tx.send((pgid, start));
+            }))),
+            kill_now: Some(run.controls.kill_now.clone()),
         };
         let started = Instant::now();
         let rendered = {
-            let empty = Map::new();
-            let null = Value::Null;
+            // Setup sees its own captures so far; reduce sees `${map.*}` and its captures.
             let lookup = |v: &VarRef| match map {
                 Some(m) => reduce_lookup(vars, m, &local, v),
-                None => vars
-                    .lookup(
-                        v,
-                        if phase == Phase::Setup {
-                            &local
-                        } else {
-                            &empty
-                        },
-                    )
-                    .or_else(|| {
-                        let _ = &null;
-                        None
-                    }),
+                None => vars.lookup(v, &local),
             };
             step::render(st, i, &senv, &lookup)
         };
         let outcome = match rendered {
-            Ok(r) => step::run(exec, st, i, r, &senv, st.timeout, &run.cancel).await,
+            Ok(r) => {
+                let running = step::run(exec, st, i, r, &senv, st.timeout, &run.controls.cancel);
+                tokio::pin!(running);
+                // Record the step's process group as soon as it exists.
+                loop {
+                    tokio::select! {
+                        out = &mut running => break out,
+                        Some((pgid, pid_start)) = spawned_rx.recv() => {
+                            rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start })?;
+                        }
+                    }
+                }
+            }
             Err(failure) => StepOutcome::Failed {
                 failure,
                 stderr_tail: String::new(),
@@ -345,7 +361,7 @@ async fn run_phase<E: Executor>(
                     ok: false,
                     duration_ms: phase_started.elapsed().as_millis() as u64,
                 });
-                if cancelled || run.cancel.is_cancelled() {
+                if cancelled || run.controls.cancel.is_cancelled() {
                     return Ok(Some((JobState::Interrupted, None)));
                 }
                 return Ok(Some((JobState::Failed, Some(format!("{name} {error}")))));

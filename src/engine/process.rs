@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::output::{Sink, StreamTarget};
+use crate::engine::reaper;
 
 /// One `sh -c` invocation.
 #[derive(Debug, Clone)]
@@ -26,6 +27,21 @@ pub struct ShellCommand {
     pub kill_grace: Duration,
     pub stdout: StreamTarget,
     pub stderr: StreamTarget,
+    /// Told the process group id and its leader's start time right after spawning (so a
+    /// crash can be cleaned up by the next run).
+    pub on_spawn: Option<SpawnHook>,
+    /// Cancelled: skip the grace period and KILL at once (second Ctrl-C).
+    pub kill_now: Option<CancellationToken>,
+}
+
+/// A callback receiving `(pgid, leader start time in clock ticks)`.
+#[derive(Clone)]
+pub struct SpawnHook(pub std::sync::Arc<dyn Fn(i32, u64) + Send + Sync>);
+
+impl std::fmt::Debug for SpawnHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpawnHook")
+    }
 }
 
 /// How a command ended.
@@ -72,6 +88,11 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
         }
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    if let Some(hook) = &cmd.on_spawn {
+        let start = reaper::stat_of(pgid).map(|s| s.start).unwrap_or(0);
+        (hook.0)(pgid, start);
+    }
+    let kill_now = cmd.kill_now.clone().unwrap_or_default();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -96,6 +117,7 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
                 None => err_open = false,
             },
             status = child.wait(), if exit.is_none() => {
+                reaper::forget(pgid);
                 exit = Some(match status {
                     Ok(s) => status_exit(s),
                     Err(e) => Exit::Spawn(format!("waiting for the command failed: {e}")),
@@ -104,19 +126,19 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
             }
             _ = sleep_until_opt(linger_until), if linger_until.is_some() => {
                 // The shell is gone but something in its group still holds the pipes.
-                kill_group(pgid, &mut child, cmd.kill_grace, true).await;
+                kill_group(pgid, &mut child, cmd.kill_grace, true, &kill_now).await;
                 linger_until = None;
                 out_open = false;
                 err_open = false;
             }
             _ = sleep_until_opt(deadline), if exit.is_none() && deadline.is_some() => {
-                kill_group(pgid, &mut child, cmd.kill_grace, false).await;
+                kill_group(pgid, &mut child, cmd.kill_grace, false, &kill_now).await;
                 exit = Some(Exit::Timeout(cmd.timeout.unwrap_or_default()));
                 drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
                 break;
             }
             _ = cancel.cancelled(), if exit.is_none() => {
-                kill_group(pgid, &mut child, cmd.kill_grace, false).await;
+                kill_group(pgid, &mut child, cmd.kill_grace, false, &kill_now).await;
                 exit = Some(Exit::Cancelled);
                 drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
                 break;
@@ -159,7 +181,7 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    c.spawn()
+    reaper::spawn_registered(|| c.spawn(), |ch| ch.id())
 }
 
 async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
@@ -205,29 +227,44 @@ fn status_exit(s: std::process::ExitStatus) -> Exit {
 }
 
 fn group_alive(pgid: i32) -> bool {
-    pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok()
+    reaper::reap_orphans();
+    pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok() && reaper::group_has_live_members(pgid)
 }
 
 /// TERM the group, wait up to `grace` for it to empty, then KILL what is left; reap the
 /// leader. With `leader_done`, the shell already exited (only stragglers remain).
-pub async fn kill_group(pgid: i32, child: &mut Child, grace: Duration, leader_done: bool) {
+pub async fn kill_group(
+    pgid: i32,
+    child: &mut Child,
+    grace: Duration,
+    leader_done: bool,
+    kill_now: &CancellationToken,
+) {
     if pgid <= 0 {
         return;
     }
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + grace;
     if !leader_done {
-        let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, child.wait()) => {}
+            _ = kill_now.cancelled() => {}
+        }
     }
     let mut pause = Duration::from_millis(5);
-    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(pause).await;
+    while !kill_now.is_cancelled() && group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = kill_now.cancelled() => {}
+        }
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     if group_alive(pgid) {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     let _ = child.wait().await;
+    reaper::forget(pgid);
+    reaper::reap_orphans();
 }
 
 #[cfg(test)]
@@ -246,6 +283,8 @@ mod tests {
                 ..Default::default()
             },
             stderr: StreamTarget::default(),
+            on_spawn: None,
+            kill_now: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct StepEnv {
     pub log_stem: Option<PathBuf>,
     /// Copy output to the runner's stderr (setup/reduce).
     pub tee: bool,
+    pub on_spawn: Option<crate::engine::process::SpawnHook>,
+    pub kill_now: Option<CancellationToken>,
 }
 
 /// A step rendered for one unit, ready to run.
@@ -117,6 +119,8 @@ pub async fn run<E: Executor>(
         kill_grace: senv.kill_grace,
         stdout: target("out", step.capture.is_some()),
         stderr: target("err", false),
+        on_spawn: senv.on_spawn.clone(),
+        kill_now: senv.kill_now.clone(),
     };
     let r = exec.run(cmd, cancel.clone()).await;
     let failure = match r.exit {

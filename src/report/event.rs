@@ -58,6 +58,12 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// `runner pause`: no new item starts.
+    Paused {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Unpaused {},
     JobFinished {
         job_id: String,
         state: JobState,

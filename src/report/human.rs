@@ -232,6 +232,14 @@ impl Reporter for Human {
                 }
             }
             Event::Warning { message } => self.line(&format!("warning: {message}")),
+            Event::Paused { reason } => self.line(&format!(
+                "paused: no new item starts until `runner resume`{}",
+                reason
+                    .as_ref()
+                    .map(|r| format!(" (reason: {r})"))
+                    .unwrap_or_default()
+            )),
+            Event::Unpaused {} => self.line("resumed: dispatching items again"),
             Event::JobFinished {
                 job_id,
                 state,
@@ -249,6 +257,7 @@ impl Reporter for Human {
                     JobState::Interrupted => "interrupted (resume with `runner resume`)",
                     JobState::Paused => "paused",
                     JobState::Running => "running",
+                    JobState::Stale => "stale",
                 };
                 let mut text =
                     format!("runner: job {job_id} {what}: {successful}/{total} succeeded");

@@ -75,6 +75,25 @@ impl Counts {
     }
 }
 
+/// A process group a run started, until the step or item it belongs to ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveGroup {
+    pub phase: Phase,
+    /// Item index (map) or step index (setup/reduce).
+    pub idx: usize,
+    pub pgid: i32,
+    /// Start time of the group leader in clock ticks since boot (guards against pid reuse).
+    pub pid_start: u64,
+}
+
+/// One pause of a live job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseSpan {
+    pub paused_at: String,
+    pub resumed_at: Option<String>,
+    pub reason: Option<String>,
+}
+
 /// Everything the journal says about a job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobView {
@@ -94,12 +113,37 @@ pub struct JobView {
     pub counts: Counts,
     pub started_at: Option<String>,
     pub updated_at: Option<String>,
+    #[serde(default)]
+    pub live_groups: Vec<LiveGroup>,
+    #[serde(default)]
+    pub pauses: Vec<PauseSpan>,
 }
 
 impl JobView {
+    /// Is the last pause still open?
+    pub fn paused(&self) -> Option<&PauseSpan> {
+        self.pauses.last().filter(|p| p.resumed_at.is_none())
+    }
+
+    fn end_group(&mut self, phase: Phase, idx: usize) {
+        if !self.live_groups.is_empty() {
+            self.live_groups
+                .retain(|g| !(g.phase == phase && g.idx == idx));
+        }
+    }
+
+    fn close_pause(&mut self, at: &str) {
+        if let Some(p) = self.pauses.last_mut()
+            && p.resumed_at.is_none()
+        {
+            p.resumed_at = Some(at.to_owned());
+        }
+    }
+
     pub fn apply(&mut self, rec: &Record) {
         match rec {
             Record::RunStarted { at, .. } => {
+                self.close_pause(at);
                 self.runs += 1;
                 self.run_open = true;
                 if self.started_at.is_none() {
@@ -107,11 +151,36 @@ impl JobView {
                 }
                 self.updated_at = Some(at.clone());
             }
+            Record::StepStarted {
+                phase,
+                index,
+                pgid,
+                pid_start,
+            } => {
+                self.live_groups.push(LiveGroup {
+                    phase: *phase,
+                    idx: *index,
+                    pgid: *pgid,
+                    pid_start: *pid_start,
+                });
+            }
+            Record::GroupsReaped => self.live_groups.clear(),
+            Record::Paused { at, reason } => {
+                if self.paused().is_none() {
+                    self.pauses.push(PauseSpan {
+                        paused_at: at.clone(),
+                        resumed_at: None,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            Record::Unpaused { at } => self.close_pause(at),
             Record::StepDone {
                 phase,
                 index,
                 captured,
             } => {
+                self.end_group(*phase, *index);
                 let (done, caps) = match phase {
                     Phase::Reduce => (&mut self.reduce_done, &mut self.reduce_captures),
                     _ => (&mut self.setup_done, &mut self.captures),
@@ -131,8 +200,21 @@ impl JobView {
                     ..Counts::default()
                 };
             }
-            Record::ItemStarted { .. } => {}
+            Record::ItemStarted {
+                idx,
+                pgid,
+                pid_start,
+                ..
+            } => {
+                self.live_groups.push(LiveGroup {
+                    phase: Phase::Map,
+                    idx: *idx,
+                    pgid: *pgid,
+                    pid_start: *pid_start,
+                });
+            }
             Record::Attempt { idx, attempt } => {
+                self.end_group(Phase::Map, *idx);
                 if let Some(it) = self.items.get_mut(*idx) {
                     it.attempts = it.attempts.max(attempt.attempt);
                     it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
@@ -146,6 +228,7 @@ impl JobView {
                 exit_code,
                 captured,
             } => {
+                self.end_group(Phase::Map, *idx);
                 self.set_status(*idx, *status);
                 if let Some(it) = self.items.get_mut(*idx) {
                     it.attempts = it.attempts.max(*attempts);
@@ -162,6 +245,7 @@ impl JobView {
             }
             Record::MapDone => self.map_done = true,
             Record::RunEnded { state, at, .. } => {
+                self.close_pause(at);
                 self.run_open = false;
                 self.last_state = Some(*state);
                 self.updated_at = Some(at.clone());

@@ -555,7 +555,10 @@ mod tests {
                 pid: 42,
                 at: "2024-01-01T00:00:00Z".into(),
             },
-            Record::MapStarted { total: 3 },
+            Record::MapStarted {
+                total: 3,
+                items_hash: "h".into(),
+            },
             Record::Attempt {
                 idx: 0,
                 attempt: Attempt {
@@ -569,6 +572,9 @@ mod tests {
             Record::ItemDone {
                 idx: 0,
                 status: ItemStatus::Dlq,
+                attempts: 1,
+                duration_ms: 12,
+                exit_code: Some(3),
                 captured: Default::default(),
             },
             Record::MapDone,
@@ -922,6 +928,9 @@ mod tests {
         let rec = Record::ItemDone {
             idx: 123_456,
             status: ItemStatus::Succeeded,
+            attempts: 1,
+            duration_ms: 3,
+            exit_code: None,
             captured: Default::default(),
         };
         let t = std::time::Instant::now();

@@ -1,6 +1,7 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
 pub mod atomic;
+pub mod control;
 pub mod dlq;
 pub mod error;
 pub mod items_file;

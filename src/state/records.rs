@@ -137,7 +137,28 @@ pub enum Record {
         captured: Option<(String, serde_json::Value)>,
     },
     /// Setup and item selection are over: the items are frozen in `items.jsonl`.
-    MapStarted { total: usize, items_hash: String },
+    MapStarted {
+        total: usize,
+        items_hash: String,
+    },
+    /// A setup or reduce step began in a process group.
+    StepStarted {
+        phase: Phase,
+        index: usize,
+        pgid: i32,
+        pid_start: u64,
+    },
+    /// The process groups left by a crashed run were killed.
+    GroupsReaped,
+    /// `runner pause`: no new item starts until `Unpaused`.
+    Paused {
+        at: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Unpaused {
+        at: String,
+    },
     /// An item's attempt began in a process group (so a resume can kill it if we crash).
     ItemStarted {
         idx: usize,
@@ -146,7 +167,10 @@ pub enum Record {
         pid_start: u64,
     },
     /// One attempt of an item ended (success or failure).
-    Attempt { idx: usize, attempt: Attempt },
+    Attempt {
+        idx: usize,
+        attempt: Attempt,
+    },
     /// The item reached a final state in this run.
     ItemDone {
         idx: usize,
@@ -160,7 +184,10 @@ pub enum Record {
         captured: serde_json::Map<String, serde_json::Value>,
     },
     /// The item was taken out of the DLQ (`dlq purge`) or put back to pending (`dlq retry`).
-    ItemReset { idx: usize, status: ItemStatus },
+    ItemReset {
+        idx: usize,
+        status: ItemStatus,
+    },
     /// Every item reached a final state (or the error policy stopped the map).
     MapDone,
     /// The run ended; `state` is the job state it leaves.
@@ -180,4 +207,6 @@ pub enum JobState {
     Interrupted,
     Completed,
     Failed,
+    /// Display only: the lock is held but the heartbeat stopped (hung or stopped process).
+    Stale,
 }

@@ -1,0 +1,71 @@
+//! Cleaning up after a crashed run: the process groups it recorded as running are killed
+//! before a new run starts, unless their leader's pid now belongs to another process.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::engine::reaper;
+use crate::state::job::LiveGroup;
+
+/// Is the recorded group still the one the crashed run started?
+fn still_ours(g: &LiveGroup) -> bool {
+    if g.pgid <= 1 || killpg(Pid::from_raw(g.pgid), None).is_err() {
+        return false; // no such group any more
+    }
+    match reaper::stat_of(g.pgid) {
+        // The leader lives: its start time must match (a reused pid never does).
+        Some(s) => s.start == g.pid_start && s.pgrp == g.pgid,
+        // The leader is gone but the group exists: the kernel does not hand out a pid
+        // that is still in use as a process group id, so the group is the recorded one.
+        None => reaper::group_has_live_members(g.pgid),
+    }
+}
+
+/// KILL every recorded group that is still ours; returns how many were killed.
+pub fn kill_leftovers(groups: &[LiveGroup]) -> usize {
+    let mut n = 0;
+    for g in groups {
+        if still_ours(g) && killpg(Pid::from_raw(g.pgid), Signal::SIGKILL).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::records::Phase;
+
+    #[test]
+    fn kills_a_recorded_group_but_not_a_reused_pid() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = reaper::stat_of(pid).unwrap().start;
+        let wrong = LiveGroup {
+            phase: Phase::Map,
+            idx: 0,
+            pgid: pid,
+            pid_start: start + 1,
+        };
+        assert_eq!(
+            kill_leftovers(&[wrong]),
+            0,
+            "a different start time means a reused pid"
+        );
+        let right = LiveGroup {
+            phase: Phase::Map,
+            idx: 0,
+            pgid: pid,
+            pid_start: start,
+        };
+        assert_eq!(kill_leftovers(&[right]), 1);
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+    }
+}
