@@ -953,6 +953,8 @@ mod tests {
 
     /// Templates whose output must be `a` + x + `b` (after `$(...)`'s newline stripping).
     const CONTEXTS: &[&str] = &[
+        "printf %s \"$(case a in a) printf %s 'a${x}b';; esac)\"",
+        "printf %s \"$(case a in (a) printf %s \"a${x}b\";; esac)\"",
         "printf %s a${x}b",
         "printf %s 'a${x}b'",
         "printf %s \"a${x}b\"",
@@ -1086,7 +1088,7 @@ mod tests {
             #[test]
             fn sh_receives_exact_bytes_any(x in any_string()) {
                 let dir = tempfile::tempdir().unwrap();
-                for ctx in &CONTEXTS[..4] {
+                for ctx in CONTEXTS {
                     let r = check_context(ctx, &x, dir.path());
                     prop_assert!(r.is_ok(), "{}", r.unwrap_err());
                 }

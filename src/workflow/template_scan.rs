@@ -8,8 +8,15 @@
 //! bodies start after the end of the line holding the operator.
 //!
 //! Known limitations (documented, deliberately out of scope):
-//! - An unbalanced `)` inside `$(...)` (e.g. a `case` pattern `a)`) closes the substitution
-//!   early in the scanner's view.
+//! - `case` pattern parentheses inside `$(...)` are handled by counting `case`/`esac` words;
+//!   a literal argument `esac` (`echo esac`) inside such a `case` would confuse the count.
+//! - Placeholders inside the word of a shell expansion such as `"${FOO:-${item.x}}"` are
+//!   escaped for the surrounding context; a `}` in the value then ends the expansion early
+//!   (no command is executed: the rest stays quoted text).
+//! - Inside `$((...))` arithmetic a placeholder is quoted as a bare word (`'5'`), which `sh`
+//!   rejects; use `:raw` for trusted numbers there.
+//! - In a `<<-` here-document the shell strips leading tabs from every body line, including
+//!   the lines of an inserted value.
 //! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
 //!   nested (escaped) backquotes are rejected by the parser.
 
@@ -74,6 +81,10 @@ struct Frame {
     body: Option<HereDoc>,
     /// At the start of a here-document body line.
     line_start: bool,
+    /// Open `case ... esac` commands: their pattern `)` does not close a `$(`.
+    cases: u32,
+    /// At a command position, where reserved words (`case`, `esac`, ...) are recognised.
+    cmd_pos: bool,
 }
 
 impl Frame {
@@ -85,6 +96,8 @@ impl Frame {
             pending: Vec::new(),
             body: None,
             line_start: false,
+            cases: 0,
+            cmd_pos: true,
         }
     }
 
@@ -93,6 +106,7 @@ impl Frame {
         if self.pending.is_empty() {
             self.state = State::Bare;
             self.word_start = true;
+            self.cmd_pos = true;
             self.body = None;
         } else {
             self.state = State::HereDoc;
@@ -100,6 +114,22 @@ impl Frame {
             self.line_start = true;
         }
     }
+}
+
+/// Reserved words after which a command position continues.
+const KEEP_CMD_POS: &[&str] = &[
+    "then", "do", "else", "elif", "if", "while", "until", "!", "{", "time",
+];
+
+/// Whether the reserved word `kw` stands at `i` (followed by a delimiter or the end).
+fn is_word(s: &[u8], i: usize, kw: &[u8]) -> bool {
+    s[i..].starts_with(kw)
+        && s.get(i + kw.len()).is_none_or(|c| {
+            matches!(
+                c,
+                b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')'
+            )
+        })
 }
 
 /// Parse the word after `<<` / `<<-` starting at `j`; returns the here-doc and the index
@@ -312,9 +342,38 @@ impl Scanner {
                 _ => i + w,
             },
             State::Bare => {
+                let idx = self.frames.len() - 1;
+                let f = self.top();
+                if f.cmd_pos && f.word_start && w == 1 {
+                    for kw in KEEP_CMD_POS.iter().chain([&"case", &"esac"]) {
+                        if is_word(s, i, kw.as_bytes()) {
+                            match *kw {
+                                "case" => {
+                                    f.cases += 1;
+                                    f.cmd_pos = false;
+                                }
+                                "esac" => {
+                                    f.cases = f.cases.saturating_sub(1);
+                                    f.cmd_pos = false;
+                                }
+                                _ => {}
+                            }
+                            f.word_start = false;
+                            return i + kw.len();
+                        }
+                    }
+                }
                 let mut word_start = false;
+                let mut cmd_pos = false;
                 let end = match c {
-                    b'\\' => self.skip_escaped(s, i + w),
+                    b'\\' => {
+                        if s.get(i + w) == Some(&b'\n') {
+                            // A line continuation is removed: the word state carries on.
+                            word_start = self.top().word_start;
+                            cmd_pos = self.top().cmd_pos;
+                        }
+                        self.skip_escaped(s, i + w)
+                    }
                     b'\'' => {
                         self.top().state = State::Single;
                         i + w
@@ -336,6 +395,7 @@ impl Scanner {
                     }
                     b'#' if self.top().word_start => {
                         self.top().state = State::Comment;
+                        cmd_pos = self.top().cmd_pos;
                         i + w
                     }
                     b'(' => {
@@ -343,11 +403,15 @@ impl Scanner {
                             *d += 1;
                         }
                         word_start = true;
+                        cmd_pos = true;
                         i + w
                     }
                     b')' => {
                         word_start = true;
-                        if let Kind::Paren(d) = &mut self.top().kind {
+                        let f = self.top();
+                        let pattern = f.cases > 0 && f.kind == Kind::Paren(1);
+                        cmd_pos = pattern;
+                        if let (Kind::Paren(d), false) = (&mut f.kind, pattern) {
                             *d -= 1;
                             if *d == 0 {
                                 self.frames.pop();
@@ -377,13 +441,22 @@ impl Scanner {
                         }
                         j
                     }
-                    b' ' | b'\t' | b';' | b'&' | b'|' | b'<' | b'>' => {
+                    b' ' | b'\t' | b'<' | b'>' => {
                         word_start = true;
+                        cmd_pos = self.top().cmd_pos;
+                        i + w
+                    }
+                    b';' | b'&' | b'|' => {
+                        word_start = true;
+                        cmd_pos = true;
                         i + w
                     }
                     _ => i + w,
                 };
-                self.top().word_start = word_start;
+                // Update the frame this step started in (or its parent if it was closed).
+                let n = idx.min(self.frames.len() - 1);
+                self.frames[n].word_start = word_start;
+                self.frames[n].cmd_pos = cmd_pos;
                 end
             }
         }
@@ -555,6 +628,36 @@ mod tests {
         assert!(context_after("cat <<<x\n").heredoc.is_none());
         // In a comment line, the here-doc body starts after it.
         assert!(context_after("cat <<EOF # c\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn case_patterns_in_command_substitution() {
+        assert_eq!(q("x=\"$(case a in a) echo '"), Quoting::SingleQuoted);
+        assert_eq!(q("x=\"$(case a in (a) echo '"), Quoting::SingleQuoted);
+        assert_eq!(q("x=\"$(case a in a) echo;; esac) "), Quoting::DoubleQuoted);
+        assert_eq!(q("x=\"$(echo case) '"), Quoting::DoubleQuoted);
+        assert_eq!(
+            q("x=\"$(echo a; case a in a) echo '"),
+            Quoting::SingleQuoted
+        );
+        assert_eq!(
+            q("x=\"$(if true; then case a in a) echo '"),
+            Quoting::SingleQuoted
+        );
+        assert_eq!(
+            q("x=\"$(case a in a) case b in b) :;; esac;; esac) '"),
+            Quoting::DoubleQuoted
+        );
+        assert_eq!(q("x=\"$(echo a case b) '"), Quoting::DoubleQuoted);
+        assert_eq!(q("x=\"$(echo esac) '"), Quoting::DoubleQuoted);
+        assert!(context_after("x=$(#").in_comment);
+        assert!(context_after("x=`#").in_comment);
+    }
+
+    #[test]
+    fn line_continuation_keeps_word_start() {
+        assert!(context_after("echo a \\\n# c").in_comment);
+        assert!(!context_after("echo a\\\n# c").in_comment);
     }
 
     #[test]
