@@ -10,7 +10,13 @@
 //! Shell parameter expansions pass through untouched: `$HOME`, `${HOME}`, `${FOO:-x}`,
 //! `${#x}`, `${x%.png}`, `$$`, and `\${...}` (backslash-escaped, outside single quotes).
 //! A `${name}` in runner syntax whose root is neither a runner variable nor an upper-case
-//! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`.
+//! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`; so is a
+//! known root followed by a broken path (`${item.}`, `${item.name%.png}`).
+//!
+//! A placeholder inside single quotes (`echo '${item.name}'`) is still a placeholder, escaped
+//! for that context. In a `#` comment, newlines in the value become spaces. Inside
+//! `` `...` `` the escaped text gets the extra backslashes backquotes need. Placeholders
+//! inside shell `${...}` expansions and nested backquotes are rejected.
 //!
 //! In a here-document body, a value is inserted as body text: with `\`, `$` and `` ` ``
 //! backslash-escaped in an unquoted here-doc (`<<EOF`), verbatim in a quoted one (`<<'EOF'`);
@@ -163,6 +169,10 @@ pub enum TemplateError {
         "placeholder `{text}` at byte {offset} is inside nested backquotes, which cannot be quoted safely; use $(...) instead"
     )]
     NestedBackquotes { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} is inside a shell `${{...}}` expansion, where it cannot be quoted safely; assign it to a shell variable first (v={text}; ...)"
+    )]
+    InShellExpansion { text: String, offset: usize },
 }
 
 /// Errors found while rendering a template.
@@ -386,6 +396,12 @@ impl Template {
                 && let Scan::Placeholder { var, raw, end } = classify(src, i, is_known_root)?
             {
                 let ctx = sc.context();
+                if ctx.in_shell_expansion {
+                    return Err(TemplateError::InShellExpansion {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                    });
+                }
                 if ctx.nested_backquotes {
                     return Err(TemplateError::NestedBackquotes {
                         text: src[i..end].to_string(),
@@ -755,6 +771,21 @@ mod tests {
             Err(TemplateError::NestedBackquotes { offset, .. }) => assert_eq!(offset, 18),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn placeholders_in_shell_expansions_are_rejected() {
+        for (src, off) in [
+            ("echo \"${FOO:-\"${x}\"}\"", 14),
+            ("echo ${FOO:-${x}}", 12),
+            ("echo ${FOO#${x}}", 11),
+        ] {
+            match parse(src) {
+                Err(TemplateError::InShellExpansion { offset, .. }) => assert_eq!(offset, off),
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+        assert_eq!(phs("echo ${FOO:-a} ${x}").len(), 1);
     }
 
     #[test]

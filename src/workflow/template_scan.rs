@@ -8,11 +8,12 @@
 //! bodies start after the end of the line holding the operator.
 //!
 //! Known limitations (documented, deliberately out of scope):
-//! - `case` pattern parentheses inside `$(...)` are handled by counting `case`/`esac` words;
-//!   a literal argument `esac` (`echo esac`) inside such a `case` would confuse the count.
-//! - Placeholders inside the word of a shell expansion such as `"${FOO:-${item.x}}"` are
-//!   escaped for the surrounding context; a `}` in the value then ends the expansion early
-//!   (no command is executed: the rest stays quoted text).
+//! - `case` pattern parentheses inside `$(...)` are handled by counting the reserved words
+//!   `case`/`esac` at command positions (after `;`, `&`, `|`, `(`, newline, `then`, `do`,
+//!   ...); exotic layouts (a pattern named `esac`) may confuse the count.
+//! - Shell parameter expansions `${...}` are followed (quotes inside them nest), and
+//!   placeholders inside them (`${FOO:-${item.x}}`) are rejected by the parser: how their
+//!   words are quoted varies between shells.
 //! - Inside `$((...))` arithmetic a placeholder is quoted as a bare word (`'5'`), which `sh`
 //!   rejects; use `:raw` for trusted numbers there.
 //! - In a `<<-` here-document the shell strips leading tabs from every body line, including
@@ -44,6 +45,8 @@ pub struct ScanContext {
     pub in_backquotes: bool,
     /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes).
     pub nested_backquotes: bool,
+    /// Inside the word of a shell parameter expansion such as `${FOO:-...}`.
+    pub in_shell_expansion: bool,
     /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
     pub heredoc: Option<HereDoc>,
 }
@@ -68,6 +71,8 @@ enum Kind {
         nested: bool,
         in_double: bool,
     },
+    /// A shell parameter expansion `${...}` (not a runner placeholder).
+    Brace,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +244,7 @@ impl Scanner {
                 None
             },
             in_backquotes: bq.is_some(),
+            in_shell_expansion: self.frames.iter().any(|f| f.kind == Kind::Brace),
             nested_backquotes: bq.is_some_and(|i| {
                 matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
             }),
@@ -332,6 +338,7 @@ impl Scanner {
                     self.frames.push(Frame::new(Kind::Paren(1)));
                     i + w + 1
                 }
+                b'$' if next == Some(b'{') => self.open_brace(i + w + 1),
                 b'`' => {
                     self.frames.push(Frame::new(Kind::Backquote {
                         nested: false,
@@ -393,7 +400,12 @@ impl Scanner {
                         self.frames.push(Frame::new(Kind::Paren(1)));
                         i + w + 1
                     }
-                    b'#' if self.top().word_start => {
+                    b'$' if next == Some(b'{') => self.open_brace(i + w + 1),
+                    b'}' if self.top().kind == Kind::Brace => {
+                        self.frames.pop();
+                        i + w
+                    }
+                    b'#' if self.top().word_start && self.top().kind != Kind::Brace => {
                         self.top().state = State::Comment;
                         cmd_pos = self.top().cmd_pos;
                         i + w
@@ -464,6 +476,15 @@ impl Scanner {
 }
 
 impl Scanner {
+    /// Enter a shell `${...}` expansion whose body starts at `j`.
+    fn open_brace(&mut self, j: usize) -> usize {
+        let mut f = Frame::new(Kind::Brace);
+        f.word_start = false;
+        f.cmd_pos = false;
+        self.frames.push(f);
+        j
+    }
+
     fn step_heredoc(&mut self, s: &[u8], i: usize) -> usize {
         let f = self.top();
         let Some(doc) = f.body.clone() else {
@@ -498,6 +519,7 @@ impl Scanner {
                 self.frames.push(Frame::new(Kind::Paren(1)));
                 i + w + 1
             }
+            b'$' if s.get(i + w) == Some(&b'{') => self.open_brace(i + w + 1),
             b'`' => {
                 self.frames.push(Frame::new(Kind::Backquote {
                     nested: false,
@@ -658,6 +680,21 @@ mod tests {
     fn line_continuation_keeps_word_start() {
         assert!(context_after("echo a \\\n# c").in_comment);
         assert!(!context_after("echo a\\\n# c").in_comment);
+    }
+
+    #[test]
+    fn shell_expansions() {
+        let c = context_after("echo \"${FOO:-\"");
+        assert!(c.in_shell_expansion);
+        assert_eq!(c.quoting, Quoting::DoubleQuoted);
+        let c = context_after("echo \"${FOO:-\"a\"} '");
+        assert!(!c.in_shell_expansion);
+        assert_eq!(c.quoting, Quoting::DoubleQuoted);
+        let c = context_after("echo ${#x} ${x#a} ${x:-'}'} '");
+        assert!(!c.in_shell_expansion && !c.in_comment);
+        assert_eq!(c.quoting, Quoting::SingleQuoted);
+        assert!(context_after("echo ${x:- #").in_shell_expansion);
+        assert!(!context_after("echo ${x:- #").in_comment);
     }
 
     #[test]
