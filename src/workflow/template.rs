@@ -166,7 +166,7 @@ pub enum TemplateError {
         reason: String,
     },
     #[error(
-        "placeholder `{text}` at byte {offset} is inside nested backquotes, which cannot be quoted safely; use $(...) instead"
+        "placeholder `{text}` at byte {offset} is inside nested backquotes (or after `\\\"` in backquotes in a here-document), which cannot be quoted safely; use $(...) instead"
     )]
     NestedBackquotes { text: String, offset: usize },
     #[error(
@@ -897,13 +897,30 @@ mod tests {
         "cat <<\"EOF\" # note\na${x}b\nEOF\n",
         "cat <<-EOF\na${x}b\n\tEOF",
         "cat <<EOF | cat\n$(printf %s a${x}b)\nEOF",
+        "cat <<EOF\n`printf %s a${x}b`\nEOF",
+        "cat <<EOF\n`printf %s \"a${x}b\"`\nEOF",
     ];
 
     fn check_heredoc(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
+        check_heredoc_with("/bin/sh", ctx, x, dir)
+    }
+
+    fn check_heredoc_with(
+        shell: &str,
+        ctx: &str,
+        x: &str,
+        dir: &std::path::Path,
+    ) -> Result<(), String> {
         let cmd = render_x(ctx, x);
-        let out = sh(&cmd, dir);
+        let out = Command::new(shell)
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir)
+            .output()
+            .expect("run shell")
+            .stdout;
         let mut want = format!("a{x}b");
-        if ctx.contains("$(") {
+        if ctx.contains("$(") || ctx.contains('`') {
             while want.ends_with('\n') {
                 want.pop();
             }
@@ -1068,6 +1085,15 @@ mod tests {
                     .output()
                     .unwrap();
                 assert_eq!(out.stdout, expected(ctx, x), "bash {ctx} {x:?}: {cmd}");
+                assert!(!dir.path().join("PWNED").exists());
+            }
+        }
+        for ctx in HEREDOCS {
+            for x in INJECTIONS {
+                if ctx.contains("<<-") && x.contains("\n\t") {
+                    continue;
+                }
+                check_heredoc_with("/bin/bash", ctx, x, dir.path()).unwrap();
                 assert!(!dir.path().join("PWNED").exists());
             }
         }

@@ -43,7 +43,8 @@ pub struct ScanContext {
     pub in_comment: bool,
     /// Inside (at least) one `` `...` `` command substitution.
     pub in_backquotes: bool,
-    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes).
+    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes), or after a
+    /// `\"` in backquotes in a here-document (which dash and bash read differently).
     pub nested_backquotes: bool,
     /// Inside the word of a shell parameter expansion such as `${FOO:-...}`.
     pub in_shell_expansion: bool,
@@ -70,6 +71,10 @@ enum Kind {
     Backquote {
         nested: bool,
         in_double: bool,
+        /// Opened in a here-document body, where shells disagree on `\"`; `ambiguous` once
+        /// such a `\"` was seen.
+        heredoc: bool,
+        ambiguous: bool,
     },
     /// A shell parameter expansion `${...}` (not a runner placeholder).
     Brace,
@@ -246,7 +251,14 @@ impl Scanner {
             in_backquotes: bq.is_some(),
             in_shell_expansion: self.frames.iter().any(|f| f.kind == Kind::Brace),
             nested_backquotes: bq.is_some_and(|i| {
-                matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
+                matches!(
+                    self.frames[i].kind,
+                    Kind::Backquote { nested: true, .. }
+                        | Kind::Backquote {
+                            ambiguous: true,
+                            ..
+                        }
+                )
             }),
         }
     }
@@ -298,6 +310,18 @@ impl Scanner {
                 }
                 return i + 2;
             }
+            if s[i] == b'\\'
+                && s.get(i + 1) == Some(&b'"')
+                && let Kind::Backquote {
+                    heredoc: true,
+                    ambiguous,
+                    ..
+                } = &mut self.frames[bq].kind
+            {
+                // dash turns this into `"`, bash keeps `\"`: the rest is ambiguous.
+                *ambiguous = true;
+                return i + 2;
+            }
             if s[i] == b'`' {
                 self.frames.truncate(bq);
                 self.top().word_start = false;
@@ -343,6 +367,8 @@ impl Scanner {
                     self.frames.push(Frame::new(Kind::Backquote {
                         nested: false,
                         in_double: true,
+                        heredoc: false,
+                        ambiguous: false,
                     }));
                     i + w
                 }
@@ -393,6 +419,8 @@ impl Scanner {
                         self.frames.push(Frame::new(Kind::Backquote {
                             nested: false,
                             in_double: false,
+                            heredoc: false,
+                            ambiguous: false,
                         }));
                         i + w
                     }
@@ -524,6 +552,8 @@ impl Scanner {
                 self.frames.push(Frame::new(Kind::Backquote {
                     nested: false,
                     in_double: false,
+                    heredoc: true,
+                    ambiguous: false,
                 }));
                 i + w
             }
@@ -601,6 +631,10 @@ mod tests {
         let c = context_after("echo `echo \\`echo ");
         assert!(c.nested_backquotes);
         let c = context_after("echo `echo \\`echo\\` ");
+        assert!(c.in_backquotes && !c.nested_backquotes);
+        let c = context_after("cat <<EOF\n`echo \\\"");
+        assert!(c.in_backquotes && c.nested_backquotes);
+        let c = context_after("cat <<EOF\n`echo ");
         assert!(c.in_backquotes && !c.nested_backquotes);
     }
 
