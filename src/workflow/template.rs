@@ -1151,6 +1151,33 @@ mod tests {
                 }
             }
 
+            /// Random shell-ish template text around a placeholder: whatever the scanner
+            /// decides, a hostile value must never run a command (the template alphabet cannot
+            /// spell `touch`, so only the value can).
+            #[test]
+            fn random_templates_never_run_the_value(
+                pre in "[ac'\"`$();|&\\\\\n #{}<>=-]{0,14}",
+                post in "[ac'\"`$();|&\\\\\n #{}<>=-]{0,14}",
+                shell in prop::sample::select(vec!["/bin/sh", "/bin/bash"]),
+            ) {
+                let src = format!("{pre}${{x}}{post}");
+                let Ok(t) = Template::parse(&src, &known) else { return Ok(()) };
+                let dir = tempfile::tempdir().unwrap();
+                let payload = "'\"`;touch PWNED;`$(touch PWNED)\\\ntouch PWNED #\nEOF\ntouch PWNED\n)";
+                let item = json!({});
+                let Ok(cmd) = t.render_shell(&lookup_with(&item, payload)) else { return Ok(()) };
+                let _ = Command::new(shell)
+                    .arg("-c")
+                    .arg(&cmd)
+                    .current_dir(dir.path())
+                    .stdin(std::process::Stdio::null())
+                    .output();
+                prop_assert!(
+                    !dir.path().join("PWNED").exists(),
+                    "{} ran the value: template {:?} rendered {:?}", shell, src, cmd
+                );
+            }
+
             #[test]
             fn parse_never_panics(s in "[ -~\n\té☃]{0,40}") {
                 let _ = Template::parse(&s, &known);

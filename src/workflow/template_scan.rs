@@ -142,16 +142,29 @@ fn is_word(s: &[u8], i: usize, kw: &[u8]) -> bool {
         })
 }
 
+/// Skip line continuations (backslash-newline) starting at `j`.
+fn skip_cont(s: &[u8], mut j: usize) -> usize {
+    while s.get(j) == Some(&b'\\') && s.get(j + 1) == Some(&b'\n') {
+        j += 2;
+    }
+    j
+}
+
 /// Parse the word after `<<` / `<<-` starting at `j`; returns the here-doc and the index
 /// after the word.
 fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, usize)> {
-    while matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+    loop {
+        j = skip_cont(s, j);
+        if !matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+            break;
+        }
         j += 1;
     }
     let mut word = Vec::new();
     let mut quoted = false;
     while let Some(&c) = s.get(j) {
         match c {
+            b'\\' if s.get(j + 1) == Some(&b'\n') => j += 2,
             b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
             b'\'' => {
                 quoted = true;
@@ -329,12 +342,18 @@ impl Scanner {
             }
         }
         let (c, w) = self.inner_char(s, i);
-        let next = s.get(i + w).copied();
         let state = self.top().state;
+        // Line continuations between the characters of a token are removed by the shell.
+        let jn = if matches!(state, State::Bare | State::Double) {
+            skip_cont(s, i + w)
+        } else {
+            i + w
+        };
+        let next = s.get(jn).copied();
         if c == b'$' && next == Some(b'$') && state != State::Comment {
             // `$$` (the shell's PID) is one unit and never starts a placeholder.
             self.top().word_start = false;
-            return i + w + 1;
+            return jn + 1;
         }
         match state {
             State::Single => {
@@ -360,9 +379,9 @@ impl Scanner {
                 }
                 b'$' if next == Some(b'(') => {
                     self.frames.push(Frame::new(Kind::Paren(1)));
-                    i + w + 1
+                    jn + 1
                 }
-                b'$' if next == Some(b'{') => self.open_brace(i + w + 1),
+                b'$' if next == Some(b'{') => self.open_brace(jn + 1),
                 b'`' => {
                     self.frames.push(Frame::new(Kind::Backquote {
                         nested: false,
@@ -426,9 +445,9 @@ impl Scanner {
                     }
                     b'$' if next == Some(b'(') => {
                         self.frames.push(Frame::new(Kind::Paren(1)));
-                        i + w + 1
+                        jn + 1
                     }
-                    b'$' if next == Some(b'{') => self.open_brace(i + w + 1),
+                    b'$' if next == Some(b'{') => self.open_brace(jn + 1),
                     b'}' if self.top().kind == Kind::Brace => {
                         self.frames.pop();
                         i + w
@@ -464,13 +483,13 @@ impl Scanner {
                         self.top().end_line();
                         return i + w;
                     }
-                    b'<' if next == Some(b'<') && s.get(i + w + 1) == Some(&b'<') => {
+                    b'<' if next == Some(b'<') && s.get(skip_cont(s, jn + 1)) == Some(&b'<') => {
                         // `<<<`: a bash here-string, not a here-document.
                         word_start = true;
-                        i + w + 2
+                        skip_cont(s, jn + 1) + 1
                     }
                     b'<' if next == Some(b'<') => {
-                        let mut j = i + w + 1;
+                        let mut j = skip_cont(s, jn + 1);
                         let strip_tabs = s.get(j) == Some(&b'-');
                         if strip_tabs {
                             j += 1;
@@ -541,13 +560,14 @@ impl Scanner {
         if doc.quoted {
             return i + w;
         }
+        let jn = skip_cont(s, i + w);
         match c {
             b'\\' => self.skip_escaped(s, i + w),
-            b'$' if s.get(i + w) == Some(&b'(') => {
+            b'$' if s.get(jn) == Some(&b'(') => {
                 self.frames.push(Frame::new(Kind::Paren(1)));
-                i + w + 1
+                jn + 1
             }
-            b'$' if s.get(i + w) == Some(&b'{') => self.open_brace(i + w + 1),
+            b'$' if s.get(jn) == Some(&b'{') => self.open_brace(jn + 1),
             b'`' => {
                 self.frames.push(Frame::new(Kind::Backquote {
                     nested: false,
@@ -729,6 +749,19 @@ mod tests {
         assert_eq!(c.quoting, Quoting::SingleQuoted);
         assert!(context_after("echo ${x:- #").in_shell_expansion);
         assert!(!context_after("echo ${x:- #").in_comment);
+    }
+
+    #[test]
+    fn line_continuations_inside_tokens() {
+        assert_eq!(q("echo \"$\\\n(echo "), Quoting::Bare);
+        assert!(
+            context_after("cat <<\\\nE\\\nOF\n")
+                .heredoc
+                .is_some_and(|d| d.delimiter == "EOF" && !d.quoted)
+        );
+        assert!(context_after("cat <\\\n<EOF\n").heredoc.is_some());
+        assert!(context_after("cat < \\\n<EOF\n").heredoc.is_none());
+        assert!(context_after("cat <<EOF\na\\\nEOF\n").heredoc.is_some());
     }
 
     #[test]
