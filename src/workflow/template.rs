@@ -173,6 +173,18 @@ pub enum TemplateError {
         "placeholder `{text}` at byte {offset} is inside a shell `${{...}}` expansion, where it cannot be quoted safely; assign it to a shell variable first (v={text}; ...)"
     )]
     InShellExpansion { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} is the target of a `>&`/`<&` redirection, which bash expands twice; write `> file 2>&1` instead"
+    )]
+    InDupRedirection { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} follows {what}, which runner cannot analyse to quote the value safely"
+    )]
+    Unsupported {
+        text: String,
+        offset: usize,
+        what: String,
+    },
 }
 
 /// Errors found while rendering a template.
@@ -398,6 +410,19 @@ impl Template {
                 let ctx = sc.context();
                 if ctx.in_shell_expansion {
                     return Err(TemplateError::InShellExpansion {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                    });
+                }
+                if let Some(what) = ctx.unsupported {
+                    return Err(TemplateError::Unsupported {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                        what: what.to_string(),
+                    });
+                }
+                if ctx.in_dup_target {
+                    return Err(TemplateError::InDupRedirection {
                         text: src[i..end].to_string(),
                         offset: i,
                     });
@@ -786,6 +811,11 @@ mod tests {
             }
         }
         assert_eq!(phs("echo ${FOO:-a} ${x}").len(), 1);
+        assert!(matches!(
+            parse("echo >&\"${x}\""),
+            Err(TemplateError::InDupRedirection { offset: 8, .. })
+        ));
+        assert_eq!(phs("echo >&2 ${x} 2>&1 >${x}").len(), 2);
     }
 
     #[test]
@@ -1156,15 +1186,26 @@ mod tests {
             /// spell `touch`, so only the value can).
             #[test]
             fn random_templates_never_run_the_value(
-                pre in "[ac'\"`$();|&\\\\\n #{}<>=-]{0,14}",
-                post in "[ac'\"`$();|&\\\\\n #{}<>=-]{0,14}",
+                pre in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
+                post in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
                 shell in prop::sample::select(vec!["/bin/sh", "/bin/bash"]),
             ) {
-                let src = format!("{pre}${{x}}{post}");
+                let src = format!("{pre}${{x}}{post}${{x}}{pre}");
                 let Ok(t) = Template::parse(&src, &known) else { return Ok(()) };
                 let dir = tempfile::tempdir().unwrap();
                 let payload = "'\"`;touch PWNED;`$(touch PWNED)\\\ntouch PWNED #\nEOF\ntouch PWNED\n)";
                 let item = json!({});
+                // Only syntactically valid templates: after a syntax error bash resumes at the
+                // next line, which may be inside a multi-line quoted value.
+                let Ok(benign) = t.render_shell(&lookup_with(&item, "v")) else { return Ok(()) };
+                let valid = Command::new(shell)
+                    .args(["-n", "-c", &benign])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|st| st.success());
+                if !valid {
+                    return Ok(());
+                }
                 let Ok(cmd) = t.render_shell(&lookup_with(&item, payload)) else { return Ok(()) };
                 let _ = Command::new(shell)
                     .arg("-c")

@@ -48,6 +48,10 @@ pub struct ScanContext {
     pub nested_backquotes: bool,
     /// Inside the word of a shell parameter expansion such as `${FOO:-...}`.
     pub in_shell_expansion: bool,
+    /// In the target word of a `>&` / `<&` redirection, which bash expands twice.
+    pub in_dup_target: bool,
+    /// Earlier shell syntax the scanner does not model (the context is then unreliable).
+    pub unsupported: Option<&'static str>,
     /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
     pub heredoc: Option<HereDoc>,
 }
@@ -95,6 +99,8 @@ struct Frame {
     cases: u32,
     /// At a command position, where reserved words (`case`, `esac`, ...) are recognised.
     cmd_pos: bool,
+    /// The word after `>&` / `<&`: 1 while skipping blanks, 2 inside the word.
+    dup_word: u8,
 }
 
 impl Frame {
@@ -108,6 +114,7 @@ impl Frame {
             line_start: false,
             cases: 0,
             cmd_pos: true,
+            dup_word: 0,
         }
     }
 
@@ -218,6 +225,8 @@ fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, us
 #[derive(Debug, Clone)]
 pub struct Scanner {
     frames: Vec<Frame>,
+    /// Set once the scanner met syntax it does not model; later positions are unreliable.
+    unsupported: Option<&'static str>,
 }
 
 impl Default for Scanner {
@@ -230,6 +239,7 @@ impl Scanner {
     pub fn new() -> Scanner {
         Scanner {
             frames: vec![Frame::new(Kind::Top)],
+            unsupported: None,
         }
     }
 
@@ -263,6 +273,8 @@ impl Scanner {
             },
             in_backquotes: bq.is_some(),
             in_shell_expansion: self.frames.iter().any(|f| f.kind == Kind::Brace),
+            in_dup_target: self.frames.iter().any(|f| f.dup_word != 0),
+            unsupported: self.unsupported,
             nested_backquotes: bq.is_some_and(|i| {
                 matches!(
                     self.frames[i].kind,
@@ -317,6 +329,10 @@ impl Scanner {
     /// return the index of the next unit.
     pub fn step(&mut self, s: &[u8], i: usize) -> usize {
         if let Some(bq) = self.bq_index() {
+            if s[i] == b'\\' && s.get(i + 1) == Some(&b'\n') {
+                // Removed when the backquoted text is read, whatever the inner state.
+                return i + 2;
+            }
             if s[i] == b'\\' && s.get(i + 1) == Some(&b'`') {
                 if let Kind::Backquote { nested, .. } = &mut self.frames[bq].kind {
                     *nested = !*nested;
@@ -417,6 +433,20 @@ impl Scanner {
                 }
                 let mut word_start = false;
                 let mut cmd_pos = false;
+                let dup = {
+                    let f = self.top();
+                    match (f.dup_word, c) {
+                        (_, b'&') if i > 0 && matches!(s[i - 1], b'>' | b'<') => 1,
+                        (1, b' ' | b'\t') => 1,
+                        (
+                            _,
+                            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')',
+                        ) => 0,
+                        (0, _) => 0,
+                        _ => 2,
+                    }
+                };
+                self.top().dup_word = dup;
                 let end = match c {
                     b'\\' => {
                         if s.get(i + w) == Some(&b'\n') {
@@ -495,6 +525,10 @@ impl Scanner {
                             j += 1;
                         }
                         if let Some((doc, end)) = heredoc_word(s, j, strip_tabs) {
+                            if s[j..end].iter().any(|c| matches!(c, b'`' | b'$')) {
+                                self.unsupported =
+                                    Some("a here-document delimiter containing `$` or backquotes");
+                            }
                             self.top().pending.push(doc);
                             j = end;
                         }
@@ -762,6 +796,32 @@ mod tests {
         assert!(context_after("cat <\\\n<EOF\n").heredoc.is_some());
         assert!(context_after("cat < \\\n<EOF\n").heredoc.is_none());
         assert!(context_after("cat <<EOF\na\\\nEOF\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn dup_redirection_targets() {
+        assert!(context_after("echo >&").in_dup_target);
+        assert!(context_after("echo >& \"").in_dup_target);
+        assert!(context_after("echo 2<&a").in_dup_target);
+        assert!(!context_after("echo >&a ").in_dup_target);
+        assert!(!context_after("echo >&a;").in_dup_target);
+        assert!(!context_after("echo a& ").in_dup_target);
+        assert!(!context_after("echo >a").in_dup_target);
+        assert!(context_after("echo >&\"$(echo ").in_dup_target);
+        assert!(!context_after("echo >&a $(echo ").in_dup_target);
+    }
+
+    #[test]
+    fn unsupported_syntax_is_flagged() {
+        assert!(context_after("cat <<`x`\n").unsupported.is_some());
+        assert!(context_after("cat <<$x\n").unsupported.is_some());
+        assert!(context_after("cat <<'EOF'\n").unsupported.is_none());
+    }
+
+    #[test]
+    fn backquote_line_continuation_in_comment() {
+        assert!(context_after("echo `echo a #\\\necho ").in_comment);
+        assert!(!context_after("echo a #\\\necho ").in_comment);
     }
 
     #[test]
