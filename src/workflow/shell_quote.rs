@@ -25,9 +25,20 @@ pub fn quote_bare(s: &str) -> String {
 }
 
 /// Escape `s` for insertion inside an already open `'...'`: each `'` closes the quote, adds an
-/// escaped quote and reopens it (`'\''`). Nothing else is special inside single quotes.
+/// escaped quote and reopens it (`'\''`). Nothing else is special inside single quotes, but a
+/// backslash before a newline is followed by `''` (close and reopen): bash removes `\`+newline
+/// line continuations in here-document bodies even inside quotes within `$(...)`.
 pub fn quote_in_single(s: &str) -> String {
-    s.replace('\'', r"'\''")
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => out.push_str(r"'\''"),
+            '\\' if chars.peek() == Some(&'\n') => out.push_str(r"\''"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escape `s` for insertion inside an already open `"..."`: a backslash goes before each of
@@ -83,6 +94,7 @@ mod tests {
         assert_eq!(quote_in_single(""), "");
         assert_eq!(quote_in_single("'"), r"'\''");
         assert_eq!(quote_in_single("a\"b$c"), "a\"b$c");
+        assert_eq!(quote_in_single("a\\\nb\\"), "a\\''\nb\\");
     }
 
     #[test]

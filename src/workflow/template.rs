@@ -10,7 +10,13 @@
 //! Shell parameter expansions pass through untouched: `$HOME`, `${HOME}`, `${FOO:-x}`,
 //! `${#x}`, `${x%.png}`, `$$`, and `\${...}` (backslash-escaped, outside single quotes).
 //! A `${name}` in runner syntax whose root is neither a runner variable nor an upper-case
-//! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`.
+//! shell-style name (`${PATH}`) is an error, to catch typos such as `${itme.x}`; so is a
+//! known root followed by a broken path (`${item.}`, `${item.name%.png}`).
+//!
+//! A placeholder inside single quotes (`echo '${item.name}'`) is still a placeholder, escaped
+//! for that context. In a `#` comment, newlines in the value become spaces. Inside
+//! `` `...` `` the escaped text gets the extra backslashes backquotes need. Placeholders
+//! inside shell `${...}` expansions and nested backquotes are rejected.
 //!
 //! In a here-document body, a value is inserted as body text: with `\`, `$` and `` ` ``
 //! backslash-escaped in an unquoted here-doc (`<<EOF`), verbatim in a quoted one (`<<'EOF'`);
@@ -160,9 +166,25 @@ pub enum TemplateError {
         reason: String,
     },
     #[error(
-        "placeholder `{text}` at byte {offset} is inside nested backquotes, which cannot be quoted safely; use $(...) instead"
+        "placeholder `{text}` at byte {offset} is inside nested backquotes (or after `\\\"` in backquotes in a here-document), which cannot be quoted safely; use $(...) instead"
     )]
     NestedBackquotes { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} is inside a shell `${{...}}` expansion, where it cannot be quoted safely; assign it to a shell variable first (v={text}; ...)"
+    )]
+    InShellExpansion { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} is the target of a `>&`/`<&` redirection, which bash expands twice; write `> file 2>&1` instead"
+    )]
+    InDupRedirection { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} follows {what}, which runner cannot analyse to quote the value safely"
+    )]
+    Unsupported {
+        text: String,
+        offset: usize,
+        what: String,
+    },
 }
 
 /// Errors found while rendering a template.
@@ -386,6 +408,25 @@ impl Template {
                 && let Scan::Placeholder { var, raw, end } = classify(src, i, is_known_root)?
             {
                 let ctx = sc.context();
+                if ctx.in_shell_expansion {
+                    return Err(TemplateError::InShellExpansion {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                    });
+                }
+                if let Some(what) = ctx.unsupported {
+                    return Err(TemplateError::Unsupported {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                        what: what.to_string(),
+                    });
+                }
+                if ctx.in_dup_target {
+                    return Err(TemplateError::InDupRedirection {
+                        text: src[i..end].to_string(),
+                        offset: i,
+                    });
+                }
                 if ctx.nested_backquotes {
                     return Err(TemplateError::NestedBackquotes {
                         text: src[i..end].to_string(),
@@ -758,6 +799,26 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_in_shell_expansions_are_rejected() {
+        for (src, off) in [
+            ("echo \"${FOO:-\"${x}\"}\"", 14),
+            ("echo ${FOO:-${x}}", 12),
+            ("echo ${FOO#${x}}", 11),
+        ] {
+            match parse(src) {
+                Err(TemplateError::InShellExpansion { offset, .. }) => assert_eq!(offset, off),
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+        assert_eq!(phs("echo ${FOO:-a} ${x}").len(), 1);
+        assert!(matches!(
+            parse("echo >&\"${x}\""),
+            Err(TemplateError::InDupRedirection { offset: 8, .. })
+        ));
+        assert_eq!(phs("echo >&2 ${x} 2>&1 >${x}").len(), 2);
+    }
+
+    #[test]
     fn static_template() {
         let t = parse("echo hi").unwrap();
         assert!(t.is_static());
@@ -866,13 +927,30 @@ mod tests {
         "cat <<\"EOF\" # note\na${x}b\nEOF\n",
         "cat <<-EOF\na${x}b\n\tEOF",
         "cat <<EOF | cat\n$(printf %s a${x}b)\nEOF",
+        "cat <<EOF\n`printf %s a${x}b`\nEOF",
+        "cat <<EOF\n`printf %s \"a${x}b\"`\nEOF",
     ];
 
     fn check_heredoc(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
+        check_heredoc_with("/bin/sh", ctx, x, dir)
+    }
+
+    fn check_heredoc_with(
+        shell: &str,
+        ctx: &str,
+        x: &str,
+        dir: &std::path::Path,
+    ) -> Result<(), String> {
         let cmd = render_x(ctx, x);
-        let out = sh(&cmd, dir);
+        let out = Command::new(shell)
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir)
+            .output()
+            .expect("run shell")
+            .stdout;
         let mut want = format!("a{x}b");
-        if ctx.contains("$(") {
+        if ctx.contains("$(") || ctx.contains('`') {
             while want.ends_with('\n') {
                 want.pop();
             }
@@ -953,6 +1031,8 @@ mod tests {
 
     /// Templates whose output must be `a` + x + `b` (after `$(...)`'s newline stripping).
     const CONTEXTS: &[&str] = &[
+        "printf %s \"$(case a in a) printf %s 'a${x}b';; esac)\"",
+        "printf %s \"$(case a in (a) printf %s \"a${x}b\";; esac)\"",
         "printf %s a${x}b",
         "printf %s 'a${x}b'",
         "printf %s \"a${x}b\"",
@@ -1038,6 +1118,15 @@ mod tests {
                 assert!(!dir.path().join("PWNED").exists());
             }
         }
+        for ctx in HEREDOCS {
+            for x in INJECTIONS {
+                if ctx.contains("<<-") && x.contains("\n\t") {
+                    continue;
+                }
+                check_heredoc_with("/bin/bash", ctx, x, dir.path()).unwrap();
+                assert!(!dir.path().join("PWNED").exists());
+            }
+        }
     }
 
     mod props {
@@ -1086,10 +1175,48 @@ mod tests {
             #[test]
             fn sh_receives_exact_bytes_any(x in any_string()) {
                 let dir = tempfile::tempdir().unwrap();
-                for ctx in &CONTEXTS[..4] {
+                for ctx in CONTEXTS {
                     let r = check_context(ctx, &x, dir.path());
                     prop_assert!(r.is_ok(), "{}", r.unwrap_err());
                 }
+            }
+
+            /// Random shell-ish template text around a placeholder: whatever the scanner
+            /// decides, a hostile value must never run a command (the template alphabet cannot
+            /// spell `touch`, so only the value can).
+            #[test]
+            fn random_templates_never_run_the_value(
+                pre in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
+                post in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
+                shell in prop::sample::select(vec!["/bin/sh", "/bin/bash"]),
+            ) {
+                let src = format!("{pre}${{x}}{post}${{x}}{pre}");
+                let Ok(t) = Template::parse(&src, &known) else { return Ok(()) };
+                let dir = tempfile::tempdir().unwrap();
+                let payload = "'\"`;touch PWNED;`$(touch PWNED)\\\ntouch PWNED #\nEOF\ntouch PWNED\n)";
+                let item = json!({});
+                // Only syntactically valid templates: after a syntax error bash resumes at the
+                // next line, which may be inside a multi-line quoted value.
+                let Ok(benign) = t.render_shell(&lookup_with(&item, "v")) else { return Ok(()) };
+                let valid = Command::new(shell)
+                    .args(["-n", "-c", &benign])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|st| st.success());
+                if !valid {
+                    return Ok(());
+                }
+                let Ok(cmd) = t.render_shell(&lookup_with(&item, payload)) else { return Ok(()) };
+                let _ = Command::new(shell)
+                    .arg("-c")
+                    .arg(&cmd)
+                    .current_dir(dir.path())
+                    .stdin(std::process::Stdio::null())
+                    .output();
+                prop_assert!(
+                    !dir.path().join("PWNED").exists(),
+                    "{} ran the value: template {:?} rendered {:?}", shell, src, cmd
+                );
             }
 
             #[test]

@@ -8,8 +8,16 @@
 //! bodies start after the end of the line holding the operator.
 //!
 //! Known limitations (documented, deliberately out of scope):
-//! - An unbalanced `)` inside `$(...)` (e.g. a `case` pattern `a)`) closes the substitution
-//!   early in the scanner's view.
+//! - `case` pattern parentheses inside `$(...)` are handled by counting the reserved words
+//!   `case`/`esac` at command positions (after `;`, `&`, `|`, `(`, newline, `then`, `do`,
+//!   ...); exotic layouts (a pattern named `esac`) may confuse the count.
+//! - Shell parameter expansions `${...}` are followed (quotes inside them nest), and
+//!   placeholders inside them (`${FOO:-${item.x}}`) are rejected by the parser: how their
+//!   words are quoted varies between shells.
+//! - Inside `$((...))` arithmetic a placeholder is quoted as a bare word (`'5'`), which `sh`
+//!   rejects; use `:raw` for trusted numbers there.
+//! - In a `<<-` here-document the shell strips leading tabs from every body line, including
+//!   the lines of an inserted value.
 //! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
 //!   nested (escaped) backquotes are rejected by the parser.
 
@@ -35,8 +43,15 @@ pub struct ScanContext {
     pub in_comment: bool,
     /// Inside (at least) one `` `...` `` command substitution.
     pub in_backquotes: bool,
-    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes).
+    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes), or after a
+    /// `\"` in backquotes in a here-document (which dash and bash read differently).
     pub nested_backquotes: bool,
+    /// Inside the word of a shell parameter expansion such as `${FOO:-...}`.
+    pub in_shell_expansion: bool,
+    /// In the target word of a `>&` / `<&` redirection, which bash expands twice.
+    pub in_dup_target: bool,
+    /// Earlier shell syntax the scanner does not model (the context is then unreliable).
+    pub unsupported: Option<&'static str>,
     /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
     pub heredoc: Option<HereDoc>,
 }
@@ -60,7 +75,13 @@ enum Kind {
     Backquote {
         nested: bool,
         in_double: bool,
+        /// Opened in a here-document body, where shells disagree on `\"`; `ambiguous` once
+        /// such a `\"` was seen.
+        heredoc: bool,
+        ambiguous: bool,
     },
+    /// A shell parameter expansion `${...}` (not a runner placeholder).
+    Brace,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +95,12 @@ struct Frame {
     body: Option<HereDoc>,
     /// At the start of a here-document body line.
     line_start: bool,
+    /// Open `case ... esac` commands: their pattern `)` does not close a `$(`.
+    cases: u32,
+    /// At a command position, where reserved words (`case`, `esac`, ...) are recognised.
+    cmd_pos: bool,
+    /// The word after `>&` / `<&`: 1 while skipping blanks, 2 inside the word.
+    dup_word: u8,
 }
 
 impl Frame {
@@ -85,6 +112,9 @@ impl Frame {
             pending: Vec::new(),
             body: None,
             line_start: false,
+            cases: 0,
+            cmd_pos: true,
+            dup_word: 0,
         }
     }
 
@@ -93,6 +123,7 @@ impl Frame {
         if self.pending.is_empty() {
             self.state = State::Bare;
             self.word_start = true;
+            self.cmd_pos = true;
             self.body = None;
         } else {
             self.state = State::HereDoc;
@@ -102,16 +133,45 @@ impl Frame {
     }
 }
 
+/// Reserved words after which a command position continues.
+const KEEP_CMD_POS: &[&str] = &[
+    "then", "do", "else", "elif", "if", "while", "until", "!", "{", "time",
+];
+
+/// Whether the reserved word `kw` stands at `i` (followed by a delimiter or the end).
+fn is_word(s: &[u8], i: usize, kw: &[u8]) -> bool {
+    s[i..].starts_with(kw)
+        && s.get(i + kw.len()).is_none_or(|c| {
+            matches!(
+                c,
+                b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')'
+            )
+        })
+}
+
+/// Skip line continuations (backslash-newline) starting at `j`.
+fn skip_cont(s: &[u8], mut j: usize) -> usize {
+    while s.get(j) == Some(&b'\\') && s.get(j + 1) == Some(&b'\n') {
+        j += 2;
+    }
+    j
+}
+
 /// Parse the word after `<<` / `<<-` starting at `j`; returns the here-doc and the index
 /// after the word.
 fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, usize)> {
-    while matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+    loop {
+        j = skip_cont(s, j);
+        if !matches!(s.get(j), Some(b' ') | Some(b'\t')) {
+            break;
+        }
         j += 1;
     }
     let mut word = Vec::new();
     let mut quoted = false;
     while let Some(&c) = s.get(j) {
         match c {
+            b'\\' if s.get(j + 1) == Some(&b'\n') => j += 2,
             b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
             b'\'' => {
                 quoted = true;
@@ -165,6 +225,8 @@ fn heredoc_word(s: &[u8], mut j: usize, strip_tabs: bool) -> Option<(HereDoc, us
 #[derive(Debug, Clone)]
 pub struct Scanner {
     frames: Vec<Frame>,
+    /// Set once the scanner met syntax it does not model; later positions are unreliable.
+    unsupported: Option<&'static str>,
 }
 
 impl Default for Scanner {
@@ -177,6 +239,7 @@ impl Scanner {
     pub fn new() -> Scanner {
         Scanner {
             frames: vec![Frame::new(Kind::Top)],
+            unsupported: None,
         }
     }
 
@@ -209,8 +272,18 @@ impl Scanner {
                 None
             },
             in_backquotes: bq.is_some(),
+            in_shell_expansion: self.frames.iter().any(|f| f.kind == Kind::Brace),
+            in_dup_target: self.frames.iter().any(|f| f.dup_word != 0),
+            unsupported: self.unsupported,
             nested_backquotes: bq.is_some_and(|i| {
-                matches!(self.frames[i].kind, Kind::Backquote { nested: true, .. })
+                matches!(
+                    self.frames[i].kind,
+                    Kind::Backquote { nested: true, .. }
+                        | Kind::Backquote {
+                            ambiguous: true,
+                            ..
+                        }
+                )
             }),
         }
     }
@@ -256,10 +329,26 @@ impl Scanner {
     /// return the index of the next unit.
     pub fn step(&mut self, s: &[u8], i: usize) -> usize {
         if let Some(bq) = self.bq_index() {
+            if s[i] == b'\\' && s.get(i + 1) == Some(&b'\n') {
+                // Removed when the backquoted text is read, whatever the inner state.
+                return i + 2;
+            }
             if s[i] == b'\\' && s.get(i + 1) == Some(&b'`') {
                 if let Kind::Backquote { nested, .. } = &mut self.frames[bq].kind {
                     *nested = !*nested;
                 }
+                return i + 2;
+            }
+            if s[i] == b'\\'
+                && s.get(i + 1) == Some(&b'"')
+                && let Kind::Backquote {
+                    heredoc: true,
+                    ambiguous,
+                    ..
+                } = &mut self.frames[bq].kind
+            {
+                // dash turns this into `"`, bash keeps `\"`: the rest is ambiguous.
+                *ambiguous = true;
                 return i + 2;
             }
             if s[i] == b'`' {
@@ -269,12 +358,18 @@ impl Scanner {
             }
         }
         let (c, w) = self.inner_char(s, i);
-        let next = s.get(i + w).copied();
         let state = self.top().state;
+        // Line continuations between the characters of a token are removed by the shell.
+        let jn = if matches!(state, State::Bare | State::Double) {
+            skip_cont(s, i + w)
+        } else {
+            i + w
+        };
+        let next = s.get(jn).copied();
         if c == b'$' && next == Some(b'$') && state != State::Comment {
             // `$$` (the shell's PID) is one unit and never starts a placeholder.
             self.top().word_start = false;
-            return i + w + 1;
+            return jn + 1;
         }
         match state {
             State::Single => {
@@ -300,21 +395,67 @@ impl Scanner {
                 }
                 b'$' if next == Some(b'(') => {
                     self.frames.push(Frame::new(Kind::Paren(1)));
-                    i + w + 1
+                    jn + 1
                 }
+                b'$' if next == Some(b'{') => self.open_brace(jn + 1),
                 b'`' => {
                     self.frames.push(Frame::new(Kind::Backquote {
                         nested: false,
                         in_double: true,
+                        heredoc: false,
+                        ambiguous: false,
                     }));
                     i + w
                 }
                 _ => i + w,
             },
             State::Bare => {
+                let idx = self.frames.len() - 1;
+                let f = self.top();
+                if f.cmd_pos && f.word_start && w == 1 {
+                    for kw in KEEP_CMD_POS.iter().chain([&"case", &"esac"]) {
+                        if is_word(s, i, kw.as_bytes()) {
+                            match *kw {
+                                "case" => {
+                                    f.cases += 1;
+                                    f.cmd_pos = false;
+                                }
+                                "esac" => {
+                                    f.cases = f.cases.saturating_sub(1);
+                                    f.cmd_pos = false;
+                                }
+                                _ => {}
+                            }
+                            f.word_start = false;
+                            return i + kw.len();
+                        }
+                    }
+                }
                 let mut word_start = false;
+                let mut cmd_pos = false;
+                let dup = {
+                    let f = self.top();
+                    match (f.dup_word, c) {
+                        (_, b'&') if i > 0 && matches!(s[i - 1], b'>' | b'<') => 1,
+                        (1, b' ' | b'\t') => 1,
+                        (
+                            _,
+                            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')',
+                        ) => 0,
+                        (0, _) => 0,
+                        _ => 2,
+                    }
+                };
+                self.top().dup_word = dup;
                 let end = match c {
-                    b'\\' => self.skip_escaped(s, i + w),
+                    b'\\' => {
+                        if s.get(i + w) == Some(&b'\n') {
+                            // A line continuation is removed: the word state carries on.
+                            word_start = self.top().word_start;
+                            cmd_pos = self.top().cmd_pos;
+                        }
+                        self.skip_escaped(s, i + w)
+                    }
                     b'\'' => {
                         self.top().state = State::Single;
                         i + w
@@ -327,15 +468,23 @@ impl Scanner {
                         self.frames.push(Frame::new(Kind::Backquote {
                             nested: false,
                             in_double: false,
+                            heredoc: false,
+                            ambiguous: false,
                         }));
                         i + w
                     }
                     b'$' if next == Some(b'(') => {
                         self.frames.push(Frame::new(Kind::Paren(1)));
-                        i + w + 1
+                        jn + 1
                     }
-                    b'#' if self.top().word_start => {
+                    b'$' if next == Some(b'{') => self.open_brace(jn + 1),
+                    b'}' if self.top().kind == Kind::Brace => {
+                        self.frames.pop();
+                        i + w
+                    }
+                    b'#' if self.top().word_start && self.top().kind != Kind::Brace => {
                         self.top().state = State::Comment;
+                        cmd_pos = self.top().cmd_pos;
                         i + w
                     }
                     b'(' => {
@@ -343,11 +492,15 @@ impl Scanner {
                             *d += 1;
                         }
                         word_start = true;
+                        cmd_pos = true;
                         i + w
                     }
                     b')' => {
                         word_start = true;
-                        if let Kind::Paren(d) = &mut self.top().kind {
+                        let f = self.top();
+                        let pattern = f.cases > 0 && f.kind == Kind::Paren(1);
+                        cmd_pos = pattern;
+                        if let (Kind::Paren(d), false) = (&mut f.kind, pattern) {
                             *d -= 1;
                             if *d == 0 {
                                 self.frames.pop();
@@ -360,30 +513,43 @@ impl Scanner {
                         self.top().end_line();
                         return i + w;
                     }
-                    b'<' if next == Some(b'<') && s.get(i + w + 1) == Some(&b'<') => {
+                    b'<' if next == Some(b'<') && s.get(skip_cont(s, jn + 1)) == Some(&b'<') => {
                         // `<<<`: a bash here-string, not a here-document.
                         word_start = true;
-                        i + w + 2
+                        skip_cont(s, jn + 1) + 1
                     }
                     b'<' if next == Some(b'<') => {
-                        let mut j = i + w + 1;
+                        let mut j = skip_cont(s, jn + 1);
                         let strip_tabs = s.get(j) == Some(&b'-');
                         if strip_tabs {
                             j += 1;
                         }
                         if let Some((doc, end)) = heredoc_word(s, j, strip_tabs) {
+                            if s[j..end].iter().any(|c| matches!(c, b'`' | b'$')) {
+                                self.unsupported =
+                                    Some("a here-document delimiter containing `$` or backquotes");
+                            }
                             self.top().pending.push(doc);
                             j = end;
                         }
                         j
                     }
-                    b' ' | b'\t' | b';' | b'&' | b'|' | b'<' | b'>' => {
+                    b' ' | b'\t' | b'<' | b'>' => {
                         word_start = true;
+                        cmd_pos = self.top().cmd_pos;
+                        i + w
+                    }
+                    b';' | b'&' | b'|' => {
+                        word_start = true;
+                        cmd_pos = true;
                         i + w
                     }
                     _ => i + w,
                 };
-                self.top().word_start = word_start;
+                // Update the frame this step started in (or its parent if it was closed).
+                let n = idx.min(self.frames.len() - 1);
+                self.frames[n].word_start = word_start;
+                self.frames[n].cmd_pos = cmd_pos;
                 end
             }
         }
@@ -391,6 +557,15 @@ impl Scanner {
 }
 
 impl Scanner {
+    /// Enter a shell `${...}` expansion whose body starts at `j`.
+    fn open_brace(&mut self, j: usize) -> usize {
+        let mut f = Frame::new(Kind::Brace);
+        f.word_start = false;
+        f.cmd_pos = false;
+        self.frames.push(f);
+        j
+    }
+
     fn step_heredoc(&mut self, s: &[u8], i: usize) -> usize {
         let f = self.top();
         let Some(doc) = f.body.clone() else {
@@ -419,16 +594,20 @@ impl Scanner {
         if doc.quoted {
             return i + w;
         }
+        let jn = skip_cont(s, i + w);
         match c {
             b'\\' => self.skip_escaped(s, i + w),
-            b'$' if s.get(i + w) == Some(&b'(') => {
+            b'$' if s.get(jn) == Some(&b'(') => {
                 self.frames.push(Frame::new(Kind::Paren(1)));
-                i + w + 1
+                jn + 1
             }
+            b'$' if s.get(jn) == Some(&b'{') => self.open_brace(jn + 1),
             b'`' => {
                 self.frames.push(Frame::new(Kind::Backquote {
                     nested: false,
                     in_double: false,
+                    heredoc: true,
+                    ambiguous: false,
                 }));
                 i + w
             }
@@ -507,6 +686,10 @@ mod tests {
         assert!(c.nested_backquotes);
         let c = context_after("echo `echo \\`echo\\` ");
         assert!(c.in_backquotes && !c.nested_backquotes);
+        let c = context_after("cat <<EOF\n`echo \\\"");
+        assert!(c.in_backquotes && c.nested_backquotes);
+        let c = context_after("cat <<EOF\n`echo ");
+        assert!(c.in_backquotes && !c.nested_backquotes);
     }
 
     #[test]
@@ -555,6 +738,90 @@ mod tests {
         assert!(context_after("cat <<<x\n").heredoc.is_none());
         // In a comment line, the here-doc body starts after it.
         assert!(context_after("cat <<EOF # c\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn case_patterns_in_command_substitution() {
+        assert_eq!(q("x=\"$(case a in a) echo '"), Quoting::SingleQuoted);
+        assert_eq!(q("x=\"$(case a in (a) echo '"), Quoting::SingleQuoted);
+        assert_eq!(q("x=\"$(case a in a) echo;; esac) "), Quoting::DoubleQuoted);
+        assert_eq!(q("x=\"$(echo case) '"), Quoting::DoubleQuoted);
+        assert_eq!(
+            q("x=\"$(echo a; case a in a) echo '"),
+            Quoting::SingleQuoted
+        );
+        assert_eq!(
+            q("x=\"$(if true; then case a in a) echo '"),
+            Quoting::SingleQuoted
+        );
+        assert_eq!(
+            q("x=\"$(case a in a) case b in b) :;; esac;; esac) '"),
+            Quoting::DoubleQuoted
+        );
+        assert_eq!(q("x=\"$(echo a case b) '"), Quoting::DoubleQuoted);
+        assert_eq!(q("x=\"$(echo esac) '"), Quoting::DoubleQuoted);
+        assert!(context_after("x=$(#").in_comment);
+        assert!(context_after("x=`#").in_comment);
+    }
+
+    #[test]
+    fn line_continuation_keeps_word_start() {
+        assert!(context_after("echo a \\\n# c").in_comment);
+        assert!(!context_after("echo a\\\n# c").in_comment);
+    }
+
+    #[test]
+    fn shell_expansions() {
+        let c = context_after("echo \"${FOO:-\"");
+        assert!(c.in_shell_expansion);
+        assert_eq!(c.quoting, Quoting::DoubleQuoted);
+        let c = context_after("echo \"${FOO:-\"a\"} '");
+        assert!(!c.in_shell_expansion);
+        assert_eq!(c.quoting, Quoting::DoubleQuoted);
+        let c = context_after("echo ${#x} ${x#a} ${x:-'}'} '");
+        assert!(!c.in_shell_expansion && !c.in_comment);
+        assert_eq!(c.quoting, Quoting::SingleQuoted);
+        assert!(context_after("echo ${x:- #").in_shell_expansion);
+        assert!(!context_after("echo ${x:- #").in_comment);
+    }
+
+    #[test]
+    fn line_continuations_inside_tokens() {
+        assert_eq!(q("echo \"$\\\n(echo "), Quoting::Bare);
+        assert!(
+            context_after("cat <<\\\nE\\\nOF\n")
+                .heredoc
+                .is_some_and(|d| d.delimiter == "EOF" && !d.quoted)
+        );
+        assert!(context_after("cat <\\\n<EOF\n").heredoc.is_some());
+        assert!(context_after("cat < \\\n<EOF\n").heredoc.is_none());
+        assert!(context_after("cat <<EOF\na\\\nEOF\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn dup_redirection_targets() {
+        assert!(context_after("echo >&").in_dup_target);
+        assert!(context_after("echo >& \"").in_dup_target);
+        assert!(context_after("echo 2<&a").in_dup_target);
+        assert!(!context_after("echo >&a ").in_dup_target);
+        assert!(!context_after("echo >&a;").in_dup_target);
+        assert!(!context_after("echo a& ").in_dup_target);
+        assert!(!context_after("echo >a").in_dup_target);
+        assert!(context_after("echo >&\"$(echo ").in_dup_target);
+        assert!(!context_after("echo >&a $(echo ").in_dup_target);
+    }
+
+    #[test]
+    fn unsupported_syntax_is_flagged() {
+        assert!(context_after("cat <<`x`\n").unsupported.is_some());
+        assert!(context_after("cat <<$x\n").unsupported.is_some());
+        assert!(context_after("cat <<'EOF'\n").unsupported.is_none());
+    }
+
+    #[test]
+    fn backquote_line_continuation_in_comment() {
+        assert!(context_after("echo `echo a #\\\necho ").in_comment);
+        assert!(!context_after("echo a #\\\necho ").in_comment);
     }
 
     #[test]
