@@ -14,9 +14,20 @@ pub enum Quoting {
     DoubleQuoted,
 }
 
+/// Characters that are never special to `sh` in an unquoted word (like Python's
+/// `shlex.quote`, but without `=`, which can turn a leading word into an assignment).
+fn is_safe_word(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b))
+}
+
 /// Quote `s` as a complete bare word: `'...'`, with each `'` written as `'\''`.
-/// The empty string becomes `''` so that it still forms an (empty) argument.
+/// The empty string becomes `''` so that it still forms an (empty) argument. A word made
+/// only of safe characters (letters, digits, `_@%+:,./-`) is left as it is, so numbers work
+/// in arithmetic (`$(( ${item.n} * 2 ))`) and commands read naturally in logs.
 pub fn quote_bare(s: &str) -> String {
+    if is_safe_word(s) {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     out.push_str(&quote_in_single(s));
@@ -84,7 +95,11 @@ mod tests {
     #[test]
     fn bare_quoting() {
         assert_eq!(quote_bare(""), "''");
-        assert_eq!(quote_bare("abc"), "'abc'");
+        assert_eq!(quote_bare("abc"), "abc", "safe words stay as they are");
+        assert_eq!(quote_bare("-1.5e3"), "-1.5e3");
+        assert_eq!(quote_bare("a=b"), "'a=b'", "could become an assignment");
+        assert_eq!(quote_bare("a b"), "'a b'");
+        assert_eq!(quote_bare("~"), "'~'");
         assert_eq!(quote_bare("it's"), r"'it'\''s'");
         assert_eq!(quote_bare("$(x) `y` \\"), "'$(x) `y` \\'");
     }

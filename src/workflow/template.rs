@@ -854,7 +854,7 @@ mod tests {
         let t = parse(r#"echo ${item.name} '${item.name}' "${item.name}" ${item.n} ${item.o}"#)
             .unwrap();
         let out = t.render_shell(&lookup_with(&item, "")).unwrap();
-        assert_eq!(out, r#"echo 'it'\''s' 'it'\''s' "it's" '3' '{"k":"v"}'"#);
+        assert_eq!(out, r#"echo 'it'\''s' 'it'\''s' "it's" 3 '{"k":"v"}'"#);
         assert_eq!(
             t.render_plain(&lookup_with(&item, "")).unwrap(),
             r#"echo it's 'it's' "it's" 3 {"k":"v"}"#
