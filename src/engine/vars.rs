@@ -35,7 +35,23 @@ impl JobVars {
             captures: Map::new(),
         };
         let empty = Map::new();
-        for (k, t) in &wf.env {
+        // The file's key order is not kept, so evaluate a value only after the workflow env
+        // values it names (`${env.OTHER}`); a cycle falls back to the listed order.
+        let mut pending: Vec<&(String, crate::workflow::template::Template)> =
+            wf.env.iter().collect();
+        while !pending.is_empty() {
+            let names_pending = |own: &str, t: &crate::workflow::template::Template| {
+                t.placeholders().any(|p| {
+                    p.var.root == "env"
+                        && matches!(p.var.path.as_slice(), [PathSeg::Key(n)]
+                            if n != own && pending.iter().any(|(k, _)| k == n))
+                })
+            };
+            let i = pending
+                .iter()
+                .position(|(k, t)| !names_pending(k, t))
+                .unwrap_or(0);
+            let (k, t) = pending.remove(i);
             let v = t
                 .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
                 .map_err(|e| format!("workflow env {k}: {e}"))?;
