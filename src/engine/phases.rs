@@ -107,7 +107,12 @@ pub async fn execute<E: Executor + Clone>(
     rec.report(&Event::JobFinished {
         job_id: run.meta.job_id.clone(),
         state,
-        exit_code: 0, // filled by the CLI's mapping; kept for the event's shape
+        // The process exit code (SPEC 3.1); an interrupt is reported as SIGINT's 130.
+        exit_code: match state {
+            JobState::Completed => 0,
+            JobState::Interrupted => 130,
+            _ => 1,
+        },
         total: c.total,
         successful: c.successful,
         failed: c.failed_total(),
