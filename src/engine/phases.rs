@@ -371,9 +371,15 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
 
 /// The workflow's own env entries (and overrides) with their final values, for child processes.
 pub fn wf_env_pairs(vars: &JobVars, wf: &Workflow) -> Vec<(String, String)> {
+    let extra = vars
+        .override_keys
+        .iter()
+        .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
     wf.env
         .iter()
-        .filter_map(|(k, _)| vars.env.get(k).map(|v| (k.clone(), v.clone())))
+        .map(|(k, _)| k)
+        .chain(extra)
+        .filter_map(|k| vars.env.get(k).map(|v| (k.clone(), v.clone())))
         .collect()
 }
 

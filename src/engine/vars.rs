@@ -18,6 +18,8 @@ pub struct JobVars {
     pub env: BTreeMap<String, String>,
     /// Captures of setup steps, visible in map and reduce.
     pub captures: Map<String, Value>,
+    /// `--set` keys, exported to steps even when the workflow `env` does not list them.
+    pub override_keys: Vec<String>,
 }
 
 impl JobVars {
@@ -33,6 +35,7 @@ impl JobVars {
             workflow_name: wf.name.clone(),
             env: std::env::vars().collect(),
             captures: Map::new(),
+            override_keys: overrides.iter().map(|(k, _)| k.clone()).collect(),
         };
         let empty = Map::new();
         // The file's key order is not kept, so evaluate a value only after the workflow env
