@@ -5,8 +5,7 @@ mod extra;
 use common::*;
 use extra::*;
 
-const OK_WF: &str =
-    "name: ok\nmap:\n  input: items.json\n  agent_template:\n    - shell: \"echo ${item_id} >> seen.txt\"\n";
+const OK_WF: &str = "name: ok\nmap:\n  input: items.json\n  agent_template:\n    - shell: \"echo ${item_id} >> seen.txt\"\n";
 
 fn ok_project() -> Project {
     let p = Project::new();
@@ -49,7 +48,11 @@ fn failing_setup_step_exits_1_and_runs_no_item() {
         "name: s\nsetup:\n  - shell: \"exit 4\"\n  - shell: \"echo no > setup2.txt\"\nmap:\n  input: items.json\n  agent_template:\n    - shell: \"echo ran > item.txt\"\nreduce:\n  - shell: \"echo no > reduce.txt\"\n",
     );
     let out = run_expect(&p, &["run", "wf.yml"], 1);
-    assert!(stderr(&out).to_lowercase().contains("setup"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("setup"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!p.path().join("setup2.txt").exists());
     assert!(!p.path().join("item.txt").exists());
     assert!(!p.path().join("reduce.txt").exists());
@@ -64,8 +67,15 @@ fn failing_reduce_step_exits_1() {
         &format!("{OK_WF}reduce:\n  - shell: \"exit 9\"\n  - shell: \"echo no > r2.txt\"\n"),
     );
     let out = run_expect(&p, &["run", "wf.yml"], 1);
-    assert!(stderr(&out).to_lowercase().contains("reduce"), "{}", stderr(&out));
-    assert!(!p.path().join("r2.txt").exists(), "reduce stops at the failed step");
+    assert!(
+        stderr(&out).to_lowercase().contains("reduce"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !p.path().join("r2.txt").exists(),
+        "reduce stops at the failed step"
+    );
     let st = p.status(&p.only_job());
     assert_eq!(st["state"], "failed");
     assert_eq!(st["successful"], 2);
@@ -81,7 +91,10 @@ fn failing_step_fails_item_and_later_steps_do_not_run() {
     );
     let out = run_expect(&p, &["run", "wf.yml", "--json"], 1);
     assert_eq!(p.read("s1.txt").trim(), "one");
-    assert!(!p.path().join("s2.txt").exists(), "step 2 ran after step 1 failed");
+    assert!(
+        !p.path().join("s2.txt").exists(),
+        "step 2 ran after step 1 failed"
+    );
     let fin = events_named(&out, "item_finished");
     assert_eq!(fin[0]["status"], "dlq");
     assert_eq!(fin[0]["exit_code"], 1);
@@ -109,9 +122,15 @@ fn bad_yaml_exits_2_with_file_line_column() {
     );
     let out = run_expect(&p, &["validate", "wf.yml"], 2);
     let err = stderr(&out);
-    assert!(err.contains("wf.yml:3:"), "want file:line:column, got {err}");
+    assert!(
+        err.contains("wf.yml:3:"),
+        "want file:line:column, got {err}"
+    );
     let loc = err.split("wf.yml:3:").nth(1).unwrap();
-    assert!(loc.starts_with(|c: char| c.is_ascii_digit()), "no column: {err}");
+    assert!(
+        loc.starts_with(|c: char| c.is_ascii_digit()),
+        "no column: {err}"
+    );
     p.file(
         "tabs.yml",
         "name: y\nmap:\n  input: x.json\n  agent_template:\n\t- shell: \"x\"\n",
@@ -125,14 +144,22 @@ fn bad_yaml_exits_2_with_file_line_column() {
 fn invalid_workflow_exits_2() {
     let p = Project::new();
     for (name, yaml, word) in [
-        ("noname.yml", "map:\n  input: x.json\n  agent_template:\n    - shell: x\n", "name"),
+        (
+            "noname.yml",
+            "map:\n  input: x.json\n  agent_template:\n    - shell: x\n",
+            "name",
+        ),
         (
             "badname.yml",
             "name: \"bad name\"\nmap:\n  input: x.json\n  agent_template:\n    - shell: x\n",
             "name",
         ),
         ("nomap.yml", "name: n\n", "map"),
-        ("nosteps.yml", "name: n\nmap:\n  input: x.json\n", "agent_template"),
+        (
+            "nosteps.yml",
+            "name: n\nmap:\n  input: x.json\n",
+            "agent_template",
+        ),
         (
             "noshell.yml",
             "name: n\nmap:\n  input: x.json\n  agent_template:\n    - timeout: 1s\n",
@@ -185,7 +212,11 @@ fn unknown_job_id_exits_2() {
         &["dlq", "show", "no-such-job", "a"],
     ] {
         let out = run_expect(&p, args, 2);
-        assert!(stderr(&out).contains("no-such-job"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no-such-job"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -226,7 +257,10 @@ fn duplicate_item_ids_exit_2_naming_the_id() {
     );
     let out = run_expect(&p, &["run", "wf.yml"], 2);
     assert!(stderr(&out).contains("twice-42"), "{}", stderr(&out));
-    assert!(!p.path().join("ran.txt").exists(), "no item runs when ids collide");
+    assert!(
+        !p.path().join("ran.txt").exists(),
+        "no item runs when ids collide"
+    );
     // dry-run reports it too
     let out = run_expect(&p, &["run", "wf.yml", "--dry-run"], 2);
     assert!(stderr(&out).contains("twice-42"), "{}", stderr(&out));
@@ -295,7 +329,10 @@ fn existing_job_id_is_refused_with_2() {
     std::fs::remove_file(p.path().join("seen.txt")).unwrap();
     let out = run_expect(&p, &["run", "wf.yml", "--job-id", "fixed-id"], 2);
     assert!(stderr(&out).contains("fixed-id"), "{}", stderr(&out));
-    assert!(!p.path().join("seen.txt").exists(), "the second run must not run items");
+    assert!(
+        !p.path().join("seen.txt").exists(),
+        "the second run must not run items"
+    );
     assert_eq!(p.jobs(), ["fixed-id"]);
     assert_eq!(p.status("fixed-id")["state"], "completed");
 }

@@ -11,7 +11,9 @@ use extra::*;
 fn assert_dead(pid: i32) {
     // The kill is TERM then KILL after a grace; the grandchild is reparented, so allow the
     // reaper a moment (this is polling, not synchronisation by sleep).
-    wait_until(Duration::from_secs(3), &format!("pid {pid} to die"), || !pid_alive(pid));
+    wait_until(Duration::from_secs(3), &format!("pid {pid} to die"), || {
+        !pid_alive(pid)
+    });
 }
 
 #[test]
@@ -32,10 +34,18 @@ map:
     );
     let start = Instant::now();
     let out = run_expect(&p, &["run", "wf.yml", "--json"], 1);
-    assert!(start.elapsed() < Duration::from_secs(8), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        start.elapsed()
+    );
     let fin = events_named(&out, "item_finished");
     assert_eq!(fin[0]["status"], "dlq");
-    assert!(fin[0]["error"].as_str().unwrap().contains("timed out"), "{}", fin[0]);
+    assert!(
+        fin[0]["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        fin[0]
+    );
     assert!(!p.path().join("step2.txt").exists());
     assert_dead(read_pid(&p, "bg.pid"));
     let list = p.run(&["dlq", "list", &p.only_job(), "--json"]);
@@ -65,7 +75,10 @@ map:
     let slow = fin.iter().find(|e| e["item_id"] == "slow").unwrap();
     let fast = fin.iter().find(|e| e["item_id"] == "fast").unwrap();
     assert_eq!(slow["status"], "dlq");
-    assert!(slow["error"].as_str().unwrap().contains("timed out"), "{slow}");
+    assert!(
+        slow["error"].as_str().unwrap().contains("timed out"),
+        "{slow}"
+    );
     assert!(slow["error"].as_str().unwrap().contains("step 2"), "{slow}");
     assert_eq!(fast["status"], "succeeded");
     assert_dead(read_pid(&p, "bg.pid"));
@@ -112,7 +125,11 @@ map:
     );
     let start = Instant::now();
     run_expect(&p, &["run", "wf.yml"], 1);
-    assert!(start.elapsed() < Duration::from_secs(8), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_dead(read_pid(&p, "bg.pid"));
 }
 
@@ -131,7 +148,10 @@ fn flaky_item_succeeds_on_third_attempt_with_fixed_backoff() {
     let start = Instant::now();
     let out = run_expect(&p, &["run", "wf.yml", "--json"], 0);
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(380), "two 200ms delays, took {took:?}");
+    assert!(
+        took >= Duration::from_millis(380),
+        "two 200ms delays, took {took:?}"
+    );
     let fin = events_named(&out, "item_finished");
     assert_eq!(fin[0]["status"], "succeeded");
     assert_eq!(fin[0]["attempts"], 3);
@@ -141,10 +161,17 @@ fn flaky_item_succeeds_on_third_attempt_with_fixed_backoff() {
         assert_eq!(r["delay_ms"], 200, "{r}");
     }
     assert_eq!(p.read("count-flaky").trim(), "3");
-    let t: Vec<u128> = lines(&p, "times-flaky").iter().map(|l| l.parse().unwrap()).collect();
+    let t: Vec<u128> = lines(&p, "times-flaky")
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(t.len(), 3);
     for w in t.windows(2) {
-        assert!(w[1] - w[0] >= 180_000_000, "attempts {}ns apart", w[1] - w[0]);
+        assert!(
+            w[1] - w[0] >= 180_000_000,
+            "attempts {}ns apart",
+            w[1] - w[0]
+        );
     }
     let st = p.status(&p.only_job());
     assert_eq!(st["successful"], 1);
@@ -165,10 +192,16 @@ fn exponential_backoff_delays_grow() {
         .map(|e| e["delay_ms"].as_u64().unwrap())
         .collect();
     assert_eq!(delays, [50, 100, 200]);
-    let t: Vec<u128> = lines(&p, "times.txt").iter().map(|l| l.parse().unwrap()).collect();
+    let t: Vec<u128> = lines(&p, "times.txt")
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(t.len(), 4);
     let gaps: Vec<u128> = t.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
-    assert!(gaps[0] >= 45 && gaps[1] >= 95 && gaps[2] >= 195, "gaps {gaps:?} ms");
+    assert!(
+        gaps[0] >= 45 && gaps[1] >= 95 && gaps[2] >= 195,
+        "gaps {gaps:?} ms"
+    );
 }
 
 #[test]
@@ -269,9 +302,15 @@ fn exhausted_retries_go_to_dlq_with_every_attempt() {
     let show = run_expect(&p, &["dlq", "show", &job, "doomed"], 0);
     let text = format!("{}{}", stdout(&show), stderr(&show));
     for code in ["11", "12", "13"] {
-        assert!(text.contains(code), "attempt with exit {code} missing from:\n{text}");
+        assert!(
+            text.contains(code),
+            "attempt with exit {code} missing from:\n{text}"
+        );
     }
     for n in 1..=3 {
-        assert!(text.contains(&format!("oops-{n}")), "stderr of attempt {n} missing:\n{text}");
+        assert!(
+            text.contains(&format!("oops-{n}")),
+            "stderr of attempt {n} missing:\n{text}"
+        );
     }
 }

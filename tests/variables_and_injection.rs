@@ -35,7 +35,10 @@ map:
         serde_json::to_string(&item).unwrap(),
         "${{item}} is compact JSON"
     );
-    assert_eq!(lines(&p, "fields.txt"), ["deep", "first", "second", "5", r#"{"k":[1,2]}"#]);
+    assert_eq!(
+        lines(&p, "fields.txt"),
+        ["deep", "first", "second", "5", r#"{"k":[1,2]}"#]
+    );
     assert_eq!(lines(&p, "ids.txt"), ["v1", "job-vars-1", "1", "from-env"]);
 }
 
@@ -177,7 +180,10 @@ fn missing_item_field_is_a_runtime_error_for_that_item() {
     let fin = events_named(&out, "item_finished");
     let lacks = fin.iter().find(|e| e["item_id"] == "lacks").unwrap();
     assert_eq!(lacks["status"], "dlq");
-    assert!(lacks["error"].as_str().unwrap_or("").contains("item.f"), "{lacks}");
+    assert!(
+        lacks["error"].as_str().unwrap_or("").contains("item.f"),
+        "{lacks}"
+    );
 }
 
 #[test]
@@ -196,7 +202,12 @@ map:
 "#,
     );
     let home = p.path().join("fakehome");
-    let out = p.cmd().env("HOME", &home).args(["run", "wf.yml"]).output().unwrap();
+    let out = p
+        .cmd()
+        .env("HOME", &home)
+        .args(["run", "wf.yml"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let h = home.to_string_lossy();
     assert_eq!(p.read("sh.txt").trim(), format!("{h}|{h}|local|mine-value"));
@@ -245,7 +256,10 @@ map:
 "#,
     );
     run_expect(&p, &["run", "wf.yml"], 0);
-    assert!(!p.path().join("PWNED").exists(), "an item field was executed");
+    assert!(
+        !p.path().join("PWNED").exists(),
+        "an item field was executed"
+    );
     for (i, s) in PAYLOADS.iter().enumerate() {
         for ctx in ["bare", "single", "double", "subst", "dsubst", "block"] {
             let got = std::fs::read(p.path().join(format!("out/p{i}.{ctx}"))).unwrap();
@@ -326,7 +340,11 @@ map:
     );
     run_expect(&p, &["run", "wf.yml"], 0);
     assert_eq!(p.read("raw.txt").trim(), "raw-ran");
-    assert_eq!(lines(&p, "flags.txt"), ["-n", "-e"], "raw: split by the shell");
+    assert_eq!(
+        lines(&p, "flags.txt"),
+        ["-n", "-e"],
+        "raw: split by the shell"
+    );
     assert_eq!(lines(&p, "flags2.txt"), ["-n -e"], "escaped: one word");
 }
 
