@@ -62,7 +62,7 @@ fn status_json_after_kill_9_is_interrupted() {
     );
     p.file(
         "wf.yml",
-        "name: killed\nmap:\n  input: items.json\n  max_parallel: 2\n  agent_template:\n    - shell: \"if [ ${item_id} = a ]; then exit 0; fi; touch started-${item_id}; sleep 30\"\n",
+        "name: killed\nmap:\n  input: items.json\n  max_parallel: 2\n  agent_template:\n    - shell: \"if [ ${item_id} = a ]; then exit 0; fi; echo $$ > pid-${item_id}; touch started-${item_id}; exec sleep 30\"\n",
     );
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("runner"))
         .current_dir(p.path())
@@ -87,6 +87,17 @@ fn status_json_after_kill_9_is_interrupted() {
     nix_kill9(pid);
     let status = child.wait().unwrap();
     assert!(!status.success());
+    // the items' processes die with the runner (parent-death signal)
+    for id in ["b", "c", "d", "e"] {
+        if p.path().join(format!("started-{id}")).exists() {
+            let child_pid = read_pid(&p, &format!("pid-{id}"));
+            wait_until(
+                Duration::from_secs(5),
+                "item process to die with the runner",
+                || !pid_alive(child_pid),
+            );
+        }
+    }
     let st = p.status("st-kill");
     assert_eq!(st["job_id"], "st-kill");
     assert_eq!(st["state"], "interrupted", "{st}");
