@@ -109,7 +109,12 @@ pub async fn execute<E: Executor + Clone>(
     rec.report(&Event::JobFinished {
         job_id: run.meta.job_id.clone(),
         state,
-        exit_code: 0, // filled by the CLI's mapping; kept for the event's shape
+        // The process exit code (SPEC 3.1); an interrupt is reported as SIGINT's 130.
+        exit_code: match state {
+            JobState::Completed => 0,
+            JobState::Interrupted => 130,
+            _ => 1,
+        },
         total: c.total,
         successful: c.successful,
         failed: c.failed_total(),
@@ -382,9 +387,15 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
 
 /// The workflow's own env entries (and overrides) with their final values, for child processes.
 pub fn wf_env_pairs(vars: &JobVars, wf: &Workflow) -> Vec<(String, String)> {
+    let extra = vars
+        .override_keys
+        .iter()
+        .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
     wf.env
         .iter()
-        .filter_map(|(k, _)| vars.env.get(k).map(|v| (k.clone(), v.clone())))
+        .map(|(k, _)| k)
+        .chain(extra)
+        .filter_map(|k| vars.env.get(k).map(|v| (k.clone(), v.clone())))
         .collect()
 }
 

@@ -18,6 +18,8 @@ pub struct JobVars {
     pub env: BTreeMap<String, String>,
     /// Captures of setup steps, visible in map and reduce.
     pub captures: Map<String, Value>,
+    /// `--set` keys, exported to steps even when the workflow `env` does not list them.
+    pub override_keys: Vec<String>,
 }
 
 impl JobVars {
@@ -33,9 +35,26 @@ impl JobVars {
             workflow_name: wf.name.clone(),
             env: std::env::vars().collect(),
             captures: Map::new(),
+            override_keys: overrides.iter().map(|(k, _)| k.clone()).collect(),
         };
         let empty = Map::new();
-        for (k, t) in &wf.env {
+        // The file's key order is not kept, so evaluate a value only after the workflow env
+        // values it names (`${env.OTHER}`); a cycle falls back to the listed order.
+        let mut pending: Vec<&(String, crate::workflow::template::Template)> =
+            wf.env.iter().collect();
+        while !pending.is_empty() {
+            let names_pending = |own: &str, t: &crate::workflow::template::Template| {
+                t.placeholders().any(|p| {
+                    p.var.root == "env"
+                        && matches!(p.var.path.as_slice(), [PathSeg::Key(n)]
+                            if n != own && pending.iter().any(|(k, _)| k == n))
+                })
+            };
+            let i = pending
+                .iter()
+                .position(|(k, t)| !names_pending(k, t))
+                .unwrap_or(0);
+            let (k, t) = pending.remove(i);
             let v = t
                 .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
                 .map_err(|e| format!("workflow env {k}: {e}"))?;
