@@ -310,7 +310,6 @@ fn failing_input_command_exits_2() {
 }
 
 #[test]
-#[ignore = "BUG: a truncated JSON array in items.json silently becomes one plain-string item instead of an error"]
 fn malformed_json_input_exits_2() {
     let p = Project::new();
     p.file("items.json", "[{\"id\": \"a\"}, {\"id\": ");

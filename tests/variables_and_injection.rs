@@ -363,7 +363,6 @@ fn dry_run_shows_escaped_commands() {
 }
 
 #[test]
-#[ignore = "BUG: a bare placeholder inside $((...)) is single-quoted, so `$((${item.n} + 1))` fails in sh arithmetic"]
 fn item_number_in_shell_arithmetic() {
     let p = Project::new();
     p.file("items.json", r#"[{"id":"a","n":4}]"#);

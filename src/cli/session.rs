@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use tokio::sync::mpsc;
 
 use crate::cli::args::Global;
-use crate::cli::exit::{COMPLETED, FAILURES, SIGINT, SIGTERM};
 use crate::engine::control::{Controls, watch_channel, watch_signals};
 use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
@@ -105,12 +104,5 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     if let Some(reason) = &outcome.reason {
         eprintln!("runner: {reason}");
     }
-    Ok(match outcome.state {
-        JobState::Completed => COMPLETED,
-        JobState::Interrupted => match controls.stop_signal() {
-            2 => SIGINT,
-            _ => SIGTERM,
-        },
-        _ => FAILURES,
-    })
+    Ok(crate::report::event::job_exit_code(outcome.state, controls.stop_signal()))
 }

@@ -109,12 +109,7 @@ pub async fn execute<E: Executor + Clone>(
     rec.report(&Event::JobFinished {
         job_id: run.meta.job_id.clone(),
         state,
-        // The process exit code (SPEC 3.1); an interrupt is reported as SIGINT's 130.
-        exit_code: match state {
-            JobState::Completed => 0,
-            JobState::Interrupted => 130,
-            _ => 1,
-        },
+        exit_code: crate::report::event::job_exit_code(state, run.controls.stop_signal()),
         total: c.total,
         successful: c.successful,
         failed: c.failed_total(),
@@ -510,7 +505,7 @@ fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value
         let line = serde_json::json!({
             "item_id": item.id,
             "status": st.status,
-            "exit_code": st.exit_code,
+            "exit_code": if st.status == ItemStatus::Succeeded { Some(0) } else { st.exit_code },
             "attempts": st.attempts,
             "duration_ms": st.duration_ms,
             "captured": st.captured.as_deref().cloned().unwrap_or_default(),

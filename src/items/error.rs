@@ -54,6 +54,15 @@ pub enum ItemsError {
 
     /// The input is neither JSON, JSON lines nor UTF-8 text.
     #[error(
+        "{origin}: invalid JSON at line {line}, column {column}: {message}; fix the input (it starts like JSON, so it is not read as plain lines)"
+    )]
+    InvalidJson {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
         "items from {origin} are not valid UTF-8 (first bad byte at offset {offset}); \
          produce JSON, JSON lines or UTF-8 text lines"
     )]

@@ -22,15 +22,19 @@ pub fn parse_input(bytes: &[u8], origin: &str) -> Result<Parsed, ItemsError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Parsed::Lines(Vec::new()));
     }
-    if let Ok(doc) = serde_json::from_slice::<Value>(bytes) {
-        return Ok(Parsed::Document(doc));
-    }
+    let doc_err = match serde_json::from_slice::<Value>(bytes) {
+        Ok(doc) => return Ok(Parsed::Document(doc)),
+        Err(e) => e,
+    };
     let text = std::str::from_utf8(bytes).map_err(|e| ItemsError::NotUtf8 {
         origin: origin.to_string(),
         offset: e.valid_up_to(),
     })?;
     if let Some(values) = json_lines(text) {
         return Ok(Parsed::Lines(values));
+    }
+    if let Some(e) = broken_json(text, &doc_err, origin) {
+        return Err(e);
     }
     Ok(Parsed::Lines(plain_lines(text)))
 }
@@ -48,6 +52,31 @@ fn json_lines(text: &str) -> Option<Vec<Value>> {
     }
     values.shrink_to_fit();
     (values.len() >= 2).then_some(values)
+}
+
+/// Text that is JSON gone wrong, rather than plain lines: a document that opens like an array
+/// or object and ends early (a truncated file), or JSON lines with one bad line.
+fn broken_json(text: &str, doc_err: &serde_json::Error, origin: &str) -> Option<ItemsError> {
+    let err = |line: usize, column: usize, message: String| ItemsError::InvalidJson {
+        origin: origin.to_string(),
+        line,
+        column,
+        message,
+    };
+    if text.trim_start().starts_with(['[', '{']) && doc_err.is_eof() {
+        return Some(err(doc_err.line(), doc_err.column(), doc_err.to_string()));
+    }
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, first) = lines.next()?;
+    let first = first.trim();
+    if !(first.starts_with(['[', '{']) && serde_json::from_str::<Value>(first).is_ok()) {
+        return None; // does not look like JSON lines
+    }
+    lines.find_map(|(n, l)| {
+        serde_json::from_str::<Value>(l.trim())
+            .err()
+            .map(|e| err(n + 1, e.column(), format!("line {} is not JSON: {e}", n + 1)))
+    })
 }
 
 fn plain_lines(text: &str) -> Vec<Value> {
@@ -92,6 +121,15 @@ mod tests {
         );
         assert_eq!(parse("just text"), Parsed::Lines(vec![json!("just text")]));
         assert_eq!(parse("{broken"), Parsed::Lines(vec![json!("{broken")]));
+    }
+
+    #[test]
+    fn broken_json_is_an_error_not_plain_lines() {
+        for bad in ["[{\"id\": 1}, {\"id\"", "{\"id\": 1}\n{\"id\": 2\n{\"id\": 3}\n"] {
+            let e = parse_input(bad.as_bytes(), "items.json").unwrap_err();
+            assert!(e.to_string().contains("invalid JSON"), "{e}");
+        }
+        assert_eq!(parse("[draft] notes\nmore"), Parsed::Lines(vec![json!("[draft] notes"), json!("more")]));
     }
 
     #[test]
