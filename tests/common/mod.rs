@@ -13,7 +13,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Self {
-        Project { dir: tempfile::tempdir().expect("tempdir") }
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -61,7 +63,11 @@ impl Project {
 
     pub fn jobs(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.state_dir().join("jobs"))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -74,7 +80,11 @@ impl Project {
     /// `status JOB --json` parsed.
     pub fn status(&self, job: &str) -> serde_json::Value {
         let out = self.run(&["status", job, "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 }
