@@ -17,7 +17,7 @@ use crate::report::reporter::{Fanout, Reporter};
 use crate::state::job::{JobMeta, JobView};
 use crate::state::layout::JobDir;
 use crate::state::lock::JobLock;
-use crate::state::records::{JobState, Record};
+use crate::state::records::Record;
 use crate::workflow::model::Workflow;
 
 /// Default time in-flight items get after the first SIGINT/SIGTERM or `runner stop`.
@@ -104,5 +104,8 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     if let Some(reason) = &outcome.reason {
         eprintln!("runner: {reason}");
     }
-    Ok(crate::report::event::job_exit_code(outcome.state, controls.stop_signal()))
+    Ok(crate::report::event::job_exit_code(
+        outcome.state,
+        controls.stop_signal(),
+    ))
 }

@@ -93,9 +93,17 @@ pub async fn dispatch<E: Executor>(
     let mut stopped: Option<String> = None;
     let mut cancelled = false;
     let mut paused = rec.view.paused().is_some();
+    let mut unsynced = false;
     let max_parallel = max_parallel.max(1);
     loop {
         let halted = stopped.is_some() || io.stop.is_cancelled() || ctx.cancel.is_cancelled();
+        // A finished item keeps its slot until its record is on disk: a crash then re-runs
+        // at most `max_parallel` items (those in flight), never finished ones too.
+        if unsynced && !halted && !paused && running.len() < max_parallel && queue.peek().is_some()
+        {
+            rec.flush()?;
+            unsynced = false;
+        }
         while !halted && !paused && running.len() < max_parallel {
             match queue.next() {
                 Some(run) => {
@@ -130,20 +138,28 @@ pub async fn dispatch<E: Executor>(
             },
             _ = io.stop.cancelled(), if !halted => {}
             Some(joined) = running.join_next(), if !running.is_empty() => {
-                let Ok(result) = joined else {
-                    rec.report(&Event::Warning { message: "an item task ended abnormally; the item stays pending".into() });
-                    continue;
-                };
-                if result.cancelled {
-                    cancelled = true;
-                    continue;
+                // Take every result that is ready, so one journal sync covers them all.
+                let mut batch = vec![joined];
+                while let Some(more) = running.try_join_next() {
+                    batch.push(more);
                 }
-                let status = rec.item_finished(&result, policy.on_item_failure)?;
-                if let Some(reason) = counter.count(policy, status != ItemStatus::Succeeded)
-                    && stopped.is_none()
-                {
-                    rec.report(&Event::Warning { message: format!("stopping the map: {reason}; items in flight finish, the rest stay pending") });
-                    stopped = Some(reason);
+                for joined in batch {
+                    let Ok(result) = joined else {
+                        rec.report(&Event::Warning { message: "an item task ended abnormally; the item stays pending".into() });
+                        continue;
+                    };
+                    if result.cancelled {
+                        cancelled = true;
+                        continue;
+                    }
+                    let status = rec.item_finished(&result, policy.on_item_failure)?;
+                    unsynced = true;
+                    if let Some(reason) = counter.count(policy, status != ItemStatus::Succeeded)
+                        && stopped.is_none()
+                    {
+                        rec.report(&Event::Warning { message: format!("stopping the map: {reason}; items in flight finish, the rest stay pending") });
+                        stopped = Some(reason);
+                    }
                 }
             }
         }

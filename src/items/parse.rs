@@ -66,16 +66,23 @@ fn broken_json(text: &str, doc_err: &serde_json::Error, origin: &str) -> Option<
     if text.trim_start().starts_with(['[', '{']) && doc_err.is_eof() {
         return Some(err(doc_err.line(), doc_err.column(), doc_err.to_string()));
     }
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, first) = lines.next()?;
     let first = first.trim();
     if !(first.starts_with(['[', '{']) && serde_json::from_str::<Value>(first).is_ok()) {
         return None; // does not look like JSON lines
     }
     lines.find_map(|(n, l)| {
-        serde_json::from_str::<Value>(l.trim())
-            .err()
-            .map(|e| err(n + 1, e.column(), format!("line {} is not JSON: {e}", n + 1)))
+        serde_json::from_str::<Value>(l.trim()).err().map(|e| {
+            err(
+                n + 1,
+                e.column(),
+                format!("line {} is not JSON: {e}", n + 1),
+            )
+        })
     })
 }
 
@@ -125,11 +132,17 @@ mod tests {
 
     #[test]
     fn broken_json_is_an_error_not_plain_lines() {
-        for bad in ["[{\"id\": 1}, {\"id\"", "{\"id\": 1}\n{\"id\": 2\n{\"id\": 3}\n"] {
+        for bad in [
+            "[{\"id\": 1}, {\"id\"",
+            "{\"id\": 1}\n{\"id\": 2\n{\"id\": 3}\n",
+        ] {
             let e = parse_input(bad.as_bytes(), "items.json").unwrap_err();
             assert!(e.to_string().contains("invalid JSON"), "{e}");
         }
-        assert_eq!(parse("[draft] notes\nmore"), Parsed::Lines(vec![json!("[draft] notes"), json!("more")]));
+        assert_eq!(
+            parse("[draft] notes\nmore"),
+            Parsed::Lines(vec![json!("[draft] notes"), json!("more")])
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum Quoting {
 /// Characters that are never special to `sh` in an unquoted word (like Python's
 /// `shlex.quote`, but without `=`, which can turn a leading word into an assignment).
 fn is_safe_word(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+:,./-".contains(&b))
 }
 
 /// Quote `s` as a complete bare word: `'...'`, with each `'` written as `'\''`.
