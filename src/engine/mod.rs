@@ -15,3 +15,4 @@ pub mod recorder;
 pub mod retry;
 pub mod step;
 pub mod vars;
+pub mod watchdog;

@@ -1,6 +1,7 @@
 //! Running one shell command in its own process group, with a time limit, cancellation and
 //! a clean kill (TERM to the group, a grace period, then KILL). No process of a step
-//! outlives it: background children left behind when the shell exits are killed too.
+//! outlives it: background children left behind when the shell exits are killed too, and
+//! if the runner itself dies, the [`watchdog`] kills the group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::output::{Sink, StreamTarget};
 use crate::engine::reaper;
+use crate::engine::watchdog;
 
 /// One `sh -c` invocation.
 #[derive(Debug, Clone)]
@@ -88,8 +90,9 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
         }
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let start = reaper::stat_of(pgid).map(|s| s.start).unwrap_or(0);
+    watchdog::track(pgid, start);
     if let Some(hook) = &cmd.on_spawn {
-        let start = reaper::stat_of(pgid).map(|s| s.start).unwrap_or(0);
         (hook.0)(pgid, start);
     }
     let kill_now = cmd.kill_now.clone().unwrap_or_default();
@@ -145,6 +148,7 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
             }
         }
     }
+    watchdog::untrack(pgid);
     ShellResult {
         exit: exit.unwrap_or(Exit::Cancelled),
         stdout: std::mem::take(&mut out.captured),
@@ -163,24 +167,6 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            // Die with the runner, even when it is SIGKILLed.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::getppid() != parent {
-                libc::_exit(137);
-            }
-            Ok(())
-        });
-    }
     reaper::spawn_registered(|| c.spawn(), |ch| ch.id())
 }
 
