@@ -31,11 +31,14 @@ pub fn main_entry() -> i32 {
         Command::Stop(a) => crate::cli::control::stop(&cli.global, a),
         Command::Logs(a) => crate::cli::logs::logs(&cli.global, a),
         Command::Clean(a) => crate::cli::clean::clean(&cli.global, a),
+        Command::Completions(a) => crate::cli::ship::completions(a.shell),
+        Command::Man => crate::cli::ship::man(),
+        Command::Schema => crate::cli::ship::schema(),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("runner: {e:#}");
+            crate::cli::out::err_line(&format!("runner: {e:#}"));
             code_for(&e)
         }
     }

@@ -67,6 +67,33 @@ pub enum Command {
     Logs(LogsArgs),
     /// Remove finished job directories (never a running one)
     Clean(CleanArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout
+    Man,
+    /// Print the JSON Schema of the workflow file on stdout
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Reports a job run writes besides its human output: NDJSON, JUnit XML, metrics.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ReportArgs {
+    /// NDJSON events on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Write a JUnit XML report (one testcase per item finished in this run) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write Prometheus textfile metrics to PATH (at the end, and every 10s while running)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,9 +154,8 @@ pub struct RunArgs {
     /// Print the selected items and their commands; run nothing, write no state
     #[arg(long)]
     pub dry_run: bool,
-    /// NDJSON events on stdout
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,9 +171,8 @@ pub struct ResumeArgs {
     /// Resume even though the workflow file changed since the job started
     #[arg(long)]
     pub force: bool,
-    /// NDJSON events on stdout
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -177,8 +202,8 @@ pub enum DlqCommand {
         items: Vec<String>,
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         max_parallel: Option<u32>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Remove entries without running them
     Purge {

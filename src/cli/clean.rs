@@ -48,7 +48,7 @@ pub fn clean(g: &Global, a: &CleanArgs) -> anyhow::Result<i32> {
             continue;
         }
         if a.dry_run {
-            println!("would remove {id}");
+            crate::cli::out::line(&format!("would remove {id}"));
         } else {
             // Re-check right before removing: a resume may have started meanwhile.
             if is_held(&dir.lock()) {
@@ -56,11 +56,11 @@ pub fn clean(g: &Global, a: &CleanArgs) -> anyhow::Result<i32> {
                 continue;
             }
             std::fs::remove_dir_all(dir.path())?;
-            println!("removed {id}");
+            crate::cli::out::line(&format!("removed {id}"));
         }
         removed += 1;
     }
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: {} {removed} job(s), kept {kept}{}",
         if a.dry_run { "would remove" } else { "removed" },
         if temps > 0 {

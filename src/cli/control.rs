@@ -29,9 +29,10 @@ fn live_job(g: &Global, id: &str) -> anyhow::Result<JobDir> {
 pub fn pause(g: &Global, a: &PauseArgs) -> anyhow::Result<i32> {
     let dir = live_job(g, &a.job)?;
     if let Some(p) = recover(&dir, false)?.paused() {
-        eprintln!(
+        crate::cli::out::errln!(
             "runner: job {} is already paused (since {})",
-            a.job, p.paused_at
+            a.job,
+            p.paused_at
         );
         return Ok(0);
     }
@@ -52,9 +53,10 @@ pub fn pause(g: &Global, a: &PauseArgs) -> anyhow::Result<i32> {
         }
         .into());
     }
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: job {} paused: no new item starts; items in flight finish; `runner resume {}` continues",
-        a.job, a.job
+        a.job,
+        a.job
     );
     Ok(0)
 }
@@ -72,7 +74,7 @@ pub fn unpause_live(dir: &JobDir, id: &str) -> anyhow::Result<i32> {
         }
         .into());
     }
-    eprintln!("runner: job {id} resumed: the running process dispatches items again");
+    crate::cli::out::errln!("runner: job {id} resumed: the running process dispatches items again");
     Ok(0)
 }
 
@@ -85,14 +87,14 @@ pub fn stop(g: &Global, a: &StopArgs) -> anyhow::Result<i32> {
         },
     )?;
     if a.no_wait {
-        eprintln!(
+        crate::cli::out::errln!(
             "runner: asked job {} to stop (grace {})",
             a.job,
             humantime::format_duration(a.grace)
         );
         return Ok(0);
     }
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: stopping job {} (items in flight get {})...",
         a.job,
         humantime::format_duration(a.grace)
@@ -108,9 +110,10 @@ pub fn stop(g: &Global, a: &StopArgs) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: job {} stopped; `runner resume {}` continues it",
-        a.job, a.job
+        a.job,
+        a.job
     );
     Ok(0)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::args::{DlqCommand, Global};
+use crate::cli::args::{DlqCommand, Global, ReportArgs};
 use crate::cli::exit::usage;
 use crate::cli::job_open::{lock, open_job, read_meta, recover, snapshot_workflow};
 use crate::cli::session::{STOP_GRACE, Session, run_session};
@@ -25,14 +25,14 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
             job,
             items,
             max_parallel,
-            json,
+            report,
         } => retry(
             g,
             &state,
             job,
             items,
             max_parallel.map(|n| n as usize),
-            *json,
+            report,
         ),
         DlqCommand::Purge { job, items } => purge(&state, job, items),
     }
@@ -63,7 +63,7 @@ fn list(state: &StateDir, job: &str, json_out: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if entries.is_empty() {
-        eprintln!("runner: the DLQ of job {job} is empty");
+        crate::cli::out::errln!("runner: the DLQ of job {job} is empty");
         return Ok(0);
     }
     let mut classes: BTreeMap<String, usize> = BTreeMap::new();
@@ -163,7 +163,7 @@ fn retry(
     job: &str,
     items: &[String],
     max_parallel: Option<usize>,
-    json: bool,
+    report: &ReportArgs,
 ) -> anyhow::Result<i32> {
     let dir = open_job(state, job)?;
     let meta = read_meta(&dir)?;
@@ -172,13 +172,13 @@ fn retry(
     check_known(&dlq::load(&dir.dlq())?, items, job)?;
     if view.counts.dlq == 0 {
         let _ = lock.release();
-        eprintln!("runner: the DLQ of job {job} is empty; nothing to retry");
+        crate::cli::out::errln!("runner: the DLQ of job {job} is empty; nothing to retry");
         return Ok(0);
     }
     let workflow = snapshot_workflow(&dir, &meta)?;
     run_session(
         g,
-        json,
+        report,
         Session {
             dir,
             meta: &meta,
@@ -226,7 +226,7 @@ fn purge(state: &StateDir, job: &str, items: &[String]) -> anyhow::Result<i32> {
     }
     let removed = dlq::remove(&dir.dlq(), &ids)?;
     lock.release()?;
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: removed {removed} item(s) from the DLQ of job {job}; they will not be run again"
     );
     Ok(0)

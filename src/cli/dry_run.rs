@@ -18,7 +18,7 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
         && !p.exists()
         && !wf.setup.is_empty()
     {
-        eprintln!(
+        crate::cli::out::errln!(
             "runner: {} does not exist yet (setup creates it, and a dry run runs no setup); setup would run:",
             p.display()
         );
@@ -49,7 +49,7 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
     for s in &wf.reduce {
         let _ = writeln!(out, "reduce: {}", s.source);
     }
-    eprintln!(
+    crate::cli::out::errln!(
         "runner: dry run: {} items selected; nothing was run or written",
         items.len()
     );

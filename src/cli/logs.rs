@@ -50,7 +50,7 @@ pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_millis(250));
     }
     if !printed_any {
-        eprintln!(
+        crate::cli::out::errln!(
             "runner: no output recorded{}",
             a.item
                 .as_ref()

@@ -18,9 +18,11 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     let view = recover(&dir, true)?;
     if !view.run_open && view.last_state == Some(JobState::Completed) {
         let _ = lock.release();
-        eprintln!(
+        crate::cli::out::errln!(
             "runner: job {} already completed: {}/{} items succeeded; nothing to do",
-            a.job, view.counts.successful, view.counts.total
+            a.job,
+            view.counts.successful,
+            view.counts.total
         );
         return Ok(crate::cli::exit::COMPLETED);
     }
@@ -28,7 +30,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     let workflow = job_workflow(&dir, &meta, a.force, &mut warnings)?;
     run_session(
         g,
-        a.json,
+        &a.report,
         Session {
             dir,
             meta: &meta,

@@ -50,7 +50,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
     write_checksummed(&dir.meta(), &meta)?;
     run_session(
         g,
-        a.json,
+        &a.report,
         Session {
             dir,
             meta: &meta,

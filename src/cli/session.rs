@@ -1,17 +1,21 @@
 //! Running a job from the CLI: reporters, the async runtime, signal handling, and the
 //! mapping from a job's end state to an exit code.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use tokio::sync::mpsc;
 
-use crate::cli::args::Global;
+use crate::cli::args::{ColorChoice, Global, ReportArgs};
 use crate::engine::control::{Controls, watch_channel, watch_signals};
 use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
 use crate::report::event::Event;
+use crate::report::github::GitHub;
 use crate::report::human::{Human, Verbosity};
+use crate::report::junit::Junit;
+use crate::report::metrics::Metrics;
 use crate::report::ndjson::Ndjson;
 use crate::report::reporter::{Fanout, Reporter};
 use crate::state::job::{JobMeta, JobView};
@@ -33,13 +37,40 @@ pub fn verbosity(g: &Global) -> Verbosity {
     }
 }
 
-pub fn reporter(g: &Global, json: bool) -> Box<dyn Reporter> {
-    let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(Human::new(
-        verbosity(g),
+/// Whether human output may be coloured: `always`; or `auto` when stderr is a terminal and
+/// `NO_COLOR` is unset or empty; never otherwise.
+pub fn color_enabled(choice: ColorChoice, stderr_tty: bool, no_color: Option<&OsStr>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stderr_tty && no_color.is_none_or(|v| v.is_empty()),
+    }
+}
+
+pub fn use_color(g: &Global) -> bool {
+    color_enabled(
+        g.color,
         std::io::stderr().is_terminal(),
-    ))];
-    if json {
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+pub fn reporter(g: &Global, out: &ReportArgs) -> Box<dyn Reporter> {
+    let tty = std::io::stderr().is_terminal();
+    let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(
+        Human::new(verbosity(g), tty).with_color(use_color(g)),
+    )];
+    if out.json {
         all.push(Box::new(Ndjson::new(std::io::stdout())));
+    }
+    if let Some(path) = &out.junit {
+        all.push(Box::new(Junit::new(path.clone())));
+    }
+    if let Some(path) = &out.metrics_file {
+        all.push(Box::new(Metrics::new(path.clone())));
+    }
+    if let Some(gh) = GitHub::from_env(out.json) {
+        all.push(Box::new(gh));
     }
     Box::new(Fanout(all))
 }
@@ -58,7 +89,7 @@ pub struct Session<'a> {
 }
 
 /// Run the job to its end (or interruption) and return the exit code.
-pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32> {
+pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Result<i32> {
     // One thread: the dispatcher and item tasks wait on I/O; a single thread avoids
     // cross-thread wakeups per item (measured: the largest per-item cost after fork/exec).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -66,7 +97,7 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
         .build()?;
     crate::engine::reaper::become_subreaper();
     let controls = Controls::default();
-    let mut rec = Recorder::new(s.dir, s.view, reporter(g, json))?;
+    let mut rec = Recorder::new(s.dir, s.view, reporter(g, out))?;
     for w in &s.warnings {
         rec.report(&Event::Warning { message: w.clone() });
     }
@@ -104,10 +135,27 @@ pub fn run_session(g: &Global, json: bool, s: Session<'_>) -> anyhow::Result<i32
     let outcome = outcome?;
     released?;
     if let Some(reason) = &outcome.reason {
-        eprintln!("runner: {reason}");
+        crate::cli::out::err_line(&format!("runner: {reason}"));
     }
     Ok(crate::report::event::job_exit_code(
         outcome.state,
         controls.stop_signal(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_when_allowed() {
+        let no = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        assert!(color_enabled(ColorChoice::Always, false, no));
+        assert!(!color_enabled(ColorChoice::Never, true, None));
+        assert!(color_enabled(ColorChoice::Auto, true, None));
+        assert!(color_enabled(ColorChoice::Auto, true, empty));
+        assert!(!color_enabled(ColorChoice::Auto, true, no));
+        assert!(!color_enabled(ColorChoice::Auto, false, None));
+    }
 }

@@ -233,7 +233,7 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if docs.is_empty() {
-        eprintln!("runner: no jobs in {}", state.root().display());
+        crate::cli::out::errln!("runner: no jobs in {}", state.root().display());
         return Ok(0);
     }
     let _ = writeln!(

@@ -10,7 +10,7 @@ pub fn validate(a: &ValidateArgs) -> anyhow::Result<i32> {
         Input::File(p) => format!("file {}", p.display()),
         Input::Command(c) => format!("command `{c}`"),
     };
-    eprintln!(
+    crate::cli::out::errln!(
         "{}: ok: workflow {:?}, {} setup step(s), {} map step(s) per item, {} reduce step(s); items from {input}",
         a.workflow.display(),
         w.name,

@@ -27,7 +27,12 @@ pub struct Human {
     done: usize,
     failed: usize,
     map_started: Option<Instant>,
+    color: bool,
 }
+
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
 
 impl Human {
     pub fn new(verbosity: Verbosity, tty: bool) -> Self {
@@ -41,6 +46,22 @@ impl Human {
             done: 0,
             failed: 0,
             map_started: None,
+            color: false,
+        }
+    }
+
+    /// Colour a few words (failures red, completion green); the CLI decides whether colour
+    /// is allowed (`--color`, `NO_COLOR`, a terminal).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
         }
     }
 
@@ -117,9 +138,10 @@ impl Reporter for Human {
                     ));
                 } else {
                     self.line(&format!(
-                        "{} step {} FAILED: {} ({command})",
+                        "{} step {} {}: {} ({command})",
                         phase_name(*phase),
                         index + 1,
+                        self.paint("FAILED", RED),
                         error.as_deref().unwrap_or("failed")
                     ));
                 }
@@ -181,7 +203,8 @@ impl Reporter for Human {
                         ""
                     };
                     let mut text = format!(
-                        "item {item_id} failed after {attempts} attempt{}: {}{dest}",
+                        "item {item_id} {} after {attempts} attempt{}: {}{dest}",
+                        self.paint("failed", RED),
                         if *attempts == 1 { "" } else { "s" },
                         error.as_deref().unwrap_or("failed")
                     );
@@ -228,10 +251,16 @@ impl Reporter for Human {
                         self.rate()
                     ));
                 } else if !ok {
-                    self.line(&format!("{} failed", phase_name(*phase)));
+                    self.line(&format!(
+                        "{} {}",
+                        phase_name(*phase),
+                        self.paint("failed", RED)
+                    ));
                 }
             }
-            Event::Warning { message } => self.line(&format!("warning: {message}")),
+            Event::Warning { message } => {
+                self.line(&format!("{} {message}", self.paint("warning:", YELLOW)))
+            }
             Event::Paused { reason } => self.line(&format!(
                 "paused: no new item starts until `runner resume`{}",
                 reason
@@ -252,12 +281,15 @@ impl Reporter for Human {
                 ..
             } => {
                 let what = match state {
-                    JobState::Completed => "completed",
-                    JobState::Failed => "finished with failures",
-                    JobState::Interrupted => "interrupted (resume with `runner resume`)",
-                    JobState::Paused => "paused",
-                    JobState::Running => "running",
-                    JobState::Stale => "stale",
+                    JobState::Completed => self.paint("completed", GREEN),
+                    JobState::Failed => self.paint("finished with failures", RED),
+                    JobState::Interrupted => format!(
+                        "{} (resume with `runner resume`)",
+                        self.paint("interrupted", YELLOW)
+                    ),
+                    JobState::Paused => "paused".into(),
+                    JobState::Running => "running".into(),
+                    JobState::Stale => "stale".into(),
                 };
                 let mut text =
                     format!("runner: job {job_id} {what}: {successful}/{total} succeeded");

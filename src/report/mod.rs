@@ -1,6 +1,10 @@
-//! Reporting: one event enum feeding the progress bar, plain log lines and NDJSON.
+//! Reporting: one event enum feeding the progress bar, plain log lines, NDJSON, and the CI
+//! reports (JUnit XML, GitHub Actions annotations and summary, Prometheus metrics).
 
 pub mod event;
+pub mod github;
 pub mod human;
+pub mod junit;
+pub mod metrics;
 pub mod ndjson;
 pub mod reporter;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -16,172 +17,238 @@ use serde_saphyr::Spanned;
 /// A key that Prodigy understands but runner does not run (agent steps, git merges).
 pub type ProdigyOnly = Option<Spanned<IgnoredAny>>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkflow {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub mode: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, Scalar>>")]
     pub env: Option<BTreeMap<String, Spanned<Scalar>>>,
     #[serde(default)]
+    #[schemars(with = "Option<Steps>")]
     pub setup: Option<Spanned<Steps>>,
+    #[schemars(with = "RawMap")]
     pub map: Spanned<RawMap>,
     #[serde(default)]
+    #[schemars(with = "Option<Steps>")]
     pub reduce: Option<Spanned<Steps>>,
     #[serde(default)]
+    #[schemars(with = "Option<RawErrorPolicy>")]
     pub error_policy: Option<Spanned<RawErrorPolicy>>,
     // Prodigy's top-level spellings of error_policy keys.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub on_item_failure: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub max_failures: Option<Spanned<u64>>,
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub failure_threshold: Option<Spanned<f64>>,
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub continue_on_failure: Option<Spanned<bool>>,
     // Prodigy-only.
     #[serde(default)]
+    #[schemars(skip)]
     pub merge: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub secrets: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub profiles: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub worktree: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub commit_required: ProdigyOnly,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMap {
+    #[schemars(with = "RawInput")]
     pub input: Spanned<RawInput>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub json_path: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub filter: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sort_by: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub offset: Option<Spanned<u64>>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub max_items: Option<Spanned<u64>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub distinct: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub id: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
     pub max_parallel: Option<Spanned<Scalar>>,
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
     /// Prodigy: seconds per agent.
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub agent_timeout_secs: Option<Spanned<u64>>,
     /// Prodigy: "600s", "10m" or seconds.
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub timeout_per_agent: Option<Spanned<DurationValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<RawRetry>")]
     pub retry: Option<Spanned<RawRetry>>,
     /// Prodigy: extra attempts after the first.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub retry_on_failure: Option<Spanned<u32>>,
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub kill_grace: Option<Spanned<DurationValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<Steps>")]
     pub agent_template: Option<Spanned<Steps>>,
     #[serde(default)]
+    #[schemars(with = "Option<Steps>")]
     pub steps: Option<Spanned<Steps>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub max_attempts: Option<Spanned<u32>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub backoff: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub initial_delay: Option<Spanned<DurationValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub max_delay: Option<Spanned<DurationValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub jitter: Option<Spanned<bool>>,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub on: Option<Spanned<Vec<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawErrorPolicy {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub on_item_failure: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub max_failures: Option<Spanned<u64>>,
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub failure_threshold: Option<Spanned<f64>>,
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub continue_on_failure: Option<Spanned<bool>>,
     // Prodigy knobs that have no effect here; accepted so Prodigy files run unchanged.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub error_collection: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub circuit_breaker: ProdigyOnly,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub retry_config: ProdigyOnly,
 }
 
 /// One step. `shell` is the only kind runner runs; the Prodigy-only kinds are listed so they
 /// are rejected by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub shell: Option<Spanned<String>>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub capture: Option<Spanned<String>>,
     /// Prodigy: `true` (capture as `${shell.output}`-style) or a variable name.
     #[serde(default)]
+    #[schemars(with = "Option<CaptureOutput>")]
     pub capture_output: Option<Spanned<CaptureOutput>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub capture_format: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<OnFailure>")]
     pub on_failure: Option<Spanned<OnFailure>>,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub working_dir: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, Scalar>>")]
     pub env: Option<BTreeMap<String, Spanned<Scalar>>>,
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub commit_required: Option<Spanned<bool>>,
     /// Only meaningful inside a single-step `on_failure:` (Prodigy).
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub fail_workflow: Option<Spanned<bool>>,
     /// Prodigy: retries of the failed command inside `on_failure`; not supported.
     #[serde(default)]
+    #[schemars(skip)]
     pub max_attempts: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub claude: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub goal_seek: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub foreach: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub validate: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub test: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub analyze: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub write_file: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub when: ProdigyOnly,
     #[serde(default)]
+    #[schemars(skip)]
     pub on_success: ProdigyOnly,
 }
 
@@ -398,5 +465,116 @@ impl<'de> Deserialize<'de> for OnFailure {
             }
         }
         d.deserialize_any(V(PhantomData))
+    }
+}
+
+// JSON Schema (`runner schema`) of the types with hand-written `Deserialize` impls: each
+// describes exactly the shapes its visitor accepts.
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A string, number or boolean (used as text)",
+            "type": ["string", "number", "boolean"]
+        })
+    }
+}
+
+impl JsonSchema for DurationValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds",
+            "type": ["string", "number"]
+        })
+    }
+}
+
+impl JsonSchema for CaptureOutput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CaptureOutput".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Prodigy: true, false, or a variable name",
+            "type": ["boolean", "string"]
+        })
+    }
+}
+
+impl JsonSchema for RawInput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Input".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Where the items come from: a path of a JSON/JSONL file (relative to the workflow file) or, if no such file exists, a shell command; or explicitly { file: PATH } or { command: CMD }",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "properties": { "file": { "type": "string" } },
+                    "required": ["file"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": { "command": { "type": "string" } },
+                    "required": ["command"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Steps {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Steps".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let step = generator.subschema_for::<RawStep>();
+        let duration = generator.subschema_for::<DurationValue>();
+        schemars::json_schema!({
+            "description": "A list of steps, or Prodigy's { commands: [...] }",
+            "anyOf": [
+                { "type": "null" },
+                { "type": "array", "items": step },
+                {
+                    "type": "object",
+                    "properties": {
+                        "commands": { "type": "array", "items": step },
+                        "timeout": duration,
+                        "capture_outputs": {
+                            "type": "object",
+                            "additionalProperties": { "type": "integer", "minimum": 0 }
+                        }
+                    },
+                    "required": ["commands"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for OnFailure {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OnFailure".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let step = generator.subschema_for::<RawStep>();
+        schemars::json_schema!({
+            "description": "Steps run when a step fails: a list of steps, or one step",
+            "anyOf": [
+                { "type": "array", "items": step },
+                step
+            ]
+        })
     }
 }

@@ -46,7 +46,9 @@ impl Project {
         c.current_dir(self.dir.path())
             .env("RUNNER_STATE_DIR", self.state_dir())
             .env_remove("RUST_LOG")
-            .env_remove("NO_COLOR");
+            .env_remove("NO_COLOR")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY");
         c
     }
 
