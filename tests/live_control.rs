@@ -42,8 +42,9 @@ fn signal(bg: &Bg, sig: Signal) {
 }
 
 /// Send SIGINT until the runner exits (the first asks for a graceful stop, any later one
-/// kills at once); returns the exit code. Repeating avoids two back-to-back signals being
-/// coalesced into one delivery.
+/// kills at once); returns the exit code. Two SIGINTs sent within microseconds of each other
+/// merge into one in the kernel (standard signals do not queue), so a second one is only
+/// "a second Ctrl-C" if it is sent after the first was delivered: repeat every 50 ms.
 fn interrupt_twice(bg: &mut Bg) -> i32 {
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -506,4 +507,67 @@ fn heartbeat_is_fresh_while_a_job_runs() {
     let st = p.status("hb");
     assert!(st["lock"].is_null(), "no lock holder after the end: {st}");
     assert!(st["heartbeat_age_s"].is_null(), "{st}");
+}
+
+/// A paused job whose in-flight items all finished; returns the background run.
+fn paused_job(p: &Project, job: &str) -> Bg {
+    p.file("items.json", &numbered_items(6));
+    p.file(
+        "wf.yml",
+        &format!(
+            "name: pj\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: {START_END}\n"
+        ),
+    );
+    let bg = spawn(p, &["run", "wf.yml", "--job-id", job]);
+    wait_until("the first item to start", LIMIT, || {
+        total(&count_of(p, "log.txt", "start")) >= 1
+    });
+    let out = run_bounded(p, &["pause", job]);
+    assert_eq!(code(&out), 0, "pause: {}", stderr(&out));
+    wait_until("in-flight items to be recorded", LIMIT, || {
+        journal_count(p, job, "item_started") == journal_count(p, job, "item_done")
+            && total(&count_of(p, "log.txt", "start")) == total(&count_of(p, "log.txt", "end"))
+    });
+    assert_eq!(p.status(job)["state"], "paused");
+    bg
+}
+
+#[test]
+fn stop_of_a_paused_job_exits_143_and_resume_finishes_it() {
+    let p = Project::new();
+    let mut bg = paused_job(&p, "ps");
+    let out = run_bounded(&p, &["stop", "ps", "--grace", "1s"]);
+    assert_eq!(code(&out), 0, "stop: {}", stderr(&out));
+    assert_eq!(bg.wait_code(LIMIT), Some(143), "{}", bg.stderr());
+    assert_eq!(p.status("ps")["state"], "interrupted");
+    let out = run_bounded(&p, &["resume", "ps"]);
+    assert_eq!(code(&out), 0, "resume: {}", stderr(&out));
+    let want: BTreeMap<String, usize> = (1..=6).map(|i| (i.to_string(), 1)).collect();
+    assert_eq!(count_of(&p, "log.txt", "end"), want);
+}
+
+#[test]
+fn sigint_of_a_paused_job_exits_130() {
+    let p = Project::new();
+    let mut bg = paused_job(&p, "pi");
+    signal(&bg, Signal::SIGINT);
+    assert_eq!(bg.wait_code(LIMIT), Some(130), "{}", bg.stderr());
+    assert_eq!(p.status("pi")["state"], "interrupted");
+}
+
+#[test]
+fn resume_after_kill9_of_a_paused_job_runs_the_rest() {
+    let p = Project::new();
+    let mut bg = paused_job(&p, "pk");
+    bg.kill9();
+    let mut res = spawn(&p, &["resume", "pk"]);
+    let code = res.wait_code(LIMIT);
+    assert_eq!(
+        code,
+        Some(0),
+        "resume of a crashed paused job: {}",
+        res.stderr()
+    );
+    let want: BTreeMap<String, usize> = (1..=6).map(|i| (i.to_string(), 1)).collect();
+    assert_eq!(count_of(&p, "log.txt", "end"), want);
 }
