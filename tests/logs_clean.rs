@@ -171,12 +171,12 @@ fn four_jobs(p: &Project) -> Bg {
     );
     assert_eq!(code(&p.run(&["run", "ok.yml", "--job-id", "ok"])), 0);
     assert_eq!(code(&p.run(&["run", "bad.yml", "--job-id", "bad"])), 1);
-    let mut cut = spawn(&p, &["run", "cut.yml", "--job-id", "cut"]);
+    let mut cut = spawn(p, &["run", "cut.yml", "--job-id", "cut"]);
     wait_until("cut to start", LIMIT, || {
         p.path().join("cut-started").exists()
     });
     cut.kill9();
-    let live = spawn(&p, &["run", "live.yml", "--job-id", "live"]);
+    let live = spawn(p, &["run", "live.yml", "--job-id", "live"]);
     wait_until("live to start", LIMIT, || {
         p.path().join("live-started").exists()
     });
