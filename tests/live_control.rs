@@ -207,7 +207,7 @@ fn pause_and_stop_of_a_job_that_is_not_running_exit_2() {
     );
     p.file(
         "slow.yml",
-        "name: slow\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: 'echo $RUNNER_ITEM_ID >> started.txt; sleep 30'\n",
+        "name: slow\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: 'echo $RUNNER_ITEM_ID >> started.txt; exec sleep 30'\n",
     );
     assert_eq!(code(&p.run(&["run", "ok.yml", "--job-id", "done"])), 0);
     let mut bg = spawn(&p, &["run", "slow.yml", "--job-id", "cut"]);

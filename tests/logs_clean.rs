@@ -163,7 +163,7 @@ fn four_jobs(p: &Project) -> Bg {
     );
     p.file(
         "cut.yml",
-        "name: cut\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: 'touch cut-started; sleep 30'\n",
+        "name: cut\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: 'touch cut-started; exec sleep 30'\n",
     );
     p.file(
         "live.yml",
