@@ -32,6 +32,9 @@ pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     let mut printed_any = false;
     loop {
+        // Whether the job still runs is looked at before reading, so output written just
+        // before it ended is printed by this pass, not lost.
+        let live = a.follow && is_held(&dir.lock());
         for s in discover(&dir, a.item.as_deref()) {
             if !sources.iter().any(|k| k.path == s.path) {
                 sources.push(s);
@@ -44,7 +47,7 @@ pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
                 Err(_) => return Ok(0), // closed pipe: stop quietly
             }
         }
-        if !a.follow || !is_held(&dir.lock()) {
+        if !live {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
