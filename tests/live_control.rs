@@ -406,16 +406,7 @@ fn resume_after_kill9_kills_the_crashed_runs_item_processes() {
     let p = Project::new();
     p.file("items.json", &numbered_items(4));
     p.file("slow", "");
-    p.file(
-        "wf.yml",
-        r#"name: k9
-map:
-  input: items.json
-  max_parallel: 2
-  agent_template:
-    - shell: 'if [ -f slow ]; then sleep 300 & echo $! >> "$PIDS"; sleep 300; fi; echo $RUNNER_ITEM_ID >> done.txt'
-"#,
-    );
+    p.file("wf.yml", K9_WORKFLOW);
     let state = p.state_dir();
     let mut bg = spawn_with(
         &p,
@@ -426,12 +417,19 @@ map:
     wait_until("2 items running and recorded as started", LIMIT, || {
         pids(&p, "old.pids").len() == 2 && journal_count(&p, "k9", "item_started") == 2
     });
+    // Kill the runner and its watchdog together, so that only the resume can clean up.
+    let watchdog = watchdog_of(bg.pid() as i32).expect("the runner starts a watchdog");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watchdog),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     bg.kill9();
     let old = pids(&p, "old.pids");
     for &pid in &old {
         assert!(
             proc_running(pid),
-            "precondition: grandchild {pid} outlives a kill -9 of the runner"
+            "precondition: grandchild {pid} outlives a kill -9 of the runner and its watchdog"
         );
     }
 
@@ -463,6 +461,64 @@ map:
     let out = run_bounded(&p, &["resume", "k9"]);
     assert_eq!(code(&out), 0, "final resume: {}", stderr(&out));
     assert_eq!(line_counts(&p.read("done.txt")), once_each(1..=4));
+}
+
+const K9_WORKFLOW: &str = r#"name: k9
+map:
+  input: items.json
+  max_parallel: 2
+  agent_template:
+    - shell: 'if [ -f slow ]; then sleep 300 & echo $! >> "$PIDS"; sleep 300; fi; echo $RUNNER_ITEM_ID >> done.txt'
+"#;
+
+/// The `runner __watchdog` child of `runner_pid`.
+fn watchdog_of(runner_pid: i32) -> Option<i32> {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::time::Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(runner_pid) && String::from_utf8_lossy(&cmdline).contains("__watchdog")
+            {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn kill9_of_the_runner_alone_leaves_no_item_process_behind() {
+    let p = Project::new();
+    p.file("items.json", &numbered_items(4));
+    p.file("slow", "");
+    p.file("wf.yml", K9_WORKFLOW);
+    let state = p.state_dir();
+    let mut bg = spawn_with(
+        &p,
+        &state,
+        &["run", "wf.yml", "--job-id", "k9w"],
+        &[("PIDS", "old.pids")],
+    );
+    wait_until("2 items running", LIMIT, || pids(&p, "old.pids").len() == 2);
+    bg.kill9();
+    // No resume: the watchdog sees the runner die and kills its process groups.
+    for pid in pids(&p, "old.pids") {
+        wait_until(
+            &format!("item process {pid} to be gone"),
+            Duration::from_secs(5),
+            || !proc_running(pid),
+        );
+    }
 }
 
 #[test]

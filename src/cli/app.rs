@@ -34,6 +34,7 @@ pub fn main_entry() -> i32 {
         Command::Completions(a) => crate::cli::ship::completions(a.shell),
         Command::Man => crate::cli::ship::man(),
         Command::Schema => crate::cli::ship::schema(),
+        Command::Watchdog => Ok(crate::engine::watchdog::watchdog_main()),
     };
     match result {
         Ok(code) => code,

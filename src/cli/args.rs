@@ -73,6 +73,9 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of the workflow file on stdout
     Schema,
+    /// Internal: the watchdog that kills a dead runner's process groups
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,7 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
         .enable_all()
         .build()?;
     crate::engine::reaper::become_subreaper();
+    crate::engine::watchdog::start();
     let controls = Controls::default();
     let mut rec = Recorder::new(s.dir, s.view, reporter(g, out))?;
     for w in &s.warnings {
@@ -131,6 +132,7 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     rec.finish_reporting();
     drop(rec);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    crate::engine::watchdog::stop();
     let released = s.lock.release();
     let outcome = outcome?;
     released?;
