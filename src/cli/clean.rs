@@ -50,12 +50,13 @@ pub fn clean(g: &Global, a: &CleanArgs) -> anyhow::Result<i32> {
         if a.dry_run {
             crate::cli::out::line(&format!("would remove {id}"));
         } else {
-            // Re-check right before removing: a resume may have started meanwhile.
-            if is_held(&dir.lock()) {
+            // Hold the job's lock while removing, so a resume cannot start meanwhile.
+            let Ok(lock) = crate::state::lock::JobLock::acquire(&dir.lock(), "clean") else {
                 kept += 1;
                 continue;
-            }
+            };
             std::fs::remove_dir_all(dir.path())?;
+            drop(lock);
             crate::cli::out::line(&format!("removed {id}"));
         }
         removed += 1;

@@ -14,13 +14,15 @@ use crate::workflow::template::VarRef;
 
 pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i32> {
     let vars = JobVars::build("dry-run", wf, overrides).map_err(usage)?;
-    if let Input::File(p) = &wf.map.selection.input
-        && !p.exists()
-        && !wf.setup.is_empty()
-    {
+    // Items that setup produces cannot be listed without running setup.
+    let missing = match (&wf.map.selection.input, &wf.map.bare_input) {
+        (Input::File(p), _) if !p.exists() => Some(p.display().to_string()),
+        (Input::Command(_), Some(bare)) => Some(bare.clone()),
+        _ => None,
+    };
+    if let Some(what) = missing.filter(|_| !wf.setup.is_empty()) {
         crate::cli::out::errln!(
-            "runner: {} does not exist yet (setup creates it, and a dry run runs no setup); setup would run:",
-            p.display()
+            "runner: the map input `{what}` is read after setup runs (a dry run runs no setup), so the items cannot be listed; setup would run:"
         );
         let mut out = std::io::stdout().lock();
         for s in &wf.setup {

@@ -114,12 +114,11 @@ pub fn lock(dir: &JobDir, command: &str) -> anyhow::Result<JobLock> {
 /// without `force`) or is gone (then the snapshot taken at start).
 pub fn job_workflow(
     dir: &JobDir,
-    meta: &JobMeta,
+    meta: &mut JobMeta,
     force: bool,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Workflow> {
-    let snapshot = std::fs::read_to_string(dir.workflow_snapshot())
-        .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
+    let snapshot = read_snapshot(dir, meta)?;
     match std::fs::read(&meta.workflow_path) {
         Ok(bytes) => {
             let now = blake3::hash(&bytes).to_hex().to_string();
@@ -131,12 +130,17 @@ pub fn job_workflow(
                         meta.job_id
                     )));
                 }
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let workflow = load_str(&text, &meta.workflow_path, &meta.workflow_dir)?;
+                // The job now runs the changed file: it becomes the job's snapshot.
+                crate::state::atomic::write_atomic(&dir.workflow_snapshot(), text.as_bytes())?;
+                meta.fingerprint = now;
+                crate::state::atomic::write_checksummed(&dir.meta(), &*meta)?;
                 warnings.push(format!(
-                    "running the changed workflow {} (--force)",
+                    "running the changed workflow {} (--force); it is now the job's workflow",
                     meta.workflow_path.display()
                 ));
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                return Ok(load_str(&text, &meta.workflow_path, &meta.workflow_dir)?);
+                return Ok(workflow);
             }
         }
         Err(_) => warnings.push(format!(
@@ -151,10 +155,24 @@ pub fn job_workflow(
     )?)
 }
 
+/// The workflow text saved when the job started, checked against the job's fingerprint.
+fn read_snapshot(dir: &JobDir, meta: &JobMeta) -> anyhow::Result<String> {
+    let path = dir.workflow_snapshot();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if blake3::hash(text.as_bytes()).to_hex().as_str() != meta.fingerprint {
+        return Err(crate::state::error::StateError::Corrupt {
+            path,
+            detail: "the workflow snapshot does not match the fingerprint in job.json".into(),
+        }
+        .into());
+    }
+    Ok(text)
+}
+
 /// The job's workflow as snapshotted at start (for `status`, `dlq retry`).
 pub fn snapshot_workflow(dir: &JobDir, meta: &JobMeta) -> anyhow::Result<Workflow> {
-    let text = std::fs::read_to_string(dir.workflow_snapshot())
-        .with_context(|| format!("reading {}", dir.workflow_snapshot().display()))?;
+    let text = read_snapshot(dir, meta)?;
     Ok(load_str(
         &text,
         Path::new(&meta.workflow_path),

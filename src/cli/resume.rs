@@ -10,7 +10,7 @@ use crate::state::records::JobState;
 pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     let state = StateDir::new(&g.state_dir);
     let dir = open_job(&state, &a.job)?;
-    let meta = read_meta(&dir)?;
+    let mut meta = read_meta(&dir)?;
     if crate::state::lock::is_held(&dir.lock()) && recover(&dir, false)?.paused().is_some() {
         return crate::cli::control::unpause_live(&dir, &a.job);
     }
@@ -24,10 +24,26 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
             view.counts.successful,
             view.counts.total
         );
+        if a.report.json {
+            // Scripts waiting for `job_finished` get it, with nothing run in between.
+            let c = view.counts;
+            let ev = crate::report::event::Event::JobFinished {
+                job_id: a.job.clone(),
+                state: JobState::Completed,
+                exit_code: 0,
+                total: c.total,
+                successful: c.successful,
+                failed: c.failed_total(),
+                dlq: c.dlq,
+                pending: c.pending,
+                duration_ms: 0,
+            };
+            crate::cli::out::line(&serde_json::to_string(&ev)?);
+        }
         return Ok(crate::cli::exit::COMPLETED);
     }
     let mut warnings = Vec::new();
-    let workflow = job_workflow(&dir, &meta, a.force, &mut warnings)?;
+    let workflow = job_workflow(&dir, &mut meta, a.force, &mut warnings)?;
     run_session(
         g,
         &a.report,

@@ -69,11 +69,8 @@ fn job_doc(dir: &JobDir) -> anyhow::Result<serde_json::Value> {
         .map(|t| humantime::format_rfc3339_millis(t).to_string())
         .or(view.updated_at.clone());
     let elapsed = elapsed_secs(view.started_at.as_deref(), updated_at.as_deref());
-    let lock = if st == JobState::Running {
-        read_info(&dir.lock())
-    } else {
-        None
-    };
+    let live = matches!(st, JobState::Running | JobState::Paused | JobState::Stale);
+    let lock = if live { read_info(&dir.lock()) } else { None };
     let heartbeat_age = lock.as_ref().and_then(|l| age_secs(&l.heartbeat_at));
     Ok(json!({
         "job_id": meta.job_id,

@@ -16,9 +16,6 @@ use crate::state::error::StateError;
 use crate::state::records::{ItemStatus, Record};
 use tokio_util::sync::CancellationToken;
 
-fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
 use crate::workflow::model::{ErrorPolicy, OnItemFailure};
 
 /// Why the map loop ended.
@@ -123,19 +120,7 @@ pub async fn dispatch<E: Executor>(
                     rec.record(Record::ItemStarted { idx, attempt, pgid, pid_start })?;
                 }
             },
-            Some(msg) = io.control.recv() => match msg {
-                ControlMsg::Pause(reason) if !paused => {
-                    paused = true;
-                    rec.record_durable(Record::Paused { at: now(), reason: reason.clone() })?;
-                    rec.report(&Event::Paused { reason });
-                }
-                ControlMsg::Unpause if paused => {
-                    paused = false;
-                    rec.record_durable(Record::Unpaused { at: now() })?;
-                    rec.report(&Event::Unpaused {});
-                }
-                _ => {}
-            },
+            Some(msg) = io.control.recv() => paused = rec.apply_control(msg)?,
             _ = io.stop.cancelled(), if !halted => {}
             Some(joined) = running.join_next(), if !running.is_empty() => {
                 // Take every result that is ready, so one journal sync covers them all.

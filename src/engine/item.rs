@@ -190,7 +190,10 @@ async fn run_attempt<E: Executor>(
 
 /// The time limit of a step: the tighter of its own and what is left of the item's.
 /// Returns whether the item's limit is the binding one.
-fn limit_for(step: Option<Duration>, deadline: Option<Instant>) -> (Option<Duration>, bool) {
+pub(crate) fn limit_for(
+    step: Option<Duration>,
+    deadline: Option<Instant>,
+) -> (Option<Duration>, bool) {
     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     match (step, left) {
         (Some(s), Some(l)) if l < s => (Some(l), true),

@@ -148,6 +148,7 @@ async fn phases<E: Executor + Clone>(
             &vars,
             run,
             rec,
+            control,
             None,
         )
         .await?
@@ -159,7 +160,11 @@ async fn phases<E: Executor + Clone>(
 
     // Item selection, once per job.
     let items = if rec.view.map_started {
-        items_file::read(&rec.dir.items())?
+        items_file::read_verified(
+            &rec.dir.items(),
+            rec.view.items_hash.as_deref(),
+            rec.view.items.len(),
+        )?
     } else {
         let items = select_items(wf, &vars)?;
         let hash = items_file::write(&rec.dir.items(), &items)?;
@@ -231,6 +236,7 @@ async fn phases<E: Executor + Clone>(
             &vars,
             run,
             rec,
+            control,
             Some(&map_value),
         )
         .await?
@@ -260,9 +266,16 @@ async fn run_phase<E: Executor>(
     vars: &JobVars,
     run: &JobRun<'_>,
     rec: &mut Recorder,
+    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
     map: Option<&Value>,
 ) -> Result<Option<(JobState, Option<String>)>, EngineError> {
     let wf = run.workflow;
+    // Prodigy's setup-phase timeout bounds every setup step by what is left of it.
+    let deadline = if phase == Phase::Setup {
+        wf.setup_timeout.map(|t| std::time::Instant::now() + t)
+    } else {
+        None
+    };
     rec.report(&Event::PhaseStarted { phase });
     let phase_started = Instant::now();
     let name = if phase == Phase::Setup {
@@ -276,6 +289,17 @@ async fn run_phase<E: Executor>(
         Map::new()
     };
     for (i, st) in steps.iter().enumerate().skip(from) {
+        // A pause holds the next step (the running one finishes).
+        let mut paused = rec.view.paused().is_some();
+        while let Ok(msg) = control.try_recv() {
+            paused = rec.apply_control(msg)?;
+        }
+        while paused && !run.controls.stop.is_cancelled() {
+            tokio::select! {
+                Some(msg) = control.recv() => paused = rec.apply_control(msg)?,
+                _ = run.controls.stop.cancelled() => {}
+            }
+        }
         if run.controls.stop.is_cancelled() {
             return Ok(Some((JobState::Interrupted, None)));
         }
@@ -302,7 +326,8 @@ async fn run_phase<E: Executor>(
         };
         let outcome = match rendered {
             Ok(r) => {
-                let running = step::run(exec, st, i, r, &senv, st.timeout, &run.controls.cancel);
+                let (limit, _) = crate::engine::item::limit_for(st.timeout, deadline);
+                let running = step::run(exec, st, i, r, &senv, limit, &run.controls.cancel);
                 tokio::pin!(running);
                 // Record the step's process group as soon as it exists.
                 loop {
@@ -310,6 +335,9 @@ async fn run_phase<E: Executor>(
                         out = &mut running => break out,
                         Some((pgid, pid_start)) = spawned_rx.recv() => {
                             rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start })?;
+                        }
+                        Some(msg) = control.recv() => {
+                            rec.apply_control(msg)?;
                         }
                     }
                 }

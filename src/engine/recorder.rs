@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::engine::control::ControlMsg;
 use crate::engine::item::ItemResult;
 use crate::report::event::Event;
 use crate::report::reporter::Reporter;
@@ -76,6 +77,27 @@ impl Recorder {
 
     pub fn finish_reporting(&mut self) {
         self.reporter.finish();
+    }
+
+    /// Apply a pause/unpause request: record it (durably) and tell the reporters. Returns
+    /// whether the job is paused afterwards. Repeated requests are no-ops.
+    pub fn apply_control(&mut self, msg: ControlMsg) -> Result<bool, StateError> {
+        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        match msg {
+            ControlMsg::Pause(reason) if self.view.paused().is_none() => {
+                self.record_durable(Record::Paused {
+                    at,
+                    reason: reason.clone(),
+                })?;
+                self.report(&Event::Paused { reason });
+            }
+            ControlMsg::Unpause if self.view.paused().is_some() => {
+                self.record_durable(Record::Unpaused { at })?;
+                self.report(&Event::Unpaused {});
+            }
+            _ => {}
+        }
+        Ok(self.view.paused().is_some())
     }
 
     pub fn in_dlq(&self, item_id: &str) -> bool {

@@ -38,10 +38,17 @@ impl JobVars {
             override_keys: overrides.iter().map(|(k, _)| k.clone()).collect(),
         };
         let empty = Map::new();
+        // `--set` wins over the workflow's value, and values that use `${env.KEY}` see it.
+        for (k, v) in overrides {
+            vars.env.insert(k.clone(), v.clone());
+        }
         // The file's key order is not kept, so evaluate a value only after the workflow env
         // values it names (`${env.OTHER}`); a cycle falls back to the listed order.
-        let mut pending: Vec<&(String, crate::workflow::template::Template)> =
-            wf.env.iter().collect();
+        let mut pending: Vec<&(String, crate::workflow::template::Template)> = wf
+            .env
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .collect();
         while !pending.is_empty() {
             let names_pending = |own: &str, t: &crate::workflow::template::Template| {
                 t.placeholders().any(|p| {
@@ -59,9 +66,6 @@ impl JobVars {
                 .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
                 .map_err(|e| format!("workflow env {k}: {e}"))?;
             vars.env.insert(k.clone(), v);
-        }
-        for (k, v) in overrides {
-            vars.env.insert(k.clone(), v.clone());
         }
         Ok(vars)
     }

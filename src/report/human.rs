@@ -118,7 +118,8 @@ impl Reporter for Human {
                 } else {
                     "continuing"
                 };
-                self.normal(&format!("runner: job {job_id} {verb} ({workflow})"));
+                // Even with -q: scripts and people need the job id to resume.
+                self.line(&format!("runner: job {job_id} {verb} ({workflow})"));
             }
             Event::PhaseStarted { .. } => {}
             Event::StepFinished {

@@ -44,6 +44,33 @@ pub fn write(path: &Path, items: &[Arc<Item>]) -> Result<String, StateError> {
     Ok(blake3::hash(&buf).to_hex().to_string())
 }
 
+/// Read the items and check them against the hash recorded when the map started.
+pub fn read_verified(
+    path: &Path,
+    expected_hash: Option<&str>,
+    expected_len: usize,
+) -> Result<Vec<Arc<Item>>, StateError> {
+    let bytes = std::fs::read(path).map_err(|e| StateError::io("read", path, e))?;
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    if expected_hash.is_some_and(|h| h != hash) {
+        return Err(StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the frozen items do not match the fingerprint recorded when the map started (the file was changed or damaged)".into(),
+        });
+    }
+    let items = read(path)?;
+    if items.len() != expected_len {
+        return Err(StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{} items, but the journal records {expected_len}",
+                items.len()
+            ),
+        });
+    }
+    Ok(items)
+}
+
 pub fn read(path: &Path) -> Result<Vec<Arc<Item>>, StateError> {
     let f = std::fs::File::open(path).map_err(|e| StateError::io("open", path, e))?;
     let mut out = Vec::new();

@@ -202,10 +202,15 @@ impl JobView {
             }
             Record::ItemStarted {
                 idx,
+                attempt,
                 pgid,
                 pid_start,
-                ..
             } => {
+                // A started attempt counts even if a crash loses its end, so attempt
+                // numbers (and log files) are never reused.
+                if let Some(it) = self.items.get_mut(*idx) {
+                    it.attempts = it.attempts.max(*attempt);
+                }
                 self.live_groups.push(LiveGroup {
                     phase: Phase::Map,
                     idx: *idx,

@@ -15,6 +15,8 @@ pub struct Workflow {
     /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
     pub env: Vec<(String, Template)>,
     pub setup: Vec<Step>,
+    /// Prodigy's `setup: {timeout: ...}`: a limit for the whole setup phase.
+    pub setup_timeout: Option<Duration>,
     pub map: MapSpec,
     pub reduce: Vec<Step>,
     pub error_policy: ErrorPolicy,

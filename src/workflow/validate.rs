@@ -123,6 +123,20 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         None => Vec::new(),
     };
     let setup_captures = setup_scope.captures().to_vec();
+    let setup_timeout = match raw.setup.as_ref().and_then(|s| s.value.timeout.clone()) {
+        Some(t) => Some(duration(
+            &cx,
+            &Spanned::new(
+                t,
+                raw.setup
+                    .as_ref()
+                    .map(|s| s.referenced)
+                    .unwrap_or(Location::UNKNOWN),
+                Location::UNKNOWN,
+            ),
+        )?),
+        None => None,
+    };
 
     let map = map_spec(&cx, &raw.map, dir, &setup_captures)?;
 
@@ -138,6 +152,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         dir: dir.to_path_buf(),
         env,
         setup,
+        setup_timeout,
         map,
         reduce,
         error_policy,
