@@ -11,7 +11,7 @@ use crate::report::reporter::Reporter;
 use crate::state::atomic::write_checksummed;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::error::StateError;
-use crate::state::job::{Checkpoint, JobView};
+use crate::state::job::{CheckpointRef, JobView};
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
 use crate::state::records::{ItemStatus, Record};
@@ -110,9 +110,9 @@ impl Recorder {
         let journal_offset = self.journal.durable_len();
         write_checksummed(
             &self.dir.checkpoint(),
-            &Checkpoint {
+            &CheckpointRef {
                 journal_offset,
-                view: self.view.clone(),
+                view: &self.view,
             },
         )?;
         self.since_checkpoint = 0;

@@ -287,6 +287,13 @@ impl JobView {
     }
 }
 
+/// [`Checkpoint`] by reference, for writing without copying the view.
+#[derive(Debug, Serialize)]
+pub struct CheckpointRef<'a> {
+    pub journal_offset: u64,
+    pub view: &'a JobView,
+}
+
 /// What `checkpoint.json` holds: the view up to a journal offset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
