@@ -141,11 +141,17 @@ async fn run_attempt<E: Executor>(
         kill_now: Some(ctx.kill_now.clone()),
     };
     let mut captured = Map::new();
+    let cx = AttemptCx {
+        ctx,
+        run,
+        no: attempt_no,
+        senv: &senv,
+    };
     let mut failure = None;
     let mut stderr_tail = String::new();
     for (i, step) in ctx.steps.iter().enumerate() {
         let (limit, item_limited) = limit_for(step.timeout, deadline);
-        let outcome = run_one(ctx, run, attempt_no, &captured, step, i, &senv, limit).await;
+        let outcome = cx.step(&captured, step, i, limit).await;
         match outcome {
             StepOutcome::Ok {
                 captured: Some((k, v)),
@@ -165,10 +171,7 @@ async fn run_attempt<E: Executor>(
                     },
                     (f, _, _) => f,
                 };
-                let handled = run_handlers(
-                    ctx, run, attempt_no, &captured, step, i, &senv, deadline, &f,
-                )
-                .await;
+                let handled = cx.handlers(&captured, step, i, deadline, &f).await;
                 if handled && step.forgive_on_handled && !matches!(f, Failure::Cancelled { .. }) {
                     continue;
                 }
@@ -203,57 +206,69 @@ pub(crate) fn limit_for(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_one<E: Executor>(
-    ctx: &MapCtx<E>,
-    run: &ItemRun,
-    attempt_no: u32,
-    captured: &Map<String, Value>,
-    step: &Step,
-    index: usize,
-    senv: &StepEnv,
-    limit: Option<Duration>,
-) -> StepOutcome {
-    let rendered = {
-        let lookup = |v: &crate::workflow::template::VarRef| {
-            item_lookup(&ctx.vars, &run.item, attempt_no, captured, v)
-        };
-        step::render(step, index, senv, &lookup)
-    };
-    match rendered {
-        Ok(r) => step::run(&ctx.exec, step, index, r, senv, limit, &ctx.cancel).await,
-        Err(failure) => StepOutcome::Failed {
-            failure,
-            stderr_tail: String::new(),
-        },
-    }
+/// One attempt of one item: what every step of it shares.
+struct AttemptCx<'a, E> {
+    ctx: &'a MapCtx<E>,
+    run: &'a ItemRun,
+    no: u32,
+    senv: &'a StepEnv,
 }
 
-/// Run a failed step's `on_failure` handlers; true when all of them succeeded.
-#[allow(clippy::too_many_arguments)]
-async fn run_handlers<E: Executor>(
-    ctx: &MapCtx<E>,
-    run: &ItemRun,
-    attempt_no: u32,
-    captured: &Map<String, Value>,
-    step: &Step,
-    index: usize,
-    senv: &StepEnv,
-    deadline: Option<Instant>,
-    failure: &Failure,
-) -> bool {
-    if step.on_failure.is_empty() || matches!(failure, Failure::Cancelled { .. }) {
-        return false;
-    }
-    for h in &step.on_failure {
-        let (limit, _) = limit_for(h.timeout, deadline);
-        if let StepOutcome::Failed { .. } =
-            run_one(ctx, run, attempt_no, captured, h, index, senv, limit).await
-        {
-            return false;
+impl<E: Executor> AttemptCx<'_, E> {
+    /// Render and run one step (or handler) with the captures made so far.
+    async fn step(
+        &self,
+        captured: &Map<String, Value>,
+        step: &Step,
+        index: usize,
+        limit: Option<Duration>,
+    ) -> StepOutcome {
+        let rendered = {
+            let lookup = |v: &crate::workflow::template::VarRef| {
+                item_lookup(&self.ctx.vars, &self.run.item, self.no, captured, v)
+            };
+            step::render(step, index, self.senv, &lookup)
+        };
+        match rendered {
+            Ok(r) => {
+                step::run(
+                    &self.ctx.exec,
+                    step,
+                    index,
+                    r,
+                    self.senv,
+                    limit,
+                    &self.ctx.cancel,
+                )
+                .await
+            }
+            Err(failure) => StepOutcome::Failed {
+                failure,
+                stderr_tail: String::new(),
+            },
         }
     }
-    true
+
+    /// Run a failed step's `on_failure` handlers; true when all of them succeeded.
+    async fn handlers(
+        &self,
+        captured: &Map<String, Value>,
+        step: &Step,
+        index: usize,
+        deadline: Option<Instant>,
+        failure: &Failure,
+    ) -> bool {
+        if step.on_failure.is_empty() || matches!(failure, Failure::Cancelled { .. }) {
+            return false;
+        }
+        for h in &step.on_failure {
+            let (limit, _) = limit_for(h.timeout, deadline);
+            if let StepOutcome::Failed { .. } = self.step(captured, h, index, limit).await {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 fn spawn_hook<E>(ctx: &MapCtx<E>, idx: usize, attempt: u32) -> SpawnHook {

@@ -471,67 +471,53 @@ impl<'de> Deserialize<'de> for OnFailure {
 // JSON Schema (`runner schema`) of the types with hand-written `Deserialize` impls: each
 // describes exactly the shapes its visitor accepts.
 
-impl JsonSchema for Scalar {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Scalar".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A string, number or boolean (used as text)",
-            "type": ["string", "number", "boolean"]
-        })
-    }
+/// A `JsonSchema` impl whose schema is a fixed JSON literal.
+macro_rules! fixed_schema {
+    ($ty:ty, $name:literal, $schema:tt) => {
+        impl JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
 }
 
-impl JsonSchema for DurationValue {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Duration".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds",
-            "type": ["string", "number"]
-        })
-    }
-}
+fixed_schema!(Scalar, "Scalar", {
+    "description": "A string, number or boolean (used as text)",
+    "type": ["string", "number", "boolean"]
+});
 
-impl JsonSchema for CaptureOutput {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "CaptureOutput".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "Prodigy: true, false, or a variable name",
-            "type": ["boolean", "string"]
-        })
-    }
-}
+fixed_schema!(DurationValue, "Duration", {
+    "description": "A duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds",
+    "type": ["string", "number"]
+});
 
-impl JsonSchema for RawInput {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Input".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "Where the items come from: a path of a JSON/JSONL file (relative to the workflow file) or, if no such file exists, a shell command; or explicitly { file: PATH } or { command: CMD }",
-            "oneOf": [
-                { "type": "string" },
-                {
-                    "type": "object",
-                    "properties": { "file": { "type": "string" } },
-                    "required": ["file"],
-                    "additionalProperties": false
-                },
-                {
-                    "type": "object",
-                    "properties": { "command": { "type": "string" } },
-                    "required": ["command"],
-                    "additionalProperties": false
-                }
-            ]
-        })
-    }
-}
+fixed_schema!(CaptureOutput, "CaptureOutput", {
+    "description": "Prodigy: true, false, or a variable name",
+    "type": ["boolean", "string"]
+});
+
+fixed_schema!(RawInput, "Input", {
+    "description": "Where the items come from: a path of a JSON/JSONL file (relative to the workflow file) or, if no such file exists, a shell command; or explicitly { file: PATH } or { command: CMD }",
+    "oneOf": [
+        { "type": "string" },
+        {
+            "type": "object",
+            "properties": { "file": { "type": "string" } },
+            "required": ["file"],
+            "additionalProperties": false
+        },
+        {
+            "type": "object",
+            "properties": { "command": { "type": "string" } },
+            "required": ["command"],
+            "additionalProperties": false
+        }
+    ]
+});
 
 impl JsonSchema for Steps {
     fn schema_name() -> std::borrow::Cow<'static, str> {
