@@ -231,6 +231,20 @@ fn is_terminal(state: &str) -> bool {
     )
 }
 
+/// The array index standing for an array's tasks that were never split off.
+const REST: usize = usize::MAX;
+
+fn state_of<'a>(
+    states: &'a HashMap<(String, usize), String>,
+    job: &str,
+    k: usize,
+) -> Option<&'a str> {
+    states
+        .get(&(job.to_owned(), k))
+        .or_else(|| states.get(&(job.to_owned(), REST)))
+        .map(String::as_str)
+}
+
 /// States of the array tasks of our Slurm jobs, keyed by (job id, array index). `None` when
 /// squeue could not be asked. Tasks squeue no longer knows are looked up with sacct when
 /// accounting works; tasks neither knows are absent from the map.
@@ -256,15 +270,15 @@ async fn task_states(
     let mut states = HashMap::new();
     for line in out.lines() {
         let mut f = line.split_whitespace();
-        if let (Some(job), Some(k), Some(state)) = (f.next(), f.next(), f.next())
-            && let Ok(k) = k.parse::<usize>()
-        {
+        if let (Some(job), Some(k), Some(state)) = (f.next(), f.next(), f.next()) {
+            // Tasks that never started are one record (`N/A` or `[3-49%4]`): the rest.
+            let k = k.parse::<usize>().unwrap_or(REST);
             states.insert((job.to_owned(), k), state.to_owned());
         }
     }
     let missing: HashSet<&String> = wanted
         .iter()
-        .filter(|t| !states.contains_key(*t))
+        .filter(|t| state_of(&states, &t.0, t.1).is_none())
         .map(|(j, _)| j)
         .collect();
     if !missing.is_empty() {
@@ -563,7 +577,7 @@ impl Coordinator<'_> {
                 let has_outcome = self.paths.outcome(&run.item.id, r.sub).exists();
                 let live = states
                     .as_ref()
-                    .and_then(|s| s.get(&(r.slurm_job_id.clone(), k)))
+                    .and_then(|s| state_of(s, &r.slurm_job_id, k))
                     .is_some_and(|st| !is_terminal(st));
                 if !has_outcome && !live {
                     continue;
@@ -783,10 +797,7 @@ impl Coordinator<'_> {
         };
         let mut gone = Vec::new();
         for (key, t) in self.active.iter_mut() {
-            let state = states
-                .get(&(t.slurm_job.clone(), t.array_index))
-                .map(String::as_str)
-                .unwrap_or("UNKNOWN");
+            let state = state_of(states, &t.slurm_job, t.array_index).unwrap_or("UNKNOWN");
             if !is_terminal(state) {
                 t.ended = None;
                 continue;
@@ -802,7 +813,8 @@ impl Coordinator<'_> {
                 continue;
             };
             let state = t.ended.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-            if halted && state == "CANCELLED" {
+            // After a stop, tasks taken back before they started are no failures.
+            if halted && (state == "CANCELLED" || state == "UNKNOWN") {
                 out.push((None, None));
                 continue;
             }
