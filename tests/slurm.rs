@@ -167,3 +167,29 @@ fn killed_coordinator_resumes_by_adopting_its_tasks() {
         "an item was recorded twice"
     );
 }
+
+#[test]
+fn a_task_that_ends_without_an_outcome_is_a_failed_attempt() {
+    require_slurm!();
+    let p = Project::new();
+    p.file("items.json", &numbered_items(3));
+    // Item 2's task dies under it (`runner exec-item` is SIGKILLed, as by an OOM kill or a
+    // node failure): no outcome file.
+    p.file(
+        "wf.yml",
+        &workflow(
+            "slurm-lost",
+            "if [ ${item.id} = 2 ]; then kill -9 $PPID; sleep 1; fi",
+        ),
+    );
+    let o = p.run(&["run", "wf.yml", "--job-id", "lost1"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let dlq = dlq_list(&p, "lost1");
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert_eq!(dlq[0]["item_id"], "2");
+    assert_eq!(dlq[0]["last_error"]["class"], "signal", "{dlq:?}");
+    let tail = dlq[0]["stderr_tail"].as_str().unwrap_or("").to_owned();
+    assert!(tail.contains("without an outcome"), "{dlq:?}");
+    assert_eq!(status(&p, "lost1")["successful"], 2);
+}
