@@ -35,6 +35,7 @@ pub fn main_entry() -> i32 {
         Command::Man => crate::cli::ship::man(),
         Command::Schema => crate::cli::ship::schema(),
         Command::Watchdog => Ok(crate::engine::watchdog::watchdog_main()),
+        Command::ExecItem(a) => crate::cli::exec_item::exec_item(a),
     };
     match result {
         Ok(code) => code,

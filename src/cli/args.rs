@@ -76,6 +76,39 @@ pub enum Command {
     /// Internal: the watchdog that kills a dead runner's process groups
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
+    /// Internal: run one item of a job on a Slurm node (an array task of the Slurm executor)
+    #[command(name = "exec-item", hide = true)]
+    ExecItem(ExecItemArgs),
+}
+
+/// `runner exec-item`: the item is the submission's entry at `$SLURM_ARRAY_TASK_ID`.
+#[derive(Debug, Args)]
+pub struct ExecItemArgs {
+    /// The job directory (on a filesystem shared with the coordinator)
+    #[arg(long, value_name = "DIR")]
+    pub job_dir: PathBuf,
+    /// The submission number (`slurm/sub-<N>.json`)
+    #[arg(long, value_name = "N")]
+    pub submission: u64,
+    /// The array index (default: $SLURM_ARRAY_TASK_ID)
+    #[arg(long, value_name = "I")]
+    pub task: Option<usize>,
+}
+
+/// `--executor`: where the map's items run.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+impl From<ExecutorArg> for crate::workflow::model::ExecutorKind {
+    fn from(e: ExecutorArg) -> Self {
+        match e {
+            ExecutorArg::Local => crate::workflow::model::ExecutorKind::Local,
+            ExecutorArg::Slurm => crate::workflow::model::ExecutorKind::Slurm,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +190,9 @@ pub struct RunArgs {
     /// Print the selected items and their commands; run nothing, write no state
     #[arg(long)]
     pub dry_run: bool,
+    /// Where the map's items run (overrides the workflow's `executor:`)
+    #[arg(long, value_enum, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorArg>,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -174,6 +210,9 @@ pub struct ResumeArgs {
     /// Resume even though the workflow file changed since the job started
     #[arg(long)]
     pub force: bool,
+    /// Where the map's items run (overrides the workflow's `executor:`)
+    #[arg(long, value_enum, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorArg>,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -205,6 +244,9 @@ pub enum DlqCommand {
         items: Vec<String>,
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         max_parallel: Option<u32>,
+        /// Where the items run (overrides the workflow's `executor:`)
+        #[arg(long, value_enum, value_name = "EXECUTOR")]
+        executor: Option<ExecutorArg>,
         #[command(flatten)]
         report: ReportArgs,
     },

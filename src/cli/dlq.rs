@@ -25,6 +25,7 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
             job,
             items,
             max_parallel,
+            executor,
             report,
         } => retry(
             g,
@@ -32,6 +33,7 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
             job,
             items,
             max_parallel.map(|n| n as usize),
+            executor.map(Into::into),
             report,
         ),
         DlqCommand::Purge { job, items } => purge(&state, job, items),
@@ -163,6 +165,7 @@ fn retry(
     job: &str,
     items: &[String],
     max_parallel: Option<usize>,
+    executor: Option<crate::workflow::model::ExecutorKind>,
     report: &ReportArgs,
 ) -> anyhow::Result<i32> {
     let dir = open_job(state, job)?;
@@ -175,7 +178,9 @@ fn retry(
         crate::cli::out::errln!("runner: the DLQ of job {job} is empty; nothing to retry");
         return Ok(0);
     }
-    let workflow = snapshot_workflow(&dir, &meta)?;
+    let mut workflow = snapshot_workflow(&dir, &meta)?;
+    workflow.executor =
+        crate::engine::slurm::choose_executor(dir.path(), workflow.executor, executor)?;
     run_session(
         g,
         report,

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod control;
 pub mod dlq;
 pub mod dry_run;
+pub mod exec_item;
 pub mod exit;
 pub mod job_open;
 pub mod logs;

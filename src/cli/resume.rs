@@ -43,7 +43,12 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
         return Ok(crate::cli::exit::COMPLETED);
     }
     let mut warnings = Vec::new();
-    let workflow = job_workflow(&dir, &mut meta, a.force, &mut warnings)?;
+    let mut workflow = job_workflow(&dir, &mut meta, a.force, &mut warnings)?;
+    workflow.executor = crate::engine::slurm::choose_executor(
+        dir.path(),
+        workflow.executor,
+        a.executor.map(Into::into),
+    )?;
     run_session(
         g,
         &a.report,

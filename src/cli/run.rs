@@ -12,7 +12,7 @@ use crate::state::layout::{StateDir, new_job_id, validate_job_id};
 use crate::workflow::load::load_file;
 
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
-    let loaded = load_file(&a.workflow)?;
+    let mut loaded = load_file(&a.workflow)?;
     let overrides = parse_sets(&a.set)?;
     if a.dry_run {
         return crate::cli::dry_run::print(&loaded.workflow, &overrides);
@@ -31,6 +31,11 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         )));
     }
     let dir = state.create_job(&job_id)?;
+    loaded.workflow.executor = crate::engine::slurm::choose_executor(
+        dir.path(),
+        loaded.workflow.executor,
+        a.executor.map(Into::into),
+    )?;
     let workflow_path = a
         .workflow
         .canonicalize()

@@ -13,6 +13,7 @@ pub mod process;
 pub mod reaper;
 pub mod recorder;
 pub mod retry;
+pub mod slurm;
 pub mod step;
 pub mod vars;
 pub mod watchdog;

@@ -22,7 +22,7 @@ use crate::report::event::Event;
 use crate::state::items_file;
 use crate::state::job::{Counts, JobMeta};
 use crate::state::records::{ItemStatus, JobState, Phase, Record};
-use crate::workflow::model::{MaxParallel, Step, Workflow};
+use crate::workflow::model::{ExecutorKind, MaxParallel, Step, Workflow};
 use crate::workflow::template::{PathSeg, VarRef};
 
 /// Which items a run takes on.
@@ -207,7 +207,16 @@ async fn phases<E: Executor + Clone>(
             control,
             stop: run.controls.stop.clone(),
         };
-        let end = dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, io).await?;
+        let end = match wf.executor {
+            ExecutorKind::Local => {
+                dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, io).await?
+            }
+            ExecutorKind::Slurm => {
+                let policy = &wf.error_policy;
+                crate::engine::slurm::dispatch(ctx, queue, max_parallel, policy, &wf.slurm, rec, io)
+                    .await?
+            }
+        };
         rec.report(&Event::PhaseFinished {
             phase: Phase::Map,
             ok: end == MapEnd::Finished && rec.view.counts.failed_total() == 0,

@@ -20,6 +20,61 @@ pub struct Workflow {
     pub map: MapSpec,
     pub reduce: Vec<Step>,
     pub error_policy: ErrorPolicy,
+    /// Where map items run (`executor:`; `--executor` overrides it).
+    pub executor: ExecutorKind,
+    /// `slurm:` options.
+    pub slurm: SlurmOptions,
+}
+
+/// Where the map's items run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// Processes on this machine (default).
+    #[default]
+    Local,
+    /// Slurm job arrays; each task runs `runner exec-item` on a node.
+    Slurm,
+}
+
+impl std::str::FromStr for ExecutorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(ExecutorKind::Local),
+            "slurm" => Ok(ExecutorKind::Slurm),
+            other => Err(format!(
+                "unknown executor {other:?}: use `local` or `slurm`"
+            )),
+        }
+    }
+}
+
+/// Options of the Slurm executor (`slurm:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub time_limit: Option<Duration>,
+    pub cpus_per_item: Option<u32>,
+    pub mem_per_item: Option<String>,
+    pub sbatch_args: Vec<String>,
+    pub poll_interval: Duration,
+    pub array_size: usize,
+    pub runner_path: Option<PathBuf>,
+}
+
+impl Default for SlurmOptions {
+    fn default() -> Self {
+        SlurmOptions {
+            partition: None,
+            time_limit: None,
+            cpus_per_item: None,
+            mem_per_item: None,
+            sbatch_args: Vec::new(),
+            poll_interval: Duration::from_secs(2),
+            array_size: 1000,
+            runner_path: None,
+        }
+    }
 }
 
 /// The map phase.

@@ -52,6 +52,14 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub continue_on_failure: Option<Spanned<bool>>,
+    /// Where the map's items run: `local` (default) or `slurm`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub executor: Option<Spanned<String>>,
+    /// Options of the Slurm executor.
+    #[serde(default)]
+    #[schemars(with = "Option<RawSlurm>")]
+    pub slurm: Option<Spanned<RawSlurm>>,
     // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]
@@ -126,6 +134,37 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<Steps>")]
     pub steps: Option<Spanned<Steps>>,
+}
+
+/// `slurm:` options (used with `executor: slurm`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlurm {
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// The Slurm time limit of one item (all its attempts); default: derived from `map.timeout`.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
+    pub time_limit: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub cpus_per_item: Option<u32>,
+    /// Slurm `--mem` syntax, e.g. `2G` or `500M`.
+    #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
+    pub mem_per_item: Option<Scalar>,
+    /// Extra `sbatch` arguments, passed as given.
+    #[serde(default)]
+    pub sbatch_args: Option<Vec<String>>,
+    /// How often the coordinator polls Slurm and the outcome files.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
+    pub poll_interval: Option<Spanned<DurationValue>>,
+    /// Items per array job (default 1000).
+    #[serde(default)]
+    pub array_size: Option<u32>,
+    /// The runner binary on the compute nodes (default: this binary's path).
+    #[serde(default)]
+    pub runner_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

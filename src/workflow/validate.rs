@@ -11,8 +11,8 @@ use serde_saphyr::{Location, Spanned};
 use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, CaptureFormat, ErrorPolicy, MapSpec, MaxParallel, OnItemFailure, RetryOn, RetryPolicy,
-    Step, Workflow,
+    Backoff, CaptureFormat, ErrorPolicy, ExecutorKind, MapSpec, MaxParallel, OnItemFailure,
+    RetryOn, RetryPolicy, SlurmOptions, Step, Workflow,
 };
 use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
@@ -147,6 +147,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
     };
 
     let error_policy = error_policy(&cx, &raw)?;
+    let (executor, slurm) = executor(&cx, &raw)?;
     Ok(Workflow {
         name,
         dir: dir.to_path_buf(),
@@ -156,7 +157,45 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         map,
         reduce,
         error_policy,
+        executor,
+        slurm,
     })
+}
+
+fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions), WorkflowError> {
+    let kind = match &raw.executor {
+        Some(e) => e
+            .value
+            .parse::<ExecutorKind>()
+            .map_err(|m| cx.err(e.referenced, m))?,
+        None => ExecutorKind::Local,
+    };
+    let mut o = SlurmOptions::default();
+    if let Some(s) = &raw.slurm {
+        let r = &s.value;
+        o.partition = r.partition.clone();
+        if let Some(t) = &r.time_limit {
+            o.time_limit = Some(duration(cx, t)?);
+        }
+        o.cpus_per_item = r.cpus_per_item;
+        o.mem_per_item = r.mem_per_item.as_ref().map(|m| m.0.clone());
+        o.sbatch_args = r.sbatch_args.clone().unwrap_or_default();
+        if let Some(p) = &r.poll_interval {
+            let d = duration(cx, p)?;
+            if d.is_zero() {
+                return Err(cx.err(p.referenced, "slurm.poll_interval must be above zero"));
+            }
+            o.poll_interval = d;
+        }
+        if let Some(n) = r.array_size {
+            if n == 0 {
+                return Err(cx.err(s.referenced, "slurm.array_size must be at least 1"));
+            }
+            o.array_size = n as usize;
+        }
+        o.runner_path = r.runner_path.as_ref().map(std::path::PathBuf::from);
+    }
+    Ok((kind, o))
 }
 
 fn env_map(
