@@ -84,7 +84,8 @@ for size in $SIZES; do
     mr=$(echo "$r" | median); mx=$(echo "$x" | median); mp=$(echo "$p" | median); mpl=$(echo "$pl" | median)
     awk -v w="$kind ($runs runs)" -v n="$size" -v r="$mr" -v x="$mx" -v p="$mp" -v pl="$mpl" 'BEGIN {
       rp = (p == "nan") ? "-" : sprintf("%.2f", r / p); rpl = (pl == "nan") ? "-" : sprintf("%.2f", r / pl)
-      printf "%-28s %7d %8.2fs %8.2fs %8ss %10ss %8.2f %9s %12s\n", w, n, r, x, p, pl, r / x, rp, rpl
+      ps = (p == "nan") ? "-" : p "s"; pls = (pl == "nan") ? "-" : pl "s"
+      printf "%-28s %7d %8.2fs %8.2fs %9s %11s %8.2f %9s %12s\n", w, n, r, x, ps, pls, r / x, rp, rpl
       printf "%-28s %7s %7.0f/s %7.0f/s\n", "  items/s", "", n / r, n / x
     }'
   done
