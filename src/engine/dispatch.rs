@@ -29,6 +29,18 @@ pub enum MapEnd {
     Cancelled,
 }
 
+impl MapEnd {
+    /// How a map loop (local or Slurm) ended: cancelled (stop/SIGINT with work left, or
+    /// in-flight items cancelled) wins over a policy stop, which wins over finishing.
+    pub fn decide(cancelled: bool, policy_stop: Option<String>) -> MapEnd {
+        match (cancelled, policy_stop) {
+            (true, _) => MapEnd::Cancelled,
+            (false, Some(reason)) => MapEnd::Stopped(reason),
+            (false, None) => MapEnd::Finished,
+        }
+    }
+}
+
 /// Failure accounting of one map run against the error policy.
 #[derive(Debug, Default)]
 pub struct PolicyCounter {
@@ -156,15 +168,10 @@ pub async fn dispatch<E: Executor>(
     }
     rec.flush()?;
     let unfinished = queue.peek().is_some();
-    Ok(
-        if ctx.cancel.is_cancelled() || cancelled || (io.stop.is_cancelled() && unfinished) {
-            MapEnd::Cancelled
-        } else if let Some(reason) = stopped {
-            MapEnd::Stopped(reason)
-        } else {
-            MapEnd::Finished
-        },
-    )
+    Ok(MapEnd::decide(
+        ctx.cancel.is_cancelled() || cancelled || (io.stop.is_cancelled() && unfinished),
+        stopped,
+    ))
 }
 
 #[cfg(test)]

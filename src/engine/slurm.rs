@@ -172,6 +172,11 @@ fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// The `--comment` that names a submission on the cluster.
+fn sub_comment(sub: u64) -> String {
+    format!("runner-sub-{sub}")
+}
+
 fn cfg_err(msg: impl Into<String>) -> EngineError {
     EngineError::Config(msg.into())
 }
@@ -501,15 +506,10 @@ pub async fn dispatch<E>(
     }
     rec.flush()?;
     let unfinished = !queue.is_empty();
-    Ok(
-        if ctx.cancel.is_cancelled() || cancelled || (io.stop.is_cancelled() && unfinished) {
-            MapEnd::Cancelled
-        } else if let Some(reason) = stopped {
-            MapEnd::Stopped(reason)
-        } else {
-            MapEnd::Finished
-        },
-    )
+    Ok(MapEnd::decide(
+        ctx.cancel.is_cancelled() || cancelled || (io.stop.is_cancelled() && unfinished),
+        stopped,
+    ))
 }
 
 impl Coordinator<'_> {
@@ -526,9 +526,10 @@ impl Coordinator<'_> {
         queue: Vec<ItemRun>,
         rec: &mut Recorder,
     ) -> Result<Vec<ItemRun>, EngineError> {
-        let records = read_submissions(&self.paths.submissions())?;
+        let mut records = read_submissions(&self.paths.submissions())?;
         self.next_sub = records.iter().map(|r| r.sub).max().unwrap_or(0) + 1;
         // Submission files written before a crash that hid their sbatch.
+        let mut orphans = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.paths.root()) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -538,8 +539,15 @@ impl Coordinator<'_> {
                     .and_then(|n| n.parse::<u64>().ok())
                 {
                     self.next_sub = self.next_sub.max(n + 1);
+                    if !records.iter().any(|r| r.sub == n) {
+                        orphans.push(n);
+                    }
                 }
             }
+        }
+        if !orphans.is_empty() {
+            records.extend(self.recover_orphans(&orphans).await?);
+            records.sort_by_key(|r| r.sub);
         }
         if records.is_empty() || queue.is_empty() {
             return Ok(queue);
@@ -623,6 +631,50 @@ impl Coordinator<'_> {
             .collect())
     }
 
+    /// Submissions whose `sbatch` may have run but whose job id was never recorded (the
+    /// coordinator died during or right after `sbatch`): find their Slurm job by the
+    /// `--comment` each submission carries, and record them now, so their tasks are
+    /// adopted and their outcome files collected instead of submitted twice.
+    async fn recover_orphans(&self, subs: &[u64]) -> Result<Vec<SubmissionRecord>, EngineError> {
+        let listing = slurm_cmd(
+            "squeue",
+            &[
+                "-h".into(),
+                "-r".into(),
+                "-t".into(),
+                "all".into(),
+                "-n".into(),
+                self.job_name.clone(),
+                "-o".into(),
+                "%F %k".into(),
+            ],
+        )
+        .await
+        .unwrap_or_default();
+        let mut found = Vec::new();
+        for &sub in subs {
+            let Ok(tasks) = read_sub_file(&self.paths.sub_file(sub)) else {
+                continue;
+            };
+            let tag = sub_comment(sub);
+            let slurm_job_id = listing
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .find(|(_, comment)| comment.trim() == tag)
+                .map(|(id, _)| id.to_owned())
+                .unwrap_or_default();
+            let record = SubmissionRecord {
+                sub,
+                slurm_job_id,
+                items: tasks.tasks.iter().map(|t| t.idx).collect(),
+                at: now(),
+            };
+            append_durable(&self.paths.submissions(), &record)?;
+            found.push(record);
+        }
+        Ok(found)
+    }
+
     /// Write the submission file, sbatch it, and record the Slurm job id durably.
     async fn submit(
         &mut self,
@@ -659,6 +711,7 @@ impl Coordinator<'_> {
         let mut args: Vec<String> = vec![
             "--parsable".into(),
             format!("--job-name={}", self.job_name),
+            format!("--comment={}", sub_comment(sub)),
             format!("--array=0-{}%{}", chunk.len() - 1, max_parallel),
             "--no-requeue".into(),
             format!(
