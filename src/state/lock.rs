@@ -110,13 +110,32 @@ fn parse_info(file: &File) -> Option<LockInfo> {
 /// The holder's info, read through our own descriptor (the holder may not have written it
 /// yet, so retry briefly).
 fn holder_info(file: &File) -> LockInfo {
-    for _ in 0..20 {
+    // A new holder locks first and writes its info right after: until then the file may be
+    // empty, or still name a previous holder that was killed. Wait briefly for live info.
+    let mut last = None;
+    for _ in 0..40 {
         if let Some(info) = parse_info(file) {
-            return info;
+            if pid_alive(info.pid) {
+                return info;
+            }
+            last = Some(info);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    LockInfo::unknown()
+    last.unwrap_or_else(LockInfo::unknown)
+}
+
+/// Is `pid` a live (non-zombie) process on this host?
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
 }
 
 /// What the lock file at `path` says (possibly stale: check [`is_held`]). `None` if it is
