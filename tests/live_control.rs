@@ -509,7 +509,10 @@ fn kill9_of_the_runner_alone_leaves_no_item_process_behind() {
         &["run", "wf.yml", "--job-id", "k9w"],
         &[("PIDS", "old.pids")],
     );
-    wait_until("2 items running", LIMIT, || pids(&p, "old.pids").len() == 2);
+    // `item_started` is recorded after the watchdog was told about the group.
+    wait_until("2 items running and recorded as started", LIMIT, || {
+        pids(&p, "old.pids").len() == 2 && journal_count(&p, "k9w", "item_started") == 2
+    });
     bg.kill9();
     // No resume: the watchdog sees the runner die and kills its process groups.
     for pid in pids(&p, "old.pids") {

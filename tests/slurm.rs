@@ -159,6 +159,17 @@ fn killed_coordinator_resumes_by_adopting_its_tasks() {
     assert_eq!(st["successful"], 200, "{st}");
     // Every item ran once and was submitted once: nothing finished or still running was
     // submitted again.
+    let twice: Vec<String> = line_counts(&p.read("exec.log"))
+        .into_iter()
+        .filter(|(_, n)| *n != 1)
+        .map(|(id, n)| format!("{id}x{n}"))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "items not run exactly once: {twice:?}\nresume stderr:\n{stderr}\nsubmissions:\n{}",
+        std::fs::read_to_string(p.job_dir("kill1").join("slurm/submissions.jsonl"))
+            .unwrap_or_default()
+    );
     assert_eq!(line_counts(&p.read("exec.log")), once_each(1..=ITEMS));
     assert_eq!(submitted_items(&p, "kill1"), once_each_u64(0..ITEMS));
     let records = journal_records(&journal);

@@ -85,6 +85,10 @@ impl SlurmPaths {
 pub struct SubmissionTasks {
     pub sub: u64,
     pub tasks: Vec<TaskSpec>,
+    /// Random tag passed as `--comment`: finds this array on the cluster if the
+    /// coordinator died before recording its job id (job names repeat across job dirs).
+    #[serde(default)]
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,8 +177,8 @@ fn now() -> String {
 }
 
 /// The `--comment` that names a submission on the cluster.
-fn sub_comment(sub: u64) -> String {
-    format!("runner-sub-{sub}")
+fn sub_comment(sub: u64, token: &str) -> String {
+    format!("runner-sub-{sub}-{token}")
 }
 
 fn cfg_err(msg: impl Into<String>) -> EngineError {
@@ -656,13 +660,25 @@ impl Coordinator<'_> {
             let Ok(tasks) = read_sub_file(&self.paths.sub_file(sub)) else {
                 continue;
             };
-            let tag = sub_comment(sub);
+            if tasks.token.is_empty() {
+                continue; // written by a version without tokens: cannot be identified
+            }
+            let tag = sub_comment(sub, &tasks.token);
             let slurm_job_id = listing
                 .lines()
                 .filter_map(|l| l.split_once(' '))
                 .find(|(_, comment)| comment.trim() == tag)
                 .map(|(id, _)| id.to_owned())
                 .unwrap_or_default();
+            // Not on the cluster and nothing collected: `sbatch` never submitted it, so its
+            // items are simply submitted again. Otherwise it becomes a normal submission.
+            let has_outcome = tasks
+                .tasks
+                .iter()
+                .any(|t| self.paths.outcome(&t.item_id, sub).exists());
+            if slurm_job_id.is_empty() && !has_outcome {
+                continue;
+            }
             let record = SubmissionRecord {
                 sub,
                 slurm_job_id,
@@ -695,6 +711,7 @@ impl Coordinator<'_> {
                     prior_attempts: r.prior_attempts,
                 })
                 .collect(),
+            token: format!("{:016x}", fastrand::u64(..)),
         };
         let bytes = serde_json::to_vec(&tasks).map_err(|e| cfg_err(e.to_string()))?;
         write_atomic(&self.paths.sub_file(sub), &bytes)?;
@@ -711,7 +728,7 @@ impl Coordinator<'_> {
         let mut args: Vec<String> = vec![
             "--parsable".into(),
             format!("--job-name={}", self.job_name),
-            format!("--comment={}", sub_comment(sub)),
+            format!("--comment={}", sub_comment(sub, &tasks.token)),
             format!("--array=0-{}%{}", chunk.len() - 1, max_parallel),
             "--no-requeue".into(),
             format!(
