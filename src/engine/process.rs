@@ -274,6 +274,14 @@ mod tests {
         }
     }
 
+    fn read_pid(path: &std::path::Path) -> i32 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Alive and not a zombie (an orphan's zombie may linger when init does not reap).
     fn running(pid: i32) -> bool {
         reaper::stat_of(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
@@ -309,11 +317,7 @@ mod tests {
         c.timeout = Some(Duration::from_millis(300));
         let r = run_shell(c, &CancellationToken::new()).await;
         assert_eq!(r.exit, Exit::Timeout(Duration::from_millis(300)));
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         assert!(!running(pid), "background child survived");
     }
 
@@ -329,11 +333,7 @@ mod tests {
         let r = run_shell(c, &CancellationToken::new()).await;
         assert_eq!(r.exit, Exit::Success);
         assert!(started.elapsed() < Duration::from_secs(5));
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         assert!(!running(pid), "background child survived");
     }
 

@@ -163,11 +163,9 @@ pub async fn run<E: Executor>(
     let captured = match &step.capture {
         None => None,
         Some(name) => match capture_value(&r.stdout, step.capture_format) {
-            Ok(v) => Some(if name == "shell" {
-                // Prodigy's `capture_output: true` reads back as `${shell.output}`.
-                (name.clone(), serde_json::json!({ "output": v }))
-            } else {
-                (name.clone(), v)
+            Ok(v) => Some(match &step.capture_key {
+                Some(key) => (name.clone(), serde_json::json!({ key: v })),
+                None => (name.clone(), v),
             }),
             Err(message) => {
                 return StepOutcome::Failed {

@@ -299,6 +299,12 @@ fn step_inner(
         Some(of) => on_failure(cx, of, scope)?,
     };
     let capture = capture_name(cx, r, extra_capture)?;
+    let prodigy_flag = r.capture.is_none()
+        && matches!(
+            r.capture_output.as_ref().map(|c| &c.value),
+            Some(CaptureOutput::Flag(true))
+        );
+    let capture_key = prodigy_flag.then(|| "output".to_owned());
     let capture_format = match r.capture_format.as_ref().map(|f| f.value.as_str()) {
         Some("json") => CaptureFormat::Json,
         Some("lines") => CaptureFormat::Lines,
@@ -316,6 +322,7 @@ fn step_inner(
         timeout,
         capture,
         capture_format,
+        capture_key,
         on_failure: on_failure.0,
         forgive_on_handled: on_failure.1,
         working_dir,
