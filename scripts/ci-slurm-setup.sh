@@ -2,7 +2,7 @@
 # Single-node Slurm on localhost for the Slurm executor's tests (tests/slurm.rs).
 # Debian/Ubuntu, as root, without systemd; adapted from a reference recipe. Idempotent: does
 # nothing when a Slurm node is already usable. `.ci/run` calls it under `timeout 150` and
-# never fails because of it (the tests then print "SKIPPED: slurm not available").
+# then sets RUNNER_REQUIRE_SLURM=1, so the Slurm tests fail if this did not work.
 # The node advertises SLURM_CPUS (default 16) CPUs whatever the machine has: the tests'
 # items are tiny, and Slurm's per-task launch latency, not CPU, bounds their throughput.
 set -euo pipefail

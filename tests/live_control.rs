@@ -337,9 +337,10 @@ fn double_sigint_kills_every_item_process_at_once() {
     assert_eq!(st["pending"], 3, "{st}");
 }
 
-/// One signal with quick items in flight: they finish within the grace, are recorded
-/// successful, and a resume does not run them again.
-fn one_signal_lets_quick_items_finish(sig: Signal, want_code: i32) {
+/// One signal with items in flight: it is forwarded to them at once (their traps run), the
+/// job exits 130/143 within the kill grace with those items pending, items finished before
+/// are recorded successful, and a resume runs each of the rest exactly once.
+fn one_signal_is_forwarded_to_items_in_flight(sig: Signal, want_code: i32) {
     let p = Project::new();
     p.file("items.json", &numbered_items(20));
     p.file(
@@ -349,26 +350,51 @@ map:
   input: items.json
   max_parallel: 2
   agent_template:
-    - shell: 'echo "start $RUNNER_ITEM_ID" >> log.txt; sleep 0.3; echo "end $RUNNER_ITEM_ID" >> log.txt'
+    - shell: 'echo "start $RUNNER_ITEM_ID" >> log.txt; trap "echo \"got $RUNNER_ITEM_ID\" >> log.txt; exit 1" INT TERM; sleep 0.2; if [ -f slow ]; then echo "waiting $RUNNER_ITEM_ID" >> log.txt; sleep 30 & wait $!; fi; echo "end $RUNNER_ITEM_ID" >> log.txt'
 "#,
     );
     let mut bg = spawn(&p, &["run", "wf.yml", "--job-id", "sg"]);
-    wait_until("a few items to start", LIMIT, || {
-        total(&count_of(&p, "log.txt", "start")) >= 3
+    wait_until("a few items to end", LIMIT, || {
+        total(&count_of(&p, "log.txt", "end")) >= 3
     });
+    // From now on items hang until signalled.
+    p.file("slow", "");
+    wait_until("both items in flight to hang", LIMIT, || {
+        total(&count_of(&p, "log.txt", "waiting")) == 2
+    });
+    let t = Instant::now();
     signal(&bg, sig);
     assert_eq!(bg.wait_code(LIMIT), Some(want_code), "{}", bg.stderr());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the first signal ends the job within the 2 s kill grace; took {:?}",
+        t.elapsed()
+    );
     let starts = count_of(&p, "log.txt", "start");
     let ends = count_of(&p, "log.txt", "end");
-    assert_eq!(
-        starts,
-        ends,
-        "in-flight items finish within the grace: {}",
-        p.read("log.txt")
-    );
+    let got = count_of(&p, "log.txt", "got");
+    let in_flight: Vec<&String> = starts.keys().filter(|k| !ends.contains_key(*k)).collect();
+    assert!(!in_flight.is_empty(), "{}", p.read("log.txt"));
+    for id in &in_flight {
+        assert_eq!(
+            got.get(*id),
+            Some(&1),
+            "item {id} in flight got the signal: {}",
+            p.read("log.txt")
+        );
+    }
+    let err = bg.stderr();
+    let word = if sig == Signal::SIGINT {
+        "interrupted"
+    } else {
+        "terminated"
+    };
     assert!(
-        total(&ends) < 20,
-        "the signal came too late to test anything"
+        err.contains(&format!(
+            "{word}: stopping {} running item",
+            in_flight.len()
+        )),
+        "{err}"
     );
     let st = p.status("sg");
     assert_eq!(st["state"], "interrupted", "{st}");
@@ -378,27 +404,31 @@ map:
         Some(20 - total(&ends) as u64),
         "{st}"
     );
+    assert_eq!(
+        st["failed"], 0,
+        "an interrupted item is pending, not failed: {st}"
+    );
 
+    std::fs::remove_file(p.path().join("slow")).unwrap();
     let out = run_bounded(&p, &["resume", "sg"]);
     assert_eq!(code(&out), 0, "resume: {}", stderr(&out));
     let want: BTreeMap<String, usize> = (1..=20).map(|i| (i.to_string(), 1)).collect();
     assert_eq!(
-        count_of(&p, "log.txt", "start"),
+        count_of(&p, "log.txt", "end"),
         want,
-        "items finished before the signal are not re-run: {}",
+        "every item ends once, none finished before the signal again: {}",
         p.read("log.txt")
     );
-    assert_eq!(count_of(&p, "log.txt", "end"), want);
 }
 
 #[test]
-fn one_sigint_exits_130_after_in_flight_items_finish() {
-    one_signal_lets_quick_items_finish(Signal::SIGINT, 130);
+fn one_sigint_is_forwarded_and_exits_130() {
+    one_signal_is_forwarded_to_items_in_flight(Signal::SIGINT, 130);
 }
 
 #[test]
-fn sigterm_exits_143_after_in_flight_items_finish() {
-    one_signal_lets_quick_items_finish(Signal::SIGTERM, 143);
+fn one_sigterm_is_forwarded_and_exits_143() {
+    one_signal_is_forwarded_to_items_in_flight(Signal::SIGTERM, 143);
 }
 
 #[test]

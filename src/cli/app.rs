@@ -54,9 +54,11 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let color = crate::cli::session::use_color(&cli.global);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .without_time()
+        .with_ansi(color)
+        .event_format(crate::cli::log_format::LogFormat { color })
         .try_init();
 }

@@ -118,6 +118,15 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// How a running job reacts to SIGINT/SIGTERM.
+#[derive(Debug, Args, Clone)]
+pub struct InterruptArgs {
+    /// After the first SIGINT/SIGTERM (forwarded to the steps in flight), how long they get
+    /// before they are killed
+    #[arg(long, value_name = "DURATION", env = "RUNNER_KILL_GRACE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub kill_grace: std::time::Duration,
+}
+
 /// Reports a job run writes besides its human output: NDJSON, JUnit XML, metrics.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ReportArgs {
@@ -194,6 +203,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
     #[command(flatten)]
+    pub interrupt: InterruptArgs,
+    #[command(flatten)]
     pub report: ReportArgs,
 }
 
@@ -213,6 +224,8 @@ pub struct ResumeArgs {
     /// Where the map's items run (overrides the workflow's `executor:`)
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -247,6 +260,8 @@ pub enum DlqCommand {
         /// Where the items run (overrides the workflow's `executor:`)
         #[arg(long, value_enum, value_name = "EXECUTOR")]
         executor: Option<ExecutorArg>,
+        #[command(flatten)]
+        interrupt: InterruptArgs,
         #[command(flatten)]
         report: ReportArgs,
     },

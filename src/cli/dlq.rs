@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::args::{DlqCommand, Global, ReportArgs};
 use crate::cli::exit::usage;
 use crate::cli::job_open::{lock, open_job, read_meta, recover, snapshot_workflow};
-use crate::cli::session::{STOP_GRACE, Session, run_session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::items_file;
@@ -26,6 +26,7 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
             items,
             max_parallel,
             executor,
+            interrupt,
             report,
         } => retry(
             g,
@@ -34,6 +35,7 @@ pub fn dlq(g: &Global, c: &DlqCommand) -> anyhow::Result<i32> {
             items,
             max_parallel.map(|n| n as usize),
             executor.map(Into::into),
+            interrupt.kill_grace,
             report,
         ),
         DlqCommand::Purge { job, items } => purge(&state, job, items),
@@ -159,6 +161,7 @@ fn check_known(entries: &[DlqEntry], wanted: &[String], job: &str) -> anyhow::Re
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // TODO(merge): take the retry args struct
 fn retry(
     g: &Global,
     state: &StateDir,
@@ -166,6 +169,7 @@ fn retry(
     items: &[String],
     max_parallel: Option<usize>,
     executor: Option<crate::workflow::model::ExecutorKind>,
+    kill_grace: std::time::Duration,
     report: &ReportArgs,
 ) -> anyhow::Result<i32> {
     let dir = open_job(state, job)?;
@@ -195,7 +199,7 @@ fn retry(
             max_parallel,
             lock,
             warnings: Vec::new(),
-            stop_grace: STOP_GRACE,
+            kill_grace,
         },
     )
 }

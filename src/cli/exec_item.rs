@@ -52,7 +52,7 @@ pub fn exec_item(a: &ExecItemArgs) -> anyhow::Result<i32> {
     let controls = Controls::default();
     let result = rt.block_on(async {
         // scancel / the time limit send SIGTERM: kill the item's process groups at once.
-        watch_signals(controls.clone(), std::time::Duration::ZERO);
+        watch_signals(controls.clone(), std::time::Duration::ZERO, None);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::new(MapCtx {
             exec: ProcessExecutor,
@@ -65,7 +65,7 @@ pub fn exec_item(a: &ExecItemArgs) -> anyhow::Result<i32> {
             retry: wf.map.retry.clone(),
             logs_dir: Some(dir.logs_dir().join("items")),
             cancel: controls.cancel.clone(),
-            kill_now: controls.kill_now.clone(),
+            kill: controls.kill.clone(),
             notes: tx,
         });
         let run = ItemRun {

@@ -10,6 +10,7 @@ pub mod dry_run;
 pub mod exec_item;
 pub mod exit;
 pub mod job_open;
+pub mod log_format;
 pub mod logs;
 pub mod out;
 pub mod resume;

@@ -2,7 +2,7 @@
 
 use crate::cli::args::{Global, ResumeArgs};
 use crate::cli::job_open::{job_workflow, lock, open_job, read_meta, recover};
-use crate::cli::session::{STOP_GRACE, Session, run_session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::layout::StateDir;
 use crate::state::records::JobState;
@@ -37,6 +37,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
                 dlq: c.dlq,
                 pending: c.pending,
                 duration_ms: 0,
+                reason: None,
             };
             crate::cli::out::line(&serde_json::to_string(&ev)?);
         }
@@ -63,7 +64,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
             max_parallel: a.max_parallel.map(|n| n as usize),
             lock,
             warnings,
-            stop_grace: STOP_GRACE,
+            kill_grace: a.interrupt.kill_grace,
         },
     )
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::exit::usage;
-use crate::cli::session::{STOP_GRACE, Session, run_session};
+use crate::cli::session::{Session, run_session};
 use crate::engine::phases::RunKind;
 use crate::state::atomic::{write_atomic, write_checksummed};
 use crate::state::job::{JobMeta, JobView};
@@ -65,7 +65,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
             max_parallel: None,
             lock,
             warnings: Vec::new(),
-            stop_grace: STOP_GRACE,
+            kill_grace: a.interrupt.kill_grace,
         },
     )
 }

@@ -11,7 +11,6 @@ use crate::engine::control::{Controls, watch_channel, watch_signals};
 use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
-use crate::report::event::Event;
 use crate::report::github::GitHub;
 use crate::report::human::{Human, Verbosity};
 use crate::report::junit::Junit;
@@ -23,9 +22,6 @@ use crate::state::layout::JobDir;
 use crate::state::lock::JobLock;
 use crate::state::records::Record;
 use crate::workflow::model::Workflow;
-
-/// Default time in-flight items get after the first SIGINT/SIGTERM or `runner stop`.
-pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn verbosity(g: &Global) -> Verbosity {
     if g.quiet {
@@ -84,8 +80,8 @@ pub struct Session<'a> {
     pub max_parallel: Option<usize>,
     pub lock: JobLock,
     pub warnings: Vec<String>,
-    /// How long in-flight items may go on after a stop request or the first signal.
-    pub stop_grace: std::time::Duration,
+    /// How long the steps in flight get after the first SIGINT/SIGTERM is forwarded to them.
+    pub kill_grace: std::time::Duration,
 }
 
 /// Run the job to its end (or interruption) and return the exit code.
@@ -99,24 +95,20 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     crate::engine::watchdog::start();
     let controls = Controls::default();
     let mut rec = Recorder::new(s.dir, s.view, reporter(g, out))?;
-    for w in &s.warnings {
-        rec.report(&Event::Warning { message: w.clone() });
-    }
+    let mut warnings = s.warnings;
     let killed = crate::engine::orphans::kill_leftovers(&rec.view.live_groups);
     if !rec.view.live_groups.is_empty() {
         if killed > 0 {
-            rec.report(&Event::Warning {
-                message: format!(
-                    "killed {killed} process group(s) left running by a crashed run of this job"
-                ),
-            });
+            warnings.push(format!(
+                "killed {killed} process group(s) left running by a crashed run of this job"
+            ));
         }
         rec.record_durable(Record::GroupsReaped)?;
     }
     let control_dir = rec.dir.control();
     let outcome: anyhow::Result<JobOutcome> = rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        watch_signals(controls.clone(), s.stop_grace);
+        watch_signals(controls.clone(), s.kill_grace, Some(tx.clone()));
         watch_channel(control_dir, controls.clone(), tx);
         let run = JobRun {
             meta: s.meta,
@@ -124,6 +116,8 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
             kind: s.kind,
             max_parallel: s.max_parallel,
             controls: controls.clone(),
+            warnings,
+            tee_output: verbosity(g) != Verbosity::Quiet,
         };
         let out = execute(ProcessExecutor, run, &mut rx, &mut rec).await;
         controls.cancel.cancel(); // ends the watchers
@@ -136,9 +130,6 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     let released = s.lock.release();
     let outcome = outcome?;
     released?;
-    if let Some(reason) = &outcome.reason {
-        crate::cli::out::err_line(&format!("runner: {reason}"));
-    }
     Ok(crate::report::event::job_exit_code(
         outcome.state,
         controls.stop_signal(),

@@ -220,7 +220,7 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
         match job_doc(&dir) {
             Ok(d) => docs.push(d),
             Err(e) => {
-                docs.push(json!({ "job_id": id, "state": "unreadable", "error": e.to_string() }))
+                docs.push(json!({ "job_id": id, "state": "unreadable", "error": format!("{e:#}") }))
             }
         }
     }
@@ -240,9 +240,11 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
     );
     for d in docs {
         let str_of = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
-        let counts = format!("{}/{}/{}", d["successful"], d["failed"], d["total"]);
-        if writeln!(
-            out,
+        let counts = match d.get("error") {
+            Some(_) => "-".to_owned(),
+            None => format!("{}/{}/{}", d["successful"], d["failed"], d["total"]),
+        };
+        let mut row = format!(
             "{:<40} {:<16} {:<12} {:>22}  {:<24} {:<24}",
             str_of("job_id"),
             str_of("workflow"),
@@ -250,9 +252,11 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
             counts,
             str_of("started_at"),
             str_of("updated_at")
-        )
-        .is_err()
-        {
+        );
+        if let Some(e) = d.get("error").and_then(|e| e.as_str()) {
+            row.push_str(&format!("\n    cannot read this job: {e}"));
+        }
+        if writeln!(out, "{}", row.trim_end()).is_err() {
             break;
         }
     }

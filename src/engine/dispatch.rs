@@ -132,7 +132,7 @@ pub async fn dispatch<E: Executor>(
                     rec.record(Record::ItemStarted { idx, attempt, pgid, pid_start })?;
                 }
             },
-            Some(msg) = io.control.recv() => paused = rec.apply_control(msg)?,
+            Some(msg) = io.control.recv() => paused = rec.apply_control(msg, running.len())?,
             _ = io.stop.cancelled(), if !halted => {}
             Some(joined) = running.join_next(), if !running.is_empty() => {
                 // Take every result that is ready, so one journal sync covers them all.

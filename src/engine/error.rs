@@ -13,4 +13,8 @@ pub enum EngineError {
     /// A value the whole job depends on could not be rendered (env, max_parallel).
     #[error("{0}")]
     Config(String),
+    /// The infrastructure the job runs on failed (a Slurm that refuses or cannot answer):
+    /// not the user's input, so exit 1, and the job stays resumable.
+    #[error("{0}")]
+    Infra(String),
 }

@@ -32,7 +32,7 @@ pub struct MapCtx<E> {
     /// `logs/items/` of the job; each item logs under `<stem>/<attempt>.out|err`.
     pub logs_dir: Option<std::path::PathBuf>,
     pub cancel: CancellationToken,
-    pub kill_now: CancellationToken,
+    pub kill: crate::engine::control::KillSwitch,
     pub notes: mpsc::UnboundedSender<Note>,
 }
 
@@ -138,7 +138,7 @@ async fn run_attempt<E: Executor>(
         }),
         tee: false,
         on_spawn: Some(spawn_hook(ctx, run.idx, attempt_no)),
-        kill_now: Some(ctx.kill_now.clone()),
+        kill: ctx.kill.clone(),
     };
     let mut captured = Map::new();
     let cx = AttemptCx {

@@ -56,6 +56,10 @@ pub struct JobRun<'a> {
     /// `--max-parallel` of this invocation.
     pub max_parallel: Option<usize>,
     pub controls: Controls,
+    /// Reported right after `job_started` (which is always the first event).
+    pub warnings: Vec<String>,
+    /// Copy setup/reduce output to stderr (not with `-q`).
+    pub tee_output: bool,
 }
 
 /// How a run ended.
@@ -86,6 +90,11 @@ pub async fn execute<E: Executor + Clone>(
         workflow: run.workflow.name.clone(),
         command: run.kind.command().into(),
     });
+    for message in &run.warnings {
+        rec.report(&Event::Warning {
+            message: message.clone(),
+        });
+    }
     let result = phases(exec, &run, control, rec).await;
     let (state, reason) = match result {
         Ok(x) => x,
@@ -116,6 +125,7 @@ pub async fn execute<E: Executor + Clone>(
         dlq: c.dlq,
         pending: c.pending,
         duration_ms: started.elapsed().as_millis() as u64,
+        reason: reason.clone(),
     });
     Ok(JobOutcome {
         state,
@@ -199,7 +209,7 @@ async fn phases<E: Executor + Clone>(
             retry: wf.map.retry.clone(),
             logs_dir: Some(rec.dir.logs_dir().join("items")),
             cancel: run.controls.cancel.clone(),
-            kill_now: run.controls.kill_now.clone(),
+            kill: run.controls.kill.clone(),
             notes: tx,
         });
         let io = MapIo {
@@ -301,11 +311,11 @@ async fn run_phase<E: Executor>(
         // A pause holds the next step (the running one finishes).
         let mut paused = rec.view.paused().is_some();
         while let Ok(msg) = control.try_recv() {
-            paused = rec.apply_control(msg)?;
+            paused = rec.apply_control(msg, 0)?;
         }
         while paused && !run.controls.stop.is_cancelled() {
             tokio::select! {
-                Some(msg) = control.recv() => paused = rec.apply_control(msg)?,
+                Some(msg) = control.recv() => paused = rec.apply_control(msg, 0)?,
                 _ = run.controls.stop.cancelled() => {}
             }
         }
@@ -318,11 +328,11 @@ async fn run_phase<E: Executor>(
             env: wf_env_pairs(vars, wf),
             kill_grace: wf.map.kill_grace,
             log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
-            tee: true,
+            tee: run.tee_output,
             on_spawn: Some(SpawnHook(Arc::new(move |pgid, start| {
                 let _ = spawned_tx.send((pgid, start));
             }))),
-            kill_now: Some(run.controls.kill_now.clone()),
+            kill: run.controls.kill.clone(),
         };
         let started = Instant::now();
         let rendered = {
@@ -346,7 +356,7 @@ async fn run_phase<E: Executor>(
                             rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start })?;
                         }
                         Some(msg) = control.recv() => {
-                            rec.apply_control(msg)?;
+                            rec.apply_control(msg, 1)?;
                         }
                     }
                 }
@@ -401,7 +411,16 @@ async fn run_phase<E: Executor>(
                 if cancelled || run.controls.cancel.is_cancelled() {
                     return Ok(Some((JobState::Interrupted, None)));
                 }
-                return Ok(Some((JobState::Failed, Some(format!("{name} {error}")))));
+                let command = crate::report::human::one_line(&st.source);
+                let what = failure.to_string();
+                let what = what
+                    .strip_prefix(&format!("step {} ", i + 1))
+                    .unwrap_or(&what);
+                let mut reason = format!("{name} step {} (`{command}`) {what}", i + 1);
+                if let Some(last) = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                    reason.push_str(&format!(": {}", last.trim()));
+                }
+                return Ok(Some((JobState::Failed, Some(reason))));
             }
         }
     }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::control::KillSwitch;
 use crate::engine::output::{Sink, StreamTarget};
 use crate::engine::reaper;
 use crate::engine::watchdog;
@@ -32,8 +33,9 @@ pub struct ShellCommand {
     /// Told the process group id and its leader's start time right after spawning (so a
     /// crash can be cleaned up by the next run).
     pub on_spawn: Option<SpawnHook>,
-    /// Cancelled: skip the grace period and KILL at once (second Ctrl-C).
-    pub kill_now: Option<CancellationToken>,
+    /// How a cancelled command is killed (the forwarded signal after an interrupt) and
+    /// "KILL at once" (second Ctrl-C).
+    pub kill: KillSwitch,
 }
 
 /// A callback receiving `(pgid, leader start time in clock ticks)`.
@@ -95,7 +97,7 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
     if let Some(hook) = &cmd.on_spawn {
         (hook.0)(pgid, start);
     }
-    let kill_now = cmd.kill_now.clone().unwrap_or_default();
+    let kill_now = cmd.kill.now.clone();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -129,19 +131,20 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
             }
             _ = sleep_until_opt(linger_until), if linger_until.is_some() => {
                 // The shell is gone but something in its group still holds the pipes.
-                kill_group(pgid, &mut child, cmd.kill_grace, true, &kill_now).await;
+                kill_group(pgid, &mut child, Signal::SIGTERM, cmd.kill_grace, true, &kill_now).await;
                 linger_until = None;
                 out_open = false;
                 err_open = false;
             }
             _ = sleep_until_opt(deadline), if exit.is_none() && deadline.is_some() => {
-                kill_group(pgid, &mut child, cmd.kill_grace, false, &kill_now).await;
+                kill_group(pgid, &mut child, Signal::SIGTERM, cmd.kill_grace, false, &kill_now).await;
                 exit = Some(Exit::Timeout(cmd.timeout.unwrap_or_default()));
                 drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
                 break;
             }
             _ = cancel.cancelled(), if exit.is_none() => {
-                kill_group(pgid, &mut child, cmd.kill_grace, false, &kill_now).await;
+                let (first, grace) = cmd.kill.plan(cmd.kill_grace);
+                kill_group(pgid, &mut child, first, grace, false, &kill_now).await;
                 exit = Some(Exit::Cancelled);
                 drain_after_kill(&mut stdout, &mut out, &mut stderr, &mut err).await;
                 break;
@@ -217,11 +220,13 @@ fn group_alive(pgid: i32) -> bool {
     pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok() && reaper::group_has_live_members(pgid)
 }
 
-/// TERM the group, wait up to `grace` for it to empty, then KILL what is left; reap the
-/// leader. With `leader_done`, the shell already exited (only stragglers remain).
+/// Send `first` (TERM, or the interrupting signal) to the group, wait up to `grace` for it
+/// to empty, then KILL what is left; reap the leader. With `leader_done`, the shell already
+/// exited (only stragglers remain).
 pub async fn kill_group(
     pgid: i32,
     child: &mut Child,
+    first: Signal,
     grace: Duration,
     leader_done: bool,
     kill_now: &CancellationToken,
@@ -229,7 +234,7 @@ pub async fn kill_group(
     if pgid <= 0 {
         return;
     }
-    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    let _ = killpg(Pid::from_raw(pgid), first);
     let deadline = tokio::time::Instant::now() + grace;
     if !leader_done {
         tokio::select! {
@@ -270,7 +275,7 @@ mod tests {
             },
             stderr: StreamTarget::default(),
             on_spawn: None,
-            kill_now: None,
+            kill: KillSwitch::default(),
         }
     }
 

@@ -79,9 +79,10 @@ impl Recorder {
         self.reporter.finish();
     }
 
-    /// Apply a pause/unpause request: record it (durably) and tell the reporters. Returns
-    /// whether the job is paused afterwards. Repeated requests are no-ops.
-    pub fn apply_control(&mut self, msg: ControlMsg) -> Result<bool, StateError> {
+    /// Apply a control message: record a pause/unpause (durably) and tell the reporters;
+    /// report an interrupt with the number of items (or steps) in flight. Returns whether
+    /// the job is paused afterwards. Repeated requests are no-ops.
+    pub fn apply_control(&mut self, msg: ControlMsg, in_flight: usize) -> Result<bool, StateError> {
         let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         match msg {
             ControlMsg::Pause(reason) if self.view.paused().is_none() => {
@@ -95,6 +96,11 @@ impl Recorder {
                 self.record_durable(Record::Unpaused { at })?;
                 self.report(&Event::Unpaused {});
             }
+            ControlMsg::Interrupted(i) => self.report(&Event::Interrupted {
+                signal: i.signal.as_str().to_owned(),
+                in_flight,
+                kill_grace_ms: i.grace.as_millis() as u64,
+            }),
             _ => {}
         }
         Ok(self.view.paused().is_some())

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::engine::control::ControlMsg;
 use crate::engine::dispatch::{MapEnd, MapIo, PolicyCounter};
 use crate::engine::error::EngineError;
 use crate::engine::item::{ItemResult, ItemRun, MapCtx};
@@ -33,7 +32,7 @@ use crate::report::event::Event;
 use crate::state::atomic::write_atomic;
 use crate::state::error::StateError;
 use crate::state::layout::item_file_stem;
-use crate::state::records::{Attempt, Failure, ItemStatus, Record};
+use crate::state::records::{Attempt, Failure, ItemStatus};
 use crate::workflow::model::{ErrorPolicy, ExecutorKind, RetryPolicy, SlurmOptions};
 
 /// Paths of the Slurm executor inside a job directory (`slurm/`).
@@ -181,8 +180,8 @@ fn sub_comment(sub: u64, token: &str) -> String {
     format!("runner-sub-{sub}-{token}")
 }
 
-fn cfg_err(msg: impl Into<String>) -> EngineError {
-    EngineError::Config(msg.into())
+fn infra_err(msg: impl Into<String>) -> EngineError {
+    EngineError::Infra(msg.into())
 }
 
 // ------------------------------------------------------------------ Slurm commands
@@ -254,28 +253,70 @@ fn state_of<'a>(
         .map(String::as_str)
 }
 
-/// States of the array tasks of our Slurm jobs, keyed by (job id, array index). `None` when
+/// How often a Slurm query whose answer decides between adopting and submitting again is
+/// tried before the run stops (with waits of 1, 2, 4... seconds in between).
+const CERTAIN_TRIES: u32 = 4;
+
+/// Run a Slurm query whose answer must be known: retried with backoff, then an
+/// infrastructure error. An unknown answer is never taken for "nothing there" (that would
+/// submit items that may already run a second time).
+async fn slurm_cmd_certain(prog: &str, args: &[String], why: &str) -> Result<String, EngineError> {
+    let mut wait = Duration::from_secs(1);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match slurm_cmd(prog, args).await {
+            Ok(out) => return Ok(out),
+            Err(e) if tries >= CERTAIN_TRIES => {
+                return Err(EngineError::Infra(format!(
+                    "{why}, but {e} ({tries} tries); nothing was submitted again, so no item runs twice: fix Slurm and resume the job"
+                )));
+            }
+            Err(e) => {
+                tracing::warn!("{e}; trying again in {}s", wait.as_secs());
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}
+
+fn squeue_args(name: &str, format: &str) -> Vec<String> {
+    ["-h", "-r", "-t", "all", "-n", name, "-o", format]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// States of the array tasks of our Slurm jobs, keyed by (job id, array index). `Err` when
 /// squeue could not be asked. Tasks squeue no longer knows are looked up with sacct when
-/// accounting works; tasks neither knows are absent from the map.
+/// accounting works; tasks neither knows are absent from the map (they ended: squeue lists
+/// every task that is queued or running).
 async fn task_states(
     name: &str,
     wanted: &HashSet<(String, usize)>,
-) -> Option<HashMap<(String, usize), String>> {
-    let out = slurm_cmd(
-        "squeue",
-        &[
-            "-h".into(),
-            "-r".into(),
-            "-t".into(),
-            "all".into(),
-            "-n".into(),
-            name.into(),
-            "-o".into(),
-            "%F %K %T".into(),
-        ],
-    )
-    .await
-    .ok()?;
+) -> Result<HashMap<(String, usize), String>, String> {
+    let out = slurm_cmd("squeue", &squeue_args(name, "%F %K %T")).await?;
+    parse_task_states(wanted, &out).await
+}
+
+/// [`task_states`], but a failing squeue is retried and then an error.
+async fn task_states_certain(
+    name: &str,
+    wanted: &HashSet<(String, usize)>,
+    why: &str,
+) -> Result<HashMap<(String, usize), String>, EngineError> {
+    let out = slurm_cmd_certain("squeue", &squeue_args(name, "%F %K %T"), why).await?;
+    parse_task_states(wanted, &out)
+        .await
+        .map_err(EngineError::Infra)
+}
+
+/// squeue's `%F %K %T` lines as states, completed with sacct for the tasks it forgot.
+async fn parse_task_states(
+    wanted: &HashSet<(String, usize)>,
+    out: &str,
+) -> Result<HashMap<(String, usize), String>, String> {
     let mut states = HashMap::new();
     for line in out.lines() {
         let mut f = line.split_whitespace();
@@ -320,7 +361,7 @@ async fn task_states(
             }
         }
     }
-    Some(states)
+    Ok(states)
 }
 
 async fn scancel(job_ids: &[String], only_pending: bool) -> Result<(), String> {
@@ -403,7 +444,7 @@ pub async fn dispatch<E>(
     let ctx_bytes = serde_json::to_vec(&NodeContext {
         captures: ctx.vars.captures.clone(),
     })
-    .map_err(|e| cfg_err(e.to_string()))?;
+    .map_err(|e| infra_err(e.to_string()))?;
     write_atomic(&paths.context(), &ctx_bytes)?;
     let mut co = Coordinator {
         opts,
@@ -423,6 +464,7 @@ pub async fn dispatch<E>(
     let mut cancelled = false;
     let mut paused = rec.view.paused().is_some();
     let mut halted_seen = false;
+    let mut poll_failures = 0u32;
     let grace = (co.opts.poll_interval * 3).max(Duration::from_secs(2));
     loop {
         let halted = stopped.is_some() || io.stop.is_cancelled() || ctx.cancel.is_cancelled();
@@ -456,19 +498,7 @@ pub async fn dispatch<E>(
         }
         tokio::select! {
             biased;
-            Some(msg) = io.control.recv() => match msg {
-                ControlMsg::Pause(reason) if !paused => {
-                    paused = true;
-                    rec.record_durable(Record::Paused { at: now(), reason: reason.clone() })?;
-                    rec.report(&Event::Paused { reason });
-                }
-                ControlMsg::Unpause if paused => {
-                    paused = false;
-                    rec.record_durable(Record::Unpaused { at: now() })?;
-                    rec.report(&Event::Unpaused {});
-                }
-                _ => {}
-            },
+            Some(msg) = io.control.recv() => paused = rec.apply_control(msg, co.active.len())?,
             _ = io.stop.cancelled(), if !halted => continue,
             _ = ctx.cancel.cancelled() => continue,
             _ = tokio::time::sleep(co.opts.poll_interval) => {}
@@ -479,7 +509,23 @@ pub async fn dispatch<E>(
             .values()
             .map(|t| (t.slurm_job.clone(), t.array_index))
             .collect();
-        let states = task_states(&co.job_name, &wanted).await;
+        let states = match task_states(&co.job_name, &wanted).await {
+            Ok(s) => {
+                poll_failures = 0;
+                Some(s)
+            }
+            Err(e) => {
+                // Unknown is unknown: no task counts as ended; outcome files are still
+                // collected. Say so now and then.
+                poll_failures += 1;
+                if poll_failures % 10 == 1 {
+                    rec.report(&Event::Warning {
+                        message: format!("cannot poll Slurm ({e}); waiting for it to answer"),
+                    });
+                }
+                None
+            }
+        };
         let results = co.collect(halted, grace, states.as_ref(), rec)?;
         let mut consumed = Vec::new();
         for (result, file) in results {
@@ -574,7 +620,12 @@ impl Coordinator<'_> {
         if wanted.is_empty() {
             return Ok(queue);
         }
-        let states = task_states(&self.job_name, &wanted).await;
+        let states = task_states_certain(
+            &self.job_name,
+            &wanted,
+            "resuming needs to know which Slurm tasks of the earlier run are still queued or running",
+        )
+        .await?;
         let mut taken: HashSet<usize> = HashSet::new();
         let (mut running, mut finished) = (0usize, 0usize);
         // Newest submissions first: an item submitted twice is adopted from the later one.
@@ -587,10 +638,7 @@ impl Coordinator<'_> {
                 }
                 let run = &queue[pos];
                 let has_outcome = self.paths.outcome(&run.item.id, r.sub).exists();
-                let live = states
-                    .as_ref()
-                    .and_then(|s| state_of(s, &r.slurm_job_id, k))
-                    .is_some_and(|st| !is_terminal(st));
+                let live = state_of(&states, &r.slurm_job_id, k).is_some_and(|st| !is_terminal(st));
                 if !has_outcome && !live {
                     continue;
                 }
@@ -640,21 +688,12 @@ impl Coordinator<'_> {
     /// `--comment` each submission carries, and record them now, so their tasks are
     /// adopted and their outcome files collected instead of submitted twice.
     async fn recover_orphans(&self, subs: &[u64]) -> Result<Vec<SubmissionRecord>, EngineError> {
-        let listing = slurm_cmd(
+        let listing = slurm_cmd_certain(
             "squeue",
-            &[
-                "-h".into(),
-                "-r".into(),
-                "-t".into(),
-                "all".into(),
-                "-n".into(),
-                self.job_name.clone(),
-                "-o".into(),
-                "%F %k".into(),
-            ],
+            &squeue_args(&self.job_name, "%F %k"),
+            "a submission of the earlier run may have reached Slurm without its job id being recorded; finding it",
         )
-        .await
-        .unwrap_or_default();
+        .await?;
         let mut found = Vec::new();
         for &sub in subs {
             let Ok(tasks) = read_sub_file(&self.paths.sub_file(sub)) else {
@@ -713,12 +752,12 @@ impl Coordinator<'_> {
                 .collect(),
             token: format!("{:016x}", fastrand::u64(..)),
         };
-        let bytes = serde_json::to_vec(&tasks).map_err(|e| cfg_err(e.to_string()))?;
+        let bytes = serde_json::to_vec(&tasks).map_err(|e| infra_err(e.to_string()))?;
         write_atomic(&self.paths.sub_file(sub), &bytes)?;
         let runner = match &self.opts.runner_path {
             Some(p) => p.clone(),
             None => std::env::current_exe()
-                .map_err(|e| cfg_err(format!("cannot find the runner binary: {e}")))?,
+                .map_err(|e| infra_err(format!("cannot find the runner binary: {e}")))?,
         };
         let wrap = format!(
             "exec {} exec-item --job-dir {} --submission {sub}",
@@ -764,13 +803,13 @@ impl Coordinator<'_> {
                 }
                 Err(e) => {
                     let _ = scancel(&self.job_ids(), false).await;
-                    return Err(cfg_err(format!("submitting to Slurm failed: {e}")));
+                    return Err(infra_err(format!("submitting to Slurm failed: {e}")));
                 }
             }
         };
         let slurm_job = out.trim().split(';').next().unwrap_or("").trim().to_owned();
         if slurm_job.is_empty() || !slurm_job.chars().all(|c| c.is_ascii_digit()) {
-            return Err(cfg_err(format!(
+            return Err(infra_err(format!(
                 "sbatch printed {out:?} instead of a job id"
             )));
         }

@@ -30,7 +30,7 @@ pub struct StepEnv {
     /// Copy output to the runner's stderr (setup/reduce).
     pub tee: bool,
     pub on_spawn: Option<crate::engine::process::SpawnHook>,
-    pub kill_now: Option<CancellationToken>,
+    pub kill: crate::engine::control::KillSwitch,
 }
 
 /// A step rendered for one unit, ready to run.
@@ -120,7 +120,7 @@ pub async fn run<E: Executor>(
         stdout: target("out", step.capture.is_some()),
         stderr: target("err", false),
         on_spawn: senv.on_spawn.clone(),
-        kill_now: senv.kill_now.clone(),
+        kill: senv.kill.clone(),
     };
     let r = exec.run(cmd, cancel.clone()).await;
     let failure = match r.exit {

@@ -64,6 +64,14 @@ pub enum Event {
         reason: Option<String>,
     },
     Unpaused {},
+    /// The first SIGINT/SIGTERM: it was forwarded to the process groups of the `in_flight`
+    /// items (or the running setup/reduce step), which are killed after `kill_grace_ms`.
+    Interrupted {
+        /// `SIGINT` or `SIGTERM`.
+        signal: String,
+        in_flight: usize,
+        kill_grace_ms: u64,
+    },
     JobFinished {
         job_id: String,
         state: JobState,
@@ -74,6 +82,10 @@ pub enum Event {
         dlq: usize,
         pending: usize,
         duration_ms: u64,
+        /// Why the job failed or stopped besides its items: a setup/reduce step, the error
+        /// policy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -27,6 +27,8 @@ pub struct Human {
     done: usize,
     failed: usize,
     map_started: Option<Instant>,
+    /// The phase running now (what an interrupt stops).
+    phase: Option<Phase>,
     color: bool,
 }
 
@@ -46,6 +48,7 @@ impl Human {
             done: 0,
             failed: 0,
             map_started: None,
+            phase: None,
             color: false,
         }
     }
@@ -80,16 +83,41 @@ impl Human {
         }
     }
 
-    fn rate(&self) -> f64 {
+    fn rate(&self) -> String {
         let secs = self
             .map_started
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or(0.0);
-        if secs > 0.0 {
-            self.done as f64 / secs
-        } else {
-            0.0
-        }
+        rate_text(self.done as f64, secs)
+    }
+}
+
+/// A throughput people can read at any speed: `1234 items/s`, `12.5 items/s`,
+/// `0.23 items/s`, or `4.3 s/item` below one item every two seconds.
+pub fn rate_text(done: f64, secs: f64) -> String {
+    if done <= 0.0 || secs <= 0.0 {
+        return "0 items/s".into();
+    }
+    let r = done / secs;
+    if r >= 100.0 {
+        format!("{r:.0} items/s")
+    } else if r >= 10.0 {
+        format!("{r:.1} items/s")
+    } else if r >= 0.5 {
+        format!("{r:.2} items/s")
+    } else {
+        format!("{:.1} s/item", 1.0 / r)
+    }
+}
+
+/// A step's command on one line: its first line, then `...` when there is more.
+pub fn one_line(command: &str) -> String {
+    let mut lines = command.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("");
+    if lines.next().is_some() {
+        format!("{first} ...")
+    } else {
+        first.to_owned()
     }
 }
 
@@ -98,6 +126,17 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Setup => "setup",
         Phase::Map => "map",
         Phase::Reduce => "reduce",
+    }
+}
+
+fn state_word(s: JobState) -> &'static str {
+    match s {
+        JobState::Running => "running",
+        JobState::Paused => "paused",
+        JobState::Stale => "stale",
+        JobState::Interrupted => "interrupted",
+        JobState::Completed => "completed",
+        JobState::Failed => "failed",
     }
 }
 
@@ -121,7 +160,7 @@ impl Reporter for Human {
                 // Even with -q: scripts and people need the job id to resume.
                 self.line(&format!("runner: job {job_id} {verb} ({workflow})"));
             }
-            Event::PhaseStarted { .. } => {}
+            Event::PhaseStarted { phase } => self.phase = Some(*phase),
             Event::StepFinished {
                 phase,
                 index,
@@ -130,6 +169,7 @@ impl Reporter for Human {
                 duration_ms,
                 error,
             } => {
+                let command = one_line(command);
                 if *ok {
                     self.normal(&format!(
                         "{} step {} ok ({}): {command}",
@@ -166,8 +206,15 @@ impl Reporter for Human {
                         ProgressDrawTarget::stderr_with_hz(10),
                     );
                     if let Ok(style) = ProgressStyle::with_template(
-                        "{spinner} map [{bar:30}] {pos}/{len} {msg} {per_sec} eta {eta}",
+                        "{spinner} map [{bar:30}] {pos}/{len} {msg} {rate} eta {eta}",
                     ) {
+                        let style = style.with_key(
+                            "rate",
+                            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                                let secs = s.elapsed().as_secs_f64();
+                                let _ = w.write_str(&rate_text(s.pos() as f64, secs));
+                            },
+                        );
                         bar.set_style(style.progress_chars("=> "));
                     }
                     self.bar = Some(bar);
@@ -226,7 +273,7 @@ impl Reporter for Human {
                 {
                     self.last_progress = Instant::now();
                     self.line(&format!(
-                        "map: {}/{} done, {} failed, {:.0} items/s",
+                        "map: {}/{} done, {} failed, {}",
                         self.done,
                         self.total,
                         self.failed,
@@ -244,7 +291,7 @@ impl Reporter for Human {
                 }
                 if *phase == Phase::Map {
                     self.normal(&format!(
-                        "map: {}/{} done, {} failed in {} ({:.0} items/s)",
+                        "map: {}/{} done, {} failed in {} ({})",
                         self.done,
                         self.total,
                         self.failed,
@@ -270,6 +317,39 @@ impl Reporter for Human {
                     .unwrap_or_default()
             )),
             Event::Unpaused {} => self.line("resumed: dispatching items again"),
+            Event::Interrupted {
+                signal,
+                in_flight,
+                kill_grace_ms,
+            } => {
+                // Always shown (even with -q): the person who pressed Ctrl-C is waiting.
+                let what = match (self.phase, *in_flight) {
+                    (_, 0) => "nothing is running; saving the state".to_owned(),
+                    (Some(Phase::Map), 1) => "stopping 1 running item".to_owned(),
+                    (Some(Phase::Map), n) => format!("stopping {n} running items"),
+                    (Some(p), _) => format!("stopping the running {} step", phase_name(p)),
+                    (None, _) => "stopping".to_owned(),
+                };
+                let again = if signal == "SIGINT" {
+                    "press Ctrl-C again"
+                } else {
+                    "send it again"
+                };
+                let tail = if *in_flight == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " ({signal} sent; killed in {}); {again} to kill at once",
+                        secs(*kill_grace_ms)
+                    )
+                };
+                let head = if signal == "SIGINT" {
+                    "interrupted"
+                } else {
+                    "terminated"
+                };
+                self.line(&format!("{}: {what}{tail}", self.paint(head, YELLOW)));
+            }
             Event::JobFinished {
                 job_id,
                 state,
@@ -279,32 +359,42 @@ impl Reporter for Human {
                 dlq,
                 pending,
                 duration_ms,
+                reason,
                 ..
             } => {
-                let what = match state {
-                    JobState::Completed => self.paint("completed", GREEN),
-                    JobState::Failed => self.paint("finished with failures", RED),
-                    JobState::Interrupted => format!(
-                        "{} (resume with `runner resume`)",
-                        self.paint("interrupted", YELLOW)
-                    ),
-                    JobState::Paused => "paused".into(),
-                    JobState::Running => "running".into(),
-                    JobState::Stale => "stale".into(),
-                };
-                let mut text =
-                    format!("runner: job {job_id} {what}: {successful}/{total} succeeded");
+                let mut counts = format!("{successful}/{total} succeeded");
                 if *failed > 0 {
-                    text.push_str(&format!(", {failed} failed"));
+                    counts.push_str(&format!(", {failed} failed"));
                 }
                 if *dlq > 0 {
-                    text.push_str(&format!(", {dlq} in the DLQ (`runner dlq list {job_id}`)"));
+                    counts.push_str(&format!(", {dlq} in the DLQ (`runner dlq list {job_id}`)"));
                 }
                 if *pending > 0 {
-                    text.push_str(&format!(", {pending} pending"));
+                    counts.push_str(&format!(", {pending} pending"));
                 }
-                text.push_str(&format!(" in {}", secs(*duration_ms)));
-                self.line(&text);
+                let text = match (state, reason) {
+                    (JobState::Failed, Some(reason)) if *total == 0 => {
+                        format!("{}: {reason}", self.paint("failed", RED))
+                    }
+                    (JobState::Failed, Some(reason)) => {
+                        format!("{}: {reason}; items: {counts}", self.paint("failed", RED))
+                    }
+                    (JobState::Completed, _) => {
+                        format!("{}: {counts}", self.paint("completed", GREEN))
+                    }
+                    (JobState::Failed, None) => {
+                        format!("{}: {counts}", self.paint("finished with failures", RED))
+                    }
+                    (JobState::Interrupted, _) => format!(
+                        "{} (resume with `runner resume {job_id}`): {counts}",
+                        self.paint("interrupted", YELLOW)
+                    ),
+                    (other, _) => format!("{}: {counts}", state_word(*other)),
+                };
+                self.line(&format!(
+                    "runner: job {job_id} {text} in {}",
+                    secs(*duration_ms)
+                ));
             }
         }
     }
@@ -313,5 +403,27 @@ impl Reporter for Human {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_readable_at_any_speed() {
+        assert_eq!(rate_text(0.0, 3.0), "0 items/s");
+        assert_eq!(rate_text(2000.0, 1.6), "1250 items/s");
+        assert_eq!(rate_text(667.896, 10.0), "66.8 items/s");
+        assert_eq!(rate_text(23.0, 100.0), "4.3 s/item");
+        assert_eq!(rate_text(3.0, 4.0), "0.75 items/s");
+        assert_eq!(rate_text(1.0, 4.3), "4.3 s/item");
+    }
+
+    #[test]
+    fn multi_line_commands_show_their_first_line() {
+        assert_eq!(one_line("echo one\nexit 3\n"), "echo one ...");
+        assert_eq!(one_line("\n  make all  \n"), "make all");
+        assert_eq!(one_line("true"), "true");
     }
 }

@@ -28,14 +28,27 @@ pub struct Metrics {
     failed: u64,
     retried: u64,
     bucket_counts: [u64; BUCKETS.len()],
-    duration_sum: f64,
+    /// Sum of item wall times in milliseconds (integers: no float noise in the output).
+    duration_sum_ms: u64,
     duration_count: u64,
     exit_code: Option<i32>,
-    job_duration: Option<f64>,
+    job_duration_ms: Option<u64>,
     last_write: Instant,
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
+/// Milliseconds as seconds with at most three decimals and no float noise (`1.693`, `2`).
+fn seconds(ms: u64) -> String {
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:03}")
+            .trim_end_matches('0')
+            .to_owned()
+    }
+}
+
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -53,10 +66,10 @@ impl Metrics {
             failed: 0,
             retried: 0,
             bucket_counts: [0; BUCKETS.len()],
-            duration_sum: 0.0,
+            duration_sum_ms: 0,
             duration_count: 0,
             exit_code: None,
-            job_duration: None,
+            job_duration_ms: None,
             last_write: Instant::now(),
         }
     }
@@ -106,12 +119,12 @@ impl Metrics {
                 code.to_string(),
             );
         }
-        if let Some(secs) = self.job_duration {
+        if let Some(ms) = self.job_duration_ms {
             metric(
                 "runner_job_duration_seconds",
                 "gauge",
                 "Wall time of the run.",
-                format!("{secs}"),
+                seconds(ms),
             );
         }
         let name = "runner_item_duration_seconds";
@@ -130,7 +143,11 @@ impl Metrics {
             "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
             self.duration_count
         );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.duration_sum);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            seconds(self.duration_sum_ms)
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.duration_count);
         out
     }
@@ -171,7 +188,7 @@ impl Reporter for Metrics {
                         break;
                     }
                 }
-                self.duration_sum += secs;
+                self.duration_sum_ms += *duration_ms;
                 self.duration_count += 1;
                 if self.last_write.elapsed() >= WRITE_EVERY {
                     self.write();
@@ -185,7 +202,7 @@ impl Reporter for Metrics {
             } => {
                 self.total = *total;
                 self.exit_code = Some(*exit_code);
-                self.job_duration = Some(*duration_ms as f64 / 1000.0);
+                self.job_duration_ms = Some(*duration_ms);
             }
             _ => {}
         }
@@ -193,5 +210,19 @@ impl Reporter for Metrics {
 
     fn finish(&mut self) {
         self.write();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn seconds_have_no_float_noise() {
+        assert_eq!(seconds(1693), "1.693");
+        assert_eq!(seconds(1700), "1.7");
+        assert_eq!(seconds(2000), "2");
+        assert_eq!(seconds(5), "0.005");
+        assert_eq!(seconds(0), "0");
     }
 }

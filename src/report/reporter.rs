@@ -64,7 +64,7 @@ pub fn warn_report_failed(what: &str, path: &std::path::Path, err: &dyn std::fmt
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr().lock(),
-        "runner: warning: cannot write the {what} {}: {err}",
+        "warning: cannot write the {what} {}: {err}",
         path.display()
     );
 }

@@ -5,12 +5,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("{path}: cannot read the workflow file: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message (not a `source`), so it is printed once.
+    #[error("{}: cannot read the workflow file: {err}", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{}:{line}:{column}: {message}", path.display())]
     At {
         path: PathBuf,

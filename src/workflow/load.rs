@@ -17,9 +17,9 @@ pub struct Loaded {
 
 /// Read, parse and validate the workflow at `path`.
 pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read {
+    let text = std::fs::read_to_string(path).map_err(|err| WorkflowError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     let dir = path
         .canonicalize()
@@ -47,11 +47,44 @@ fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
     }
 }
 
-/// serde-saphyr renders a source snippet after the message; keep the message itself.
+/// serde-saphyr renders a source snippet after the message, and may start the message with
+/// `line N column M: `; keep the message itself (the location is printed as `file:N:M:`).
 fn first_line(rendered: &str) -> String {
     let line = rendered
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or(rendered);
-    line.trim().trim_start_matches("error: ").to_owned()
+    let msg = line.trim().trim_start_matches("error: ");
+    strip_location(msg).to_owned()
+}
+
+fn strip_location(msg: &str) -> &str {
+    let Some(rest) = msg.strip_prefix("line ") else {
+        return msg;
+    };
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = digits(rest);
+    let Some(rest) = rest[n..].strip_prefix(" column ").filter(|_| n > 0) else {
+        return msg;
+    };
+    let m = digits(rest);
+    match rest[m..].strip_prefix(": ") {
+        Some(tail) if m > 0 => tail,
+        _ => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_prefix_is_dropped_once() {
+        assert_eq!(
+            first_line("error: line 4 column 3: unknown field `bogus`\n  snippet"),
+            "unknown field `bogus`"
+        );
+        assert_eq!(first_line("line 4 is fine"), "line 4 is fine");
+        assert_eq!(first_line("line x column 2: a"), "line x column 2: a");
+    }
 }
