@@ -196,6 +196,7 @@ fn retry(
             kind: RunKind::DlqRetry {
                 items: items.to_vec(),
             },
+            preselected: None,
             max_parallel,
             lock,
             warnings: Vec::new(),

@@ -61,6 +61,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
             kind: RunKind::Resume {
                 pending_only: a.pending_only,
             },
+            preselected: None,
             max_parallel: a.max_parallel.map(|n| n as usize),
             lock,
             warnings,

@@ -5,7 +5,8 @@ use anyhow::Context;
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::exit::usage;
 use crate::cli::session::{Session, run_session};
-use crate::engine::phases::RunKind;
+use crate::engine::phases::{RunKind, select_items};
+use crate::engine::vars::JobVars;
 use crate::state::atomic::{write_atomic, write_checksummed};
 use crate::state::job::{JobMeta, JobView};
 use crate::state::layout::{StateDir, new_job_id, validate_job_id};
@@ -30,6 +31,14 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
             "job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`"
         )));
     }
+    // Without setup nothing comes before item selection: select first, so that bad input
+    // (exit 2) leaves no job behind. With setup the items are selected after it, in the job.
+    let preselected = if loaded.workflow.setup.is_empty() {
+        let vars = JobVars::build(&job_id, &loaded.workflow, &overrides).map_err(usage)?;
+        Some(select_items(&loaded.workflow, &vars)?)
+    } else {
+        None
+    };
     let dir = state.create_job(&job_id)?;
     loaded.workflow.executor = crate::engine::slurm::choose_executor(
         dir.path(),
@@ -62,6 +71,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
             workflow: &loaded.workflow,
             view: JobView::default(),
             kind: RunKind::Run,
+            preselected,
             max_parallel: None,
             lock,
             warnings: Vec::new(),

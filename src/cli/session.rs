@@ -3,14 +3,18 @@
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::cli::args::{ColorChoice, Global, ReportArgs};
+use crate::cli::exit::usage;
 use crate::engine::control::{Controls, watch_channel, watch_signals};
+use crate::engine::error::EngineError;
 use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
+use crate::items::Item;
 use crate::report::github::GitHub;
 use crate::report::human::{Human, Verbosity};
 use crate::report::junit::Junit;
@@ -77,6 +81,8 @@ pub struct Session<'a> {
     pub workflow: &'a Workflow,
     pub view: JobView,
     pub kind: RunKind,
+    /// Items already selected (a `run` without setup selects before it creates the job).
+    pub preselected: Option<Vec<Arc<Item>>>,
     pub max_parallel: Option<usize>,
     pub lock: JobLock,
     pub warnings: Vec<String>,
@@ -114,6 +120,7 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
             meta: s.meta,
             workflow: s.workflow,
             kind: s.kind,
+            preselected: s.preselected,
             max_parallel: s.max_parallel,
             controls: controls.clone(),
             warnings,
@@ -128,12 +135,25 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     crate::engine::watchdog::stop();
     let released = s.lock.release();
-    let outcome = outcome?;
+    let outcome = outcome.map_err(|e| kept_job_hint(e, &s.meta.job_id))?;
     released?;
     Ok(crate::report::event::job_exit_code(
         outcome.state,
         controls.stop_signal(),
     ))
+}
+
+/// Items are selected in the job only after setup (or on a resume that re-selects): when
+/// that fails, the job stays, failed, and the message says how to go on.
+fn kept_job_hint(e: anyhow::Error, job_id: &str) -> anyhow::Error {
+    match e.downcast_ref::<EngineError>() {
+        Some(EngineError::Items(_)) => usage(format!(
+            "{e:#}\nrunner: job {job_id} is kept as failed before its map, with its finished \
+             setup steps recorded; fix the input, then `runner resume {job_id}` selects the \
+             items again without rerunning those steps"
+        )),
+        _ => e,
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct JobRun<'a> {
     pub meta: &'a JobMeta,
     pub workflow: &'a Workflow,
     pub kind: RunKind,
+    /// Items selected before the job was created; selected here (once) when `None`.
+    pub preselected: Option<Vec<Arc<Item>>>,
     /// `--max-parallel` of this invocation.
     pub max_parallel: Option<usize>,
     pub controls: Controls,
@@ -176,7 +178,10 @@ async fn phases<E: Executor + Clone>(
             rec.view.items.len(),
         )?
     } else {
-        let items = select_items(wf, &vars)?;
+        let items = match &run.preselected {
+            Some(items) => items.clone(),
+            None => select_items(wf, &vars)?,
+        };
         let hash = items_file::write(&rec.dir.items(), &items)?;
         rec.record_durable(Record::MapStarted {
             total: items.len(),

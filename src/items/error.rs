@@ -52,23 +52,33 @@ pub enum ItemsError {
         stderr_tail: String,
     },
 
-    /// The input is neither JSON, JSON lines nor UTF-8 text.
-    #[error(
-        "{origin}: invalid JSON at line {line}, column {column}: {message}; fix the input (it starts like JSON, so it is not read as plain lines)"
-    )]
+    /// The input is not JSON (or JSON lines) in its format.
+    #[error("{origin}:{line}:{column}: invalid JSON: {message}; {hint}")]
     InvalidJson {
+        /// Where the bytes came from (a path, or `map.input command output`).
         origin: String,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column (in characters) of the error.
         column: usize,
+        /// What the JSON parser reported.
         message: String,
+        /// Why the input was read as JSON, and what to do.
+        hint: JsonHint,
     },
+
+    /// The input is not UTF-8 text.
     #[error(
-        "items from {origin} are not valid UTF-8 (first bad byte at offset {offset}); \
+        "{origin}:{line}:{column}: not valid UTF-8 (first bad byte at offset {offset}); \
          produce JSON, JSON lines or UTF-8 text lines"
     )]
     NotUtf8 {
-        /// Where the bytes came from (a path or a command).
+        /// Where the bytes came from (a path, or `map.input command output`).
         origin: String,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based column (in characters) of the first invalid byte.
+        column: usize,
         /// Byte offset of the first invalid byte.
         offset: usize,
     },
@@ -134,4 +144,35 @@ pub enum ItemsError {
         /// 0-based position of the second item with this id.
         second: usize,
     },
+}
+
+/// Why an input was read as JSON: the advice that ends an [`ItemsError::InvalidJson`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonHint {
+    /// `map.input_format: json` or a `.json` file.
+    Json,
+    /// `map.input_format: jsonl` or a `.jsonl`/`.ndjson` file.
+    Jsonl,
+    /// `auto`, and the text starts with `[` or `{`.
+    Auto,
+}
+
+impl std::fmt::Display for JsonHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JsonHint::Json => {
+                "it is read as one JSON document (a .json file, or map.input_format: json); \
+                 fix it, or set map.input_format: jsonl (one JSON value per line) or lines \
+                 (one string per line)"
+            }
+            JsonHint::Jsonl => {
+                "it is read as JSON lines, one JSON value per line (a .jsonl or .ndjson file, \
+                 or map.input_format: jsonl); fix the line, or set map.input_format: json or lines"
+            }
+            JsonHint::Auto => {
+                "it starts with `[` or `{`, so it is read as JSON or JSON lines, never as plain \
+                 lines; fix it, or set map.input_format: lines to make every line a string item"
+            }
+        })
+    }
 }

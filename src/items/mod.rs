@@ -1,11 +1,12 @@
-//! Work-item selection: read the items input (a file or a command's output), parse it as
-//! JSON, JSON lines or text lines, then select (`json_path`), filter, sort, deduplicate,
-//! page (`offset`, `max_items`) and give every item its id.
+//! Work-item selection: read the items input (a file or a command's output), parse it in its
+//! format (one JSON document, JSON lines or text lines), then select (`json_path`), filter,
+//! sort, deduplicate, page (`offset`, `max_items`) and give every item its id.
 
 mod canonical;
 mod command;
 mod convert;
 mod error;
+mod format;
 mod input;
 mod item;
 mod jq;
@@ -19,7 +20,8 @@ mod sort_spec;
 mod tokens;
 
 pub use canonical::canonical_json;
-pub use error::ItemsError;
+pub use error::{ItemsError, JsonHint};
+pub use format::InputFormat;
 pub use input::Input;
 pub use item::{IdFn, Item, assign_ids};
 pub use selection::{CompiledSelection, Selection, compile};

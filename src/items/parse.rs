@@ -1,8 +1,10 @@
-//! Parse raw items input: one JSON document, else JSON lines, else plain text lines.
+//! Parse raw items input in its [`InputFormat`]: one JSON document, JSON lines, plain text
+//! lines, or (`auto`) whichever of these the text is.
 
 use serde_json::Value;
 
-use super::error::ItemsError;
+use super::error::{ItemsError, JsonHint};
+use super::format::InputFormat;
 
 /// The parsed items input.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,77 +15,88 @@ pub enum Parsed {
     Lines(Vec<Value>),
 }
 
-/// Parse `bytes`, tried in order: (1) the whole input is one JSON value; (2) JSON lines:
-/// every non-empty line is JSON (and there are at least two); (3) plain lines: every
-/// non-empty line (without its trailing `\r`) is a string. Blank input gives no items.
-/// `origin` names the source in error messages.
-pub fn parse_input(bytes: &[u8], origin: &str) -> Result<Parsed, ItemsError> {
+/// Parse `bytes` as `format`. A UTF-8 BOM is ignored; blank input gives no items in every
+/// format. `auto` tries, in order: (1) the whole input is one JSON value; (2) JSON lines;
+/// (3) plain lines, except that text whose first non-blank character is `[` or `{` is
+/// never plain lines: it is JSON (or JSON lines) or an error. `origin` names the source in
+/// error messages, which give the line and column.
+pub fn parse_input(bytes: &[u8], format: InputFormat, origin: &str) -> Result<Parsed, ItemsError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Parsed::Lines(Vec::new()));
     }
+    match format {
+        InputFormat::Json => serde_json::from_slice(bytes)
+            .map(Parsed::Document)
+            .map_err(|e| invalid_document(bytes, &e, origin, JsonHint::Json)),
+        InputFormat::Jsonl => {
+            json_lines(text(bytes, origin)?, origin, JsonHint::Jsonl).map(Parsed::Lines)
+        }
+        InputFormat::Lines => Ok(Parsed::Lines(plain_lines(text(bytes, origin)?))),
+        InputFormat::Auto => sniff(bytes, origin),
+    }
+}
+
+fn sniff(bytes: &[u8], origin: &str) -> Result<Parsed, ItemsError> {
     let doc_err = match serde_json::from_slice::<Value>(bytes) {
         Ok(doc) => return Ok(Parsed::Document(doc)),
         Err(e) => e,
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| ItemsError::NotUtf8 {
-        origin: origin.to_string(),
-        offset: e.valid_up_to(),
-    })?;
-    if let Some(values) = json_lines(text) {
-        return Ok(Parsed::Lines(values));
+    let text = text(bytes, origin)?;
+    if text.trim_start().starts_with(['[', '{']) {
+        // JSON lines when the first line is JSON on its own, else one (broken) document.
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        if serde_json::from_str::<Value>(first).is_ok() {
+            return json_lines(text, origin, JsonHint::Auto).map(Parsed::Lines);
+        }
+        return Err(invalid_document(bytes, &doc_err, origin, JsonHint::Auto));
     }
-    if let Some(e) = broken_json(text, &doc_err, origin) {
-        return Err(e);
+    match json_lines(text, origin, JsonHint::Auto) {
+        Ok(values) => Ok(Parsed::Lines(values)),
+        Err(_) => Ok(Parsed::Lines(plain_lines(text))),
     }
-    Ok(Parsed::Lines(plain_lines(text)))
 }
 
-/// Every non-blank line parsed as JSON, or `None` as soon as one line is not JSON or when
-/// there are fewer than two lines.
-fn json_lines(text: &str) -> Option<Vec<Value>> {
+/// The input as UTF-8 text, or an error naming the line and column of the first bad byte.
+fn text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ItemsError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        let before = &bytes[..offset];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        ItemsError::NotUtf8 {
+            origin: origin.to_string(),
+            line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+            column: char_count(&before[line_start..]) + 1,
+            offset,
+        }
+    })
+}
+
+/// Every non-blank line parsed as JSON; the first line that is not JSON is an error.
+fn json_lines(text: &str, origin: &str, hint: JsonHint) -> Result<Vec<Value>, ItemsError> {
     let mut values = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() {
+    for (n, line) in text.split('\n').enumerate() {
+        if line.trim().is_empty() {
             continue;
         }
-        values.push(serde_json::from_str::<Value>(line).ok()?);
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                return Err(invalid(
+                    origin,
+                    n + 1,
+                    char_column(line.as_bytes(), e.column()),
+                    &e,
+                    hint,
+                ));
+            }
+        }
     }
     values.shrink_to_fit();
-    (values.len() >= 2).then_some(values)
-}
-
-/// Text that is JSON gone wrong, rather than plain lines: a document that opens like an array
-/// or object and ends early (a truncated file), or JSON lines with one bad line.
-fn broken_json(text: &str, doc_err: &serde_json::Error, origin: &str) -> Option<ItemsError> {
-    let err = |line: usize, column: usize, message: String| ItemsError::InvalidJson {
-        origin: origin.to_string(),
-        line,
-        column,
-        message,
-    };
-    if text.trim_start().starts_with(['[', '{']) && doc_err.is_eof() {
-        return Some(err(doc_err.line(), doc_err.column(), doc_err.to_string()));
-    }
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, first) = lines.next()?;
-    let first = first.trim();
-    if !(first.starts_with(['[', '{']) && serde_json::from_str::<Value>(first).is_ok()) {
-        return None; // does not look like JSON lines
-    }
-    lines.find_map(|(n, l)| {
-        serde_json::from_str::<Value>(l.trim()).err().map(|e| {
-            err(
-                n + 1,
-                e.column(),
-                format!("line {} is not JSON: {e}", n + 1),
-            )
-        })
-    })
+    Ok(values)
 }
 
 fn plain_lines(text: &str) -> Vec<Value> {
@@ -94,13 +107,66 @@ fn plain_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The error for a whole document that does not parse, at serde's line and column.
+fn invalid_document(
+    bytes: &[u8],
+    e: &serde_json::Error,
+    origin: &str,
+    hint: JsonHint,
+) -> ItemsError {
+    let line = e.line().max(1);
+    let text_line = bytes.split(|&b| b == b'\n').nth(line - 1).unwrap_or(b"");
+    invalid(origin, line, char_column(text_line, e.column()), e, hint)
+}
+
+fn invalid(
+    origin: &str,
+    line: usize,
+    column: usize,
+    e: &serde_json::Error,
+    hint: JsonHint,
+) -> ItemsError {
+    // serde's message ends with its own " at line L column C"; the location is ours.
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+    ItemsError::InvalidJson {
+        origin: origin.to_string(),
+        line,
+        column,
+        message,
+        hint,
+    }
+}
+
+/// serde counts columns in bytes; people (and editors) count characters. 1-based.
+fn char_column(line: &[u8], byte_column: usize) -> usize {
+    char_count(&line[..byte_column.min(line.len())]).max(1)
+}
+
+fn char_count(bytes: &[u8]) -> usize {
+    String::from_utf8_lossy(bytes).chars().count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_as(format: InputFormat, s: &str) -> Parsed {
+        parse_input(s.as_bytes(), format, "test").expect("parses")
+    }
+
     fn parse(s: &str) -> Parsed {
-        parse_input(s.as_bytes(), "test").expect("parses")
+        parse_as(InputFormat::Auto, s)
+    }
+
+    /// The error's (line, column, message) for `s` read as `format`.
+    fn error(format: InputFormat, s: &str) -> (usize, usize, String) {
+        match parse_input(s.as_bytes(), format, "items.json").expect_err("fails") {
+            e @ ItemsError::InvalidJson { line, column, .. } => (line, column, e.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -121,51 +187,130 @@ mod tests {
     }
 
     #[test]
-    fn plain_lines_when_any_line_is_not_json() {
+    fn plain_lines_when_a_line_is_not_json_and_the_text_does_not_start_like_json() {
         assert_eq!(
             parse("123\nfoo.txt\r\n\n  bar baz \n"),
             Parsed::Lines(vec![json!("123"), json!("foo.txt"), json!("  bar baz ")])
         );
         assert_eq!(parse("just text"), Parsed::Lines(vec![json!("just text")]));
-        assert_eq!(parse("{broken"), Parsed::Lines(vec![json!("{broken")]));
-    }
-
-    #[test]
-    fn broken_json_is_an_error_not_plain_lines() {
-        for bad in [
-            "[{\"id\": 1}, {\"id\"",
-            "{\"id\": 1}\n{\"id\": 2\n{\"id\": 3}\n",
-        ] {
-            let e = parse_input(bad.as_bytes(), "items.json").unwrap_err();
-            assert!(e.to_string().contains("invalid JSON"), "{e}");
-        }
         assert_eq!(
-            parse("[draft] notes\nmore"),
-            Parsed::Lines(vec![json!("[draft] notes"), json!("more")])
+            parse("alpha\n[beta]\n{gamma"),
+            Parsed::Lines(vec![json!("alpha"), json!("[beta]"), json!("{gamma")])
         );
     }
 
     #[test]
-    fn empty_input_is_no_items() {
-        assert_eq!(parse(""), Parsed::Lines(vec![]));
-        assert_eq!(parse(" \n\r\n"), Parsed::Lines(vec![]));
+    fn text_starting_like_json_is_never_plain_lines() {
+        // The file: a document broken on line 2 (column 9 is the `}`).
+        let (line, column, msg) = error(InputFormat::Auto, "[{\"id\": \"a\"},\n {\"id\": }]\n");
+        assert_eq!((line, column), (2, 9), "{msg}");
+        assert!(
+            msg.starts_with("items.json:2:9: invalid JSON: expected value;"),
+            "{msg}"
+        );
+        assert!(msg.contains("map.input_format: lines"), "{msg}");
+        // JSON lines with one bad line: that line, column within it.
+        let (line, column, _) = error(
+            InputFormat::Auto,
+            "{\"id\": 1}\n\n{\"id\": 2\n{\"id\": 3}\n",
+        );
+        assert_eq!((line, column), (3, 8));
+        // A truncated document, plain text in brackets, and leading blank lines.
+        assert_eq!(error(InputFormat::Auto, "[{\"id\": 1}, {\"id\"").0, 1);
+        assert_eq!(error(InputFormat::Auto, "[draft] notes\nmore").0, 1);
+        assert_eq!(error(InputFormat::Auto, "\n  {broken").0, 2);
+    }
+
+    #[test]
+    fn json_format_is_one_document() {
+        assert_eq!(
+            parse_as(InputFormat::Json, "[1,\n2]"),
+            Parsed::Document(json!([1, 2]))
+        );
+        assert_eq!(
+            parse_as(InputFormat::Json, "\"x\""),
+            Parsed::Document(json!("x"))
+        );
+        // JSON lines are not one document: the second value is trailing characters.
+        let (line, column, msg) = error(InputFormat::Json, "{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!((line, column), (2, 1), "{msg}");
+        assert!(
+            msg.contains("trailing characters") && msg.contains("jsonl"),
+            "{msg}"
+        );
+        // Plain text is an error too, whatever it starts with.
+        assert_eq!(error(InputFormat::Json, "a.txt\nb.txt").0, 1);
+    }
+
+    #[test]
+    fn jsonl_format_is_one_value_per_line() {
+        assert_eq!(
+            parse_as(InputFormat::Jsonl, "[1, 2]\n"),
+            Parsed::Lines(vec![json!([1, 2])])
+        );
+        assert_eq!(
+            parse_as(InputFormat::Jsonl, "{\"a\":1}\r\n\n\"s\""),
+            Parsed::Lines(vec![json!({"a": 1}), json!("s")])
+        );
+        // A pretty-printed document is not JSON lines.
+        assert_eq!(error(InputFormat::Jsonl, "[\n1\n]").0, 1);
+        let (line, column, msg) = error(InputFormat::Jsonl, "1\n2\n  x\n");
+        assert_eq!((line, column), (3, 3), "{msg}");
+    }
+
+    #[test]
+    fn lines_format_never_parses() {
+        assert_eq!(
+            parse_as(InputFormat::Lines, "{\"a\": 1}\n[x\r\n\n7\n"),
+            Parsed::Lines(vec![json!("{\"a\": 1}"), json!("[x"), json!("7")])
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let (line, column, _) = error(InputFormat::Json, "[\"é\", ]");
+        assert_eq!((line, column), (1, 7));
+        let (line, column, _) = error(InputFormat::Jsonl, "\"é\" x");
+        assert_eq!((line, column), (1, 5));
+    }
+
+    #[test]
+    fn empty_input_is_no_items_in_every_format() {
+        for f in [
+            InputFormat::Auto,
+            InputFormat::Json,
+            InputFormat::Jsonl,
+            InputFormat::Lines,
+        ] {
+            assert_eq!(parse_as(f, ""), Parsed::Lines(vec![]));
+            assert_eq!(parse_as(f, " \n\r\n"), Parsed::Lines(vec![]));
+        }
     }
 
     #[test]
     fn byte_order_mark_is_ignored() {
         assert_eq!(
-            parse_input(b"\xEF\xBB\xBF[1]", "t").expect("parses"),
+            parse_input(b"\xEF\xBB\xBF[1]", InputFormat::Json, "t").expect("parses"),
             Parsed::Document(json!([1]))
         );
     }
 
     #[test]
-    fn invalid_utf8_is_an_error_naming_the_origin() {
-        let err = parse_input(b"ok\n\xFF\xFE\n", "items.txt").expect_err("fails");
+    fn invalid_utf8_is_an_error_naming_the_origin_and_position() {
+        let err =
+            parse_input(b"ok\nab\xFF\xFE\n", InputFormat::Auto, "items.txt").expect_err("fails");
         assert!(
-            matches!(err, ItemsError::NotUtf8 { offset: 3, .. }),
+            matches!(
+                err,
+                ItemsError::NotUtf8 {
+                    line: 2,
+                    column: 3,
+                    offset: 5,
+                    ..
+                }
+            ),
             "{err:?}"
         );
-        assert!(err.to_string().contains("items.txt"));
+        assert!(err.to_string().starts_with("items.txt:2:3: "), "{err}");
     }
 }

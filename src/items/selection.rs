@@ -6,6 +6,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::error::ItemsError;
+use super::format::InputFormat;
 use super::input::Input;
 use super::jq::JqExpr;
 use super::json_path::{compile_json_path, select};
@@ -18,6 +19,8 @@ use super::sort_spec::parse_sort_by;
 pub struct Selection {
     /// Where the items come from.
     pub input: Input,
+    /// `map.input_format`; when `None` the input's extension decides ([`InputFormat::resolve`]).
+    pub format: Option<InputFormat>,
     /// RFC 9535 JSONPath selecting the items, e.g. `$.items[*]`.
     pub json_path: Option<String>,
     /// jq boolean expression; items for which it is false or null are dropped.
@@ -37,6 +40,7 @@ impl Selection {
     pub fn new(input: Input) -> Self {
         Self {
             input,
+            format: None,
             json_path: None,
             filter: None,
             sort_by: None,
@@ -51,6 +55,7 @@ impl Selection {
 #[derive(Debug)]
 pub struct CompiledSelection {
     input: Input,
+    format: InputFormat,
     json_path: Option<JsonPath>,
     stages: Stages,
 }
@@ -91,6 +96,7 @@ pub fn compile(sel: &Selection) -> Result<CompiledSelection, ItemsError> {
         .transpose()?;
     Ok(CompiledSelection {
         input: sel.input.clone(),
+        format: InputFormat::resolve(sel.format, &sel.input),
         json_path,
         stages: Stages {
             filter,
@@ -108,6 +114,11 @@ impl CompiledSelection {
         &self.input
     }
 
+    /// The format the input is read in (`map.input_format`, else by extension).
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
     /// Read the file (or run the command in `base_dir` with `env` added), parse it, and run
     /// json_path -> filter -> sort -> distinct -> offset -> max_items.
     pub fn load(
@@ -116,14 +127,14 @@ impl CompiledSelection {
         env: &[(String, String)],
     ) -> Result<Vec<Value>, ItemsError> {
         let bytes = self.input.read(base_dir, env)?;
-        let parsed = parse_input(&bytes, &self.input.origin())?;
+        let parsed = parse_input(&bytes, self.format, &self.input.origin())?;
         drop(bytes); // keep peak memory down for large inputs
         self.stages.run(select(parsed, self.json_path.as_ref()))
     }
 
     /// The same pipeline on already-read bytes; `origin` names them in error messages.
     pub fn select_from_bytes(&self, bytes: &[u8], origin: &str) -> Result<Vec<Value>, ItemsError> {
-        let parsed = parse_input(bytes, origin)?;
+        let parsed = parse_input(bytes, self.format, origin)?;
         let candidates = select(parsed, self.json_path.as_ref());
         self.stages.run(candidates)
     }
@@ -270,6 +281,37 @@ mod tests {
         assert_eq!(
             c.load(dir.path(), &[]).expect("loads"),
             vec![json!({"a": 2})]
+        );
+    }
+
+    #[test]
+    fn load_reads_in_the_resolved_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.ndjson"), "[1,2]\n").expect("write");
+        std::fs::write(dir.path().join("a.txt"), "{x}\n").expect("write");
+        let load = |name: &str, format: Option<InputFormat>| {
+            let s = Selection {
+                format,
+                ..Selection::new(Input::File(dir.path().join(name)))
+            };
+            compile(&s).expect("compiles").load(dir.path(), &[])
+        };
+        // By extension: JSON lines, so the array line is one item.
+        assert_eq!(load("a.ndjson", None).expect("loads"), vec![json!([1, 2])]);
+        // Given: it overrides the extension.
+        let json = Some(InputFormat::Json);
+        assert_eq!(
+            load("a.ndjson", json).expect("loads"),
+            vec![json!(1), json!(2)]
+        );
+        assert_eq!(
+            load("a.txt", Some(InputFormat::Lines)).expect("loads"),
+            vec![json!("{x}")]
+        );
+        let err = load("a.txt", None).expect_err("auto: starts like JSON");
+        assert!(
+            matches!(err, ItemsError::InvalidJson { line: 1, .. }),
+            "{err:?}"
         );
     }
 

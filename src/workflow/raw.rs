@@ -83,6 +83,11 @@ pub struct RawWorkflow {
 pub struct RawMap {
     #[schemars(with = "RawInput")]
     pub input: Spanned<RawInput>,
+    /// How the input is read: `json`, `jsonl`, `lines` or `auto` (default: by the file's
+    /// extension, else `auto`).
+    #[serde(default)]
+    #[schemars(with = "Option<InputFormatName>")]
+    pub input_format: Option<Spanned<String>>,
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub json_path: Option<Spanned<String>>,
@@ -537,6 +542,15 @@ fixed_schema!(DurationValue, "Duration", {
 fixed_schema!(CaptureOutput, "CaptureOutput", {
     "description": "Prodigy: true, false, or a variable name",
     "type": ["boolean", "string"]
+});
+
+/// Schema only: the values `map.input_format` accepts (validated in [`super::validate`]).
+pub struct InputFormatName;
+
+fixed_schema!(InputFormatName, "InputFormat", {
+    "description": "How the items input is read: json (one JSON document), jsonl (one JSON value per line), lines (one string per line), or auto (sniffed; text starting with [ or { is JSON). Default: json for .json files, jsonl for .jsonl/.ndjson files, else auto",
+    "type": "string",
+    "enum": ["json", "jsonl", "lines", "auto"]
 });
 
 fixed_schema!(RawInput, "Input", {

@@ -468,8 +468,14 @@ fn map_spec(
         RawInput::File(f) => Input::File(dir.join(f)),
         RawInput::Command(c) => Input::Command(c.clone()),
     };
+    let format = r
+        .input_format
+        .as_ref()
+        .map(|f| f.value.parse().map_err(|e: String| cx.err(f.referenced, e)))
+        .transpose()?;
     let selection = Selection {
         input,
+        format,
         json_path: r.json_path.as_ref().map(|s| s.value.clone()),
         filter: r.filter.as_ref().map(|s| s.value.clone()),
         sort_by: r.sort_by.as_ref().map(|s| s.value.clone()),
