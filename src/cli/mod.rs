@@ -13,6 +13,7 @@ pub mod job_open;
 pub mod logs;
 pub mod out;
 pub mod resume;
+pub mod resume_preview;
 pub mod run;
 pub mod session;
 pub mod ship;
