@@ -448,13 +448,7 @@ fn resume_after_kill9_kills_the_crashed_runs_item_processes() {
         pids(&p, "old.pids").len() == 2 && journal_count(&p, "k9", "item_started") == 2
     });
     // Kill the runner and its watchdog together, so that only the resume can clean up.
-    let watchdog = watchdog_of(bg.pid() as i32).expect("the runner starts a watchdog");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(watchdog),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    bg.kill9();
+    kill9_with_watchdog(&mut bg);
     let old = pids(&p, "old.pids");
     for &pid in &old {
         assert!(
@@ -500,31 +494,6 @@ map:
   agent_template:
     - shell: 'if [ -f slow ]; then sleep 300 & echo $! >> "$PIDS"; sleep 300; fi; echo $RUNNER_ITEM_ID >> done.txt'
 "#;
-
-/// The `runner __watchdog` child of `runner_pid`.
-fn watchdog_of(runner_pid: i32) -> Option<i32> {
-    let deadline = std::time::Instant::now() + LIMIT;
-    while std::time::Instant::now() < deadline {
-        for e in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(runner_pid) && String::from_utf8_lossy(&cmdline).contains("__watchdog")
-            {
-                return Some(pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 #[test]
 fn kill9_of_the_runner_alone_leaves_no_item_process_behind() {

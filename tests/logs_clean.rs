@@ -1,5 +1,6 @@
 //! `runner logs` (setup/reduce output, an item's attempts, `--follow`) and `runner clean`
-//! (which job directories go, which stay), through the built binary.
+//! (which job directories go, which stay; retention with `--all-states`; bytes freed),
+//! through the built binary.
 
 mod common;
 #[path = "common/crash.rs"]
@@ -283,4 +284,113 @@ fn clean_older_than_zero_removes_just_finished_jobs() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(p.jobs().is_empty(), "{}", stderr(&out));
     assert!(t.elapsed() < LIMIT);
+}
+
+/// Bytes of the files under `dir` (what `clean` reports as freed).
+fn size_of(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                size_of(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// The crashed run's process groups of `job` are gone (the watchdog kills them).
+fn wait_no_leftovers(p: &Project, job: &str) {
+    wait_until("the crashed run's process groups to be gone", LIMIT, || {
+        let out = run_bounded(p, &["resume", job, "--dry-run", "--json"]);
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        d["leftover_process_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["alive"] == false)
+    });
+}
+
+#[test]
+fn clean_all_states_removes_old_interrupted_jobs_and_reports_bytes_freed() {
+    let p = Project::new();
+    let live = four_jobs(&p);
+    let all = ["bad", "cut", "live", "ok"];
+
+    let out = run_bounded(&p, &["clean", "--all-states"]);
+    assert_eq!(code(&out), 2, "--all-states requires --older-than");
+    assert!(stderr(&out).contains("--older-than"), "{}", stderr(&out));
+    let out = run_bounded(
+        &p,
+        &["clean", "--all-states", "--completed", "--older-than", "0s"],
+    );
+    assert_eq!(code(&out), 2, "--all-states conflicts with --completed");
+    assert_eq!(p.jobs(), all);
+
+    let out = run_bounded(&p, &["clean", "--all-states", "--older-than", "1h"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(p.jobs(), all, "recent jobs are kept");
+
+    wait_no_leftovers(&p, "cut");
+    let bytes: u64 = ["bad", "cut", "ok"]
+        .iter()
+        .map(|j| size_of(&p.job_dir(j)))
+        .sum();
+    assert!(bytes > 0);
+    let freed = indicatif::BinaryBytes(bytes).to_string();
+
+    let out = run_bounded(
+        &p,
+        &["clean", "--all-states", "--older-than", "0s", "--dry-run"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(p.jobs(), all, "--dry-run removes nothing");
+    let listed = stdout(&out);
+    let mut would: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("would remove "))
+        .collect();
+    would.sort();
+    assert_eq!(would, ["bad", "cut", "ok"]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "would remove 3 job(s), would free {freed}; kept 1"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run_bounded(&p, &["clean", "--all-states", "--older-than", "0s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(p.jobs(), ["live"], "never a locked job");
+    assert!(
+        stderr(&out).contains(&format!("removed 3 job(s), freed {freed}; kept 1")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.status("live")["state"], "running");
+    finish(&p, live);
+}
+
+#[test]
+fn clean_keeps_an_interrupted_job_whose_crashed_run_still_runs_processes() {
+    let p = Project::new();
+    let pids = crash_leaving_groups(&p, "k", 1);
+    let out = run_bounded(&p, &["clean", "--all-states", "--older-than", "0s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(p.jobs(), ["k"], "its processes still run: kept");
+
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_no_leftovers(&p, "k");
+    let out = run_bounded(&p, &["clean", "--all-states", "--older-than", "0s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(p.jobs().is_empty(), "{}", stderr(&out));
 }

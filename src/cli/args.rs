@@ -65,7 +65,7 @@ pub enum Command {
     Stop(StopArgs),
     /// Show the output of setup/reduce steps, or of one item's attempts
     Logs(LogsArgs),
-    /// Remove finished job directories (never a running one)
+    /// Remove finished (with --all-states also interrupted) job directories; never a running one
     Clean(CleanArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
@@ -143,6 +143,7 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct PauseArgs {
+    /// The job id
     pub job: String,
     /// Why (shown by `status`)
     #[arg(long, value_name = "TEXT")]
@@ -151,6 +152,7 @@ pub struct PauseArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
+    /// The job id
     pub job: String,
     /// How long items in flight may go on before their process groups are killed
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -162,6 +164,7 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The job id
     pub job: String,
     /// An item id (without it: the setup and reduce steps)
     pub item: Option<String>,
@@ -176,9 +179,12 @@ pub struct CleanArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub older_than: Option<std::time::Duration>,
     /// Only completed jobs (not failed ones)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all_states")]
     pub completed: bool,
-    /// Say what would be removed, remove nothing
+    /// Also interrupted jobs (never a locked one); requires --older-than
+    #[arg(long, requires = "older_than")]
+    pub all_states: bool,
+    /// Say what would be removed and freed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -221,6 +227,10 @@ pub struct ResumeArgs {
     /// Resume even though the workflow file changed since the job started
     #[arg(long)]
     pub force: bool,
+    /// Say what a resume would do (items by source, workflow change, lock holder, leftover
+    /// process groups); run and write nothing. With --json: one JSON document
+    #[arg(long, conflicts_with_all = ["junit", "metrics_file"])]
+    pub dry_run: bool,
     /// Where the map's items run (overrides the workflow's `executor:`)
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
@@ -243,18 +253,31 @@ pub struct StatusArgs {
 pub enum DlqCommand {
     /// List the DLQ entries of a job
     List {
+        /// The job id
         job: String,
+        /// One JSON document on stdout (an array of entries)
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        filter: DlqFilterArgs,
     },
     /// Show one entry with every attempt
-    Show { job: String, item: String },
+    Show {
+        /// The job id
+        job: String,
+        /// The item id
+        item: String,
+    },
     /// Run DLQ items again with the job's template
     Retry {
+        /// The job id
         job: String,
         /// Only these items (repeatable; default: all)
         #[arg(long = "item", value_name = "ID")]
         items: Vec<String>,
+        #[command(flatten)]
+        filter: DlqFilterArgs,
+        /// Items in flight at once
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         max_parallel: Option<u32>,
         /// Where the items run (overrides the workflow's `executor:`)
@@ -267,6 +290,7 @@ pub enum DlqCommand {
     },
     /// Remove entries without running them
     Purge {
+        /// The job id
         job: String,
         /// Only these items (repeatable; default: all)
         #[arg(long = "item", value_name = "ID")]
@@ -274,7 +298,33 @@ pub enum DlqCommand {
     },
 }
 
+/// `--class` / `--since`: which DLQ entries `dlq list` and `dlq retry` take.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DlqFilterArgs {
+    /// Only entries whose last failure has this class (comma-separated or repeated)
+    #[arg(
+        long = "class",
+        value_name = "CLASS",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(crate::state::records::Failure::CLASSES)
+    )]
+    pub classes: Vec<String>,
+    /// Only entries whose last failure is at most this old (e.g. 30m, 2h)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+}
+
+impl From<&DlqFilterArgs> for crate::state::dlq_select::DlqFilter {
+    fn from(a: &DlqFilterArgs) -> Self {
+        crate::state::dlq_select::DlqFilter {
+            classes: a.classes.clone(),
+            since: a.since,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The workflow file
     pub workflow: PathBuf,
 }

@@ -73,9 +73,7 @@ pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// stale when its heartbeat stopped); a free lock with an open run means it crashed.
 pub fn display_state(dir: &JobDir, view: &JobView) -> JobState {
     if crate::state::lock::is_held(&dir.lock()) {
-        let beat = crate::state::lock::read_info(&dir.lock())
-            .and_then(|i| humantime::parse_rfc3339_weak(&i.heartbeat_at).ok())
-            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        let beat = crate::state::lock::read_info(&dir.lock()).and_then(|i| heartbeat_age(&i));
         if beat.is_some_and(|age| age > STALE_AFTER) {
             return JobState::Stale;
         }
@@ -84,6 +82,17 @@ pub fn display_state(dir: &JobDir, view: &JobView) -> JobState {
         }
         return JobState::Running;
     }
+    recorded_state(view)
+}
+
+/// How long ago the lock's holder last wrote its heartbeat.
+pub fn heartbeat_age(info: &crate::state::lock::LockInfo) -> Option<std::time::Duration> {
+    let t = humantime::parse_rfc3339_weak(&info.heartbeat_at).ok()?;
+    std::time::SystemTime::now().duration_since(t).ok()
+}
+
+/// The state the journal leaves when no process holds the lock: an open run crashed.
+pub fn recorded_state(view: &JobView) -> JobState {
     if view.run_open {
         return JobState::Interrupted;
     }
@@ -110,6 +119,33 @@ pub fn lock(dir: &JobDir, command: &str) -> anyhow::Result<JobLock> {
     }
 }
 
+/// The workflow file a job started from, compared with the job's fingerprint.
+pub enum WorkflowFile {
+    Unchanged,
+    /// The file differs: its bytes now, and their fingerprint.
+    Changed {
+        bytes: Vec<u8>,
+        fingerprint: String,
+    },
+    /// The file cannot be read any more.
+    Gone,
+}
+
+/// Read (only) the job's workflow file and compare it with the fingerprint.
+pub fn workflow_file(meta: &JobMeta) -> WorkflowFile {
+    match std::fs::read(&meta.workflow_path) {
+        Ok(bytes) => {
+            let fingerprint = blake3::hash(&bytes).to_hex().to_string();
+            if fingerprint == meta.fingerprint {
+                WorkflowFile::Unchanged
+            } else {
+                WorkflowFile::Changed { bytes, fingerprint }
+            }
+        }
+        Err(_) => WorkflowFile::Gone,
+    }
+}
+
 /// The workflow a resumed job runs: the file it started from, unless it changed (refused
 /// without `force`) or is gone (then the snapshot taken at start).
 pub fn job_workflow(
@@ -119,34 +155,32 @@ pub fn job_workflow(
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Workflow> {
     let snapshot = read_snapshot(dir, meta)?;
-    match std::fs::read(&meta.workflow_path) {
-        Ok(bytes) => {
-            let now = blake3::hash(&bytes).to_hex().to_string();
-            if now != meta.fingerprint {
-                if !force {
-                    return Err(usage(format!(
-                        "the workflow file {} changed since job {} started; resume with --force to run the changed workflow, or restore the file",
-                        meta.workflow_path.display(),
-                        meta.job_id
-                    )));
-                }
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                let workflow = load_str(&text, &meta.workflow_path, &meta.workflow_dir)?;
-                // The job now runs the changed file: it becomes the job's snapshot.
-                crate::state::atomic::write_atomic(&dir.workflow_snapshot(), text.as_bytes())?;
-                meta.fingerprint = now;
-                crate::state::atomic::write_checksummed(&dir.meta(), &*meta)?;
-                warnings.push(format!(
-                    "running the changed workflow {} (--force); it is now the job's workflow",
-                    meta.workflow_path.display()
-                ));
-                return Ok(workflow);
+    match workflow_file(meta) {
+        WorkflowFile::Changed { bytes, fingerprint } => {
+            if !force {
+                return Err(usage(format!(
+                    "the workflow file {} changed since job {} started; resume with --force to run the changed workflow, or restore the file",
+                    meta.workflow_path.display(),
+                    meta.job_id
+                )));
             }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let workflow = load_str(&text, &meta.workflow_path, &meta.workflow_dir)?;
+            // The job now runs the changed file: it becomes the job's snapshot.
+            crate::state::atomic::write_atomic(&dir.workflow_snapshot(), text.as_bytes())?;
+            meta.fingerprint = fingerprint;
+            crate::state::atomic::write_checksummed(&dir.meta(), &*meta)?;
+            warnings.push(format!(
+                "running the changed workflow {} (--force); it is now the job's workflow",
+                meta.workflow_path.display()
+            ));
+            return Ok(workflow);
         }
-        Err(_) => warnings.push(format!(
+        WorkflowFile::Gone => warnings.push(format!(
             "{} is gone; running the copy saved when the job started",
             meta.workflow_path.display()
         )),
+        WorkflowFile::Unchanged => {}
     }
     Ok(load_str(
         &snapshot,

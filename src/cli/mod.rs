@@ -14,6 +14,7 @@ pub mod log_format;
 pub mod logs;
 pub mod out;
 pub mod resume;
+pub mod resume_preview;
 pub mod run;
 pub mod session;
 pub mod ship;

@@ -8,6 +8,9 @@ use crate::state::layout::StateDir;
 use crate::state::records::JobState;
 
 pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
+    if a.dry_run {
+        return crate::cli::resume_preview::preview(g, a);
+    }
     let state = StateDir::new(&g.state_dir);
     let dir = open_job(&state, &a.job)?;
     let mut meta = read_meta(&dir)?;

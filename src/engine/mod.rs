@@ -10,6 +10,7 @@ pub mod orphans;
 pub mod output;
 pub mod phases;
 pub mod process;
+pub mod queue;
 pub mod reaper;
 pub mod recorder;
 pub mod retry;

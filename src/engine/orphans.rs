@@ -21,6 +21,11 @@ fn still_ours(g: &LiveGroup) -> bool {
     }
 }
 
+/// Does the recorded group still run a (non-zombie) process of the crashed run? Only looks.
+pub fn still_running(g: &LiveGroup) -> bool {
+    still_ours(g) && reaper::group_has_live_members(g.pgid)
+}
+
 /// KILL every recorded group that is still ours; returns how many were killed.
 pub fn kill_leftovers(groups: &[LiveGroup]) -> usize {
     let mut n = 0;
@@ -37,15 +42,21 @@ mod tests {
     use super::*;
     use crate::state::records::Phase;
 
-    #[test]
-    fn kills_a_recorded_group_but_not_a_reused_pid() {
+    /// `sleep 30` leading its own process group.
+    fn sleeper() -> (std::process::Child, i32) {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
+        let child = std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        (child, pid)
+    }
+
+    #[test]
+    fn kills_a_recorded_group_but_not_a_reused_pid() {
+        let (mut child, pid) = sleeper();
         let start = reaper::stat_of(pid).unwrap().start;
         let wrong = LiveGroup {
             phase: Phase::Map,
@@ -67,5 +78,30 @@ mod tests {
         assert_eq!(kill_leftovers(&[right]), 1);
         let status = child.wait().unwrap();
         assert!(!status.success());
+    }
+
+    #[test]
+    fn a_zombie_group_is_not_running() {
+        let (mut child, pid) = sleeper();
+        let g = LiveGroup {
+            phase: Phase::Map,
+            idx: 0,
+            pgid: pid,
+            pid_start: reaper::stat_of(pid).unwrap().start,
+        };
+        assert!(still_running(&g));
+        killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        // Wait for its death but leave it a zombie: still "ours", running nothing.
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        waitid(
+            Id::Pid(Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        )
+        .unwrap();
+        assert_eq!(reaper::stat_of(pid).map(|s| s.state), Some('Z'));
+        assert!(still_ours(&g));
+        assert!(!still_running(&g));
+        child.wait().unwrap();
+        assert!(!still_running(&g));
     }
 }

@@ -486,23 +486,9 @@ fn build_queue(
     rec: &mut Recorder,
     items: &[Arc<Item>],
 ) -> Result<Vec<ItemRun>, EngineError> {
-    let view = &rec.view;
-    let mut order: Vec<usize> = Vec::new();
-    match kind {
-        RunKind::Run => order.extend(view.with_status(ItemStatus::Pending)),
-        RunKind::Resume { pending_only } => {
-            order.extend(view.with_status(ItemStatus::Pending));
-            if !pending_only {
-                order.extend(view.with_status(ItemStatus::Failed));
-                order.extend(view.with_status(ItemStatus::Dlq));
-            }
-        }
-        RunKind::DlqRetry { items: wanted } => {
-            order.extend(view.with_status(ItemStatus::Dlq).filter(|i| {
-                wanted.is_empty() || items.get(*i).is_some_and(|it| wanted.contains(&it.id))
-            }));
-        }
-    }
+    let order = crate::engine::queue::queue_order(kind, &rec.view, |i| {
+        items.get(i).map(|it| it.id.as_str())
+    });
     let mut queue = Vec::with_capacity(order.len());
     for idx in order {
         let Some(item) = items.get(idx) else { continue };
@@ -518,8 +504,7 @@ fn build_queue(
             prior_attempts: rec.view.items[idx].attempts,
         });
     }
-    // Items that a crash left both pending and in the DLQ run once (pending wins); a later
-    // success cleans the DLQ entry.
+    // A later success cleans the DLQ entry of an item that was also pending.
     Ok(queue)
 }
 

@@ -287,6 +287,24 @@ impl JobView {
     }
 }
 
+#[cfg(test)]
+impl JobView {
+    /// A view whose selected items have these statuses (for tests; counts are not kept).
+    pub(crate) fn with_statuses(statuses: &[ItemStatus]) -> JobView {
+        JobView {
+            map_started: true,
+            items: statuses
+                .iter()
+                .map(|s| ItemState {
+                    status: *s,
+                    ..ItemState::default()
+                })
+                .collect(),
+            ..JobView::default()
+        }
+    }
+}
+
 /// [`Checkpoint`] by reference, for writing without copying the view.
 #[derive(Debug, Serialize)]
 pub struct CheckpointRef<'a> {

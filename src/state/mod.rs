@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod control;
 pub mod dlq;
+pub mod dlq_select;
 pub mod error;
 pub mod items_file;
 pub mod job;

@@ -23,6 +23,16 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
+    pub const CLASSES: [&'static str; 6] = [
+        "exit",
+        "signal",
+        "timeout",
+        "spawn",
+        "template",
+        "cancelled",
+    ];
+
     /// Short class name used in summaries and `retry.on` matching.
     pub fn class(&self) -> &'static str {
         match self {
@@ -209,4 +219,48 @@ pub enum JobState {
     Failed,
     /// Display only: the lock is held but the heartbeat stopped (hung or stopped process).
     Stale,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_lists_every_class_once() {
+        let all = [
+            Failure::Exit { code: 1, step: 0 },
+            Failure::Signal { signal: 9, step: 0 },
+            Failure::Timeout {
+                after_ms: 1,
+                step: 0,
+            },
+            Failure::Spawn {
+                message: String::new(),
+                step: 0,
+            },
+            Failure::Template {
+                message: String::new(),
+                step: 0,
+            },
+            Failure::Cancelled { step: 0 },
+        ];
+        // Exhaustive: a new variant does not compile until it is added to `all`.
+        let position = |f: &Failure| match f {
+            Failure::Exit { .. } => 0,
+            Failure::Signal { .. } => 1,
+            Failure::Timeout { .. } => 2,
+            Failure::Spawn { .. } => 3,
+            Failure::Template { .. } => 4,
+            Failure::Cancelled { .. } => 5,
+        };
+        for (i, f) in all.iter().enumerate() {
+            assert_eq!(position(f), i);
+        }
+        let classes: Vec<&str> = all.iter().map(Failure::class).collect();
+        assert_eq!(classes, Failure::CLASSES);
+        // The serialized tag is the class too.
+        for f in &all {
+            assert_eq!(serde_json::to_value(f).unwrap()["class"], f.class());
+        }
+    }
 }

@@ -227,3 +227,99 @@ pub fn dlq_ids(p: &Project, job: &str) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// The `runner __watchdog` child of `runner_pid`.
+pub fn watchdog_of(runner_pid: i32) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(runner_pid) && String::from_utf8_lossy(&cmdline).contains("__watchdog")
+            {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// SIGKILL the runner and its watchdog together, so that the process groups of its steps
+/// survive it (only a resume cleans them up then).
+pub fn kill9_with_watchdog(bg: &mut Bg) {
+    let watchdog = watchdog_of(bg.pid() as i32).expect("the runner starts a watchdog");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watchdog),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the watchdog");
+    bg.kill9();
+}
+
+/// Job `s`: item `a` fails into the DLQ (until the file `fixed` exists) and stops the map
+/// (`on_item_failure: stop`), so `b`, `c`, `d` stay pending; then `dlq.jsonl` gets an
+/// entry for the pending `b` too, as a crash between the DLQ write and the journal record
+/// leaves it. Items append their id to `ran.log`; the workflow has one reduce step.
+pub fn stopped_job_with_stray_dlq_entry(p: &Project) {
+    p.file(
+        "items.json",
+        r#"[{"id":"a"},{"id":"b"},{"id":"c"},{"id":"d"}]"#,
+    );
+    p.file(
+        "s.yml",
+        "name: s\nerror_policy:\n  on_item_failure: stop\nmap:\n  input: items.json\n  max_parallel: 1\n  agent_template:\n    - shell: 'echo ${item.id} >> ran.log; [ ${item.id} != a ] || [ -f fixed ]'\nreduce:\n  - shell: 'true'\n",
+    );
+    let out = run_with(p, &p.state_dir(), &["run", "s.yml", "--job-id", "s"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let path = p.job_dir("s").join("dlq.jsonl");
+    let line = std::fs::read_to_string(&path).expect("dlq.jsonl");
+    let mut e: serde_json::Value = serde_json::from_str(line.trim()).expect("one DLQ entry");
+    e["item_id"] = "b".into();
+    e["item"] = serde_json::json!({ "id": "b" });
+    std::fs::write(&path, format!("{line}{e}\n")).expect("write dlq.jsonl");
+}
+
+/// Job `job` of `k.yml` (`n + 1` items, `n` at a time; while the file `slow` exists each
+/// item writes its pid to `pids` and sleeps): once `n` items run, the runner and its
+/// watchdog are killed with SIGKILL, leaving the items' process groups running. Returns
+/// their pids (each the leader of its group). Removing `slow` lets items finish at once.
+pub fn crash_leaving_groups(p: &Project, job: &str, n: usize) -> Vec<i32> {
+    p.file("items.json", &numbered_items(n + 1));
+    p.file("slow", "");
+    p.file(
+        "k.yml",
+        &format!("name: k\nmap:\n  input: items.json\n  max_parallel: {n}\n  agent_template:\n    - shell: 'if [ -f slow ]; then echo $$ >> pids; exec sleep 300; fi'\n"),
+    );
+    let mut bg = spawn(p, &["run", "k.yml", "--job-id", job]);
+    let journal = p.job_dir(job).join("journal.log");
+    let pids = || -> Vec<i32> {
+        std::fs::read_to_string(p.path().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    wait_until(
+        "the items to run and be recorded as started",
+        Duration::from_secs(10),
+        || {
+            pids().len() == n
+                && journal_records(&journal)
+                    .iter()
+                    .filter(|r| r["t"] == "item_started")
+                    .count()
+                    == n
+        },
+    );
+    kill9_with_watchdog(&mut bg);
+    pids()
+}
