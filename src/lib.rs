@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod items;
 pub mod report;
 pub mod state;

@@ -34,7 +34,7 @@ pub fn main_entry() -> i32 {
         Command::Completions(a) => crate::cli::ship::completions(a.shell),
         Command::Man => crate::cli::ship::man(),
         Command::Schema => crate::cli::ship::schema(),
-        Command::Watchdog => Ok(crate::engine::watchdog::watchdog_main()),
+        Command::Watchdog => Ok(crate::engine::process::watchdog::watchdog_main()),
         Command::ExecItem(a) => crate::cli::exec_item::exec_item(a),
     };
     match result {

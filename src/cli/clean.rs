@@ -79,7 +79,7 @@ fn removable(dir: &JobDir, a: &CleanArgs) -> bool {
                 && !view
                     .live_groups
                     .iter()
-                    .any(crate::engine::orphans::still_running)
+                    .any(crate::engine::process::orphans::still_running)
         }
         JobState::Running | JobState::Paused | JobState::Stale => false,
     };

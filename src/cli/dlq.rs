@@ -275,7 +275,7 @@ fn retry(
     };
     let mut workflow = snapshot_workflow(&dir, &meta)?;
     workflow.executor =
-        crate::engine::slurm::choose_executor(dir.path(), workflow.executor, executor)?;
+        crate::state::executor::choose_executor(dir.path(), workflow.executor, executor)?;
     run_session(
         g,
         report,

@@ -6,8 +6,8 @@ use std::io::Write;
 use serde_json::Map;
 
 use crate::cli::exit::usage;
+use crate::engine::attempt::vars::{JobVars, item_lookup};
 use crate::engine::phases::select_items;
-use crate::engine::vars::{JobVars, item_lookup};
 use crate::items::Input;
 use crate::workflow::model::Workflow;
 use crate::workflow::template::VarRef;

@@ -48,7 +48,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
     }
     let mut warnings = Vec::new();
     let mut workflow = job_workflow(&dir, &mut meta, a.force, &mut warnings)?;
-    workflow.executor = crate::engine::slurm::choose_executor(
+    workflow.executor = crate::state::executor::choose_executor(
         dir.path(),
         workflow.executor,
         a.executor.map(Into::into),

@@ -12,7 +12,7 @@ use crate::cli::job_open::{
     WorkflowFile, display_state, heartbeat_age, open_job, read_meta, recover, snapshot_workflow,
     workflow_file,
 };
-use crate::engine::queue::{BySource, resume_plan};
+use crate::engine::map::order::{BySource, resume_plan};
 use crate::state::items_file;
 use crate::state::job::JobView;
 use crate::state::layout::{JobDir, StateDir};
@@ -176,7 +176,7 @@ fn leftovers(dir: &JobDir, view: &JobView) -> Vec<Leftover> {
             item_id: (g.phase == Phase::Map)
                 .then(|| items.get(g.idx).map(|it| it.id.clone()))
                 .flatten(),
-            alive: crate::engine::orphans::still_running(g),
+            alive: crate::engine::process::orphans::still_running(g),
         })
         .collect()
 }

@@ -5,8 +5,8 @@ use anyhow::Context;
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::exit::usage;
 use crate::cli::session::{Session, run_session};
+use crate::engine::attempt::vars::JobVars;
 use crate::engine::phases::{RunKind, select_items};
-use crate::engine::vars::JobVars;
 use crate::state::atomic::{write_atomic, write_checksummed};
 use crate::state::job::{JobMeta, JobView};
 use crate::state::layout::{StateDir, new_job_id, validate_job_id};
@@ -40,7 +40,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         None
     };
     let dir = state.create_job(&job_id)?;
-    loaded.workflow.executor = crate::engine::slurm::choose_executor(
+    loaded.workflow.executor = crate::state::executor::choose_executor(
         dir.path(),
         loaded.workflow.executor,
         a.executor.map(Into::into),

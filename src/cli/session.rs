@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::args::{ColorChoice, Global, ReportArgs};
 use crate::cli::exit::usage;
-use crate::engine::control::{Controls, watch_channel, watch_signals};
+use crate::engine::attempt::executor::ProcessExecutor;
+use crate::engine::controls::{Controls, watch_channel, watch_signals};
 use crate::engine::error::EngineError;
-use crate::engine::executor::ProcessExecutor;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::recorder::Recorder;
 use crate::items::Item;
@@ -97,12 +97,12 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    crate::engine::reaper::become_subreaper();
-    crate::engine::watchdog::start();
+    crate::engine::process::reaper::become_subreaper();
+    crate::engine::process::watchdog::start();
     let controls = Controls::default();
     let mut rec = Recorder::new(s.dir, s.view, reporter(g, out))?;
     let mut warnings = s.warnings;
-    let killed = crate::engine::orphans::kill_leftovers(&rec.view.live_groups);
+    let killed = crate::engine::process::orphans::kill_leftovers(&rec.view.live_groups);
     if !rec.view.live_groups.is_empty() {
         if killed > 0 {
             warnings.push(format!(
@@ -133,7 +133,7 @@ pub fn run_session(g: &Global, out: &ReportArgs, s: Session<'_>) -> anyhow::Resu
     rec.finish_reporting();
     drop(rec);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    crate::engine::watchdog::stop();
+    crate::engine::process::watchdog::stop();
     let released = s.lock.release();
     let outcome = outcome.map_err(|e| kept_job_hint(e, &s.meta.job_id))?;
     released?;

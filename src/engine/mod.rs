@@ -1,20 +1,10 @@
-//! The engine: phases, the map dispatcher, the per-item executor, retries, timeouts and
-//! process groups.
+//! The engine: phases, the one map dispatcher over pluggable map backends, the per-item
+//! attempt executor, retries, timeouts, process groups and live control.
 
-pub mod control;
-pub mod dispatch;
+pub mod attempt;
+pub mod controls;
 pub mod error;
-pub mod executor;
-pub mod item;
-pub mod orphans;
-pub mod output;
+pub mod map;
 pub mod phases;
 pub mod process;
-pub mod queue;
-pub mod reaper;
 pub mod recorder;
-pub mod retry;
-pub mod slurm;
-pub mod step;
-pub mod vars;
-pub mod watchdog;

@@ -8,15 +8,18 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::engine::control::{ControlMsg, Controls};
-use crate::engine::dispatch::{MapEnd, MapIo, dispatch};
+use crate::engine::attempt::context::AttemptCtx;
+use crate::engine::attempt::executor::Executor;
+use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
+use crate::engine::attempt::vars::{JobVars, reduce_lookup};
+use crate::engine::controls::{ControlMsg, Controls};
 use crate::engine::error::EngineError;
-use crate::engine::executor::Executor;
-use crate::engine::item::{ItemRun, MapCtx};
-use crate::engine::process::SpawnHook;
+use crate::engine::map::dispatch::{MapRun, dispatch};
+use crate::engine::map::local::LocalBackend;
+use crate::engine::map::policy::MapEnd;
+use crate::engine::map::work::ItemRun;
+use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
-use crate::engine::step::{self, StepEnv, StepOutcome};
-use crate::engine::vars::{JobVars, reduce_lookup};
 use crate::items::{Item, assign_ids};
 use crate::report::event::Event;
 use crate::state::items_file;
@@ -202,34 +205,28 @@ async fn phases<E: Executor + Clone>(
             max_parallel,
         });
         let map_started = Instant::now();
-        let (tx, mut notes) = mpsc::unbounded_channel();
-        let ctx = Arc::new(MapCtx {
-            exec: exec.clone(),
-            steps: Arc::new(wf.map.steps.clone()),
-            vars: vars.clone(),
-            env: wf_env_pairs(&vars, wf),
-            dir: wf.dir.clone(),
-            timeout: wf.map.timeout,
-            kill_grace: wf.map.kill_grace,
-            retry: wf.map.retry.clone(),
-            logs_dir: Some(rec.dir.logs_dir().join("items")),
-            cancel: run.controls.cancel.clone(),
-            kill: run.controls.kill.clone(),
-            notes: tx,
-        });
-        let io = MapIo {
-            notes: &mut notes,
-            control,
-            stop: run.controls.stop.clone(),
+        let map_run = MapRun {
+            queue,
+            policy: &wf.error_policy,
+            retry: &wf.map.retry,
+            controls: &run.controls,
         };
         let end = match wf.executor {
             ExecutorKind::Local => {
-                dispatch(ctx, queue, max_parallel, &wf.error_policy, rec, io).await?
+                let ctx = AttemptCtx::new(
+                    exec.clone(),
+                    wf,
+                    vars.clone(),
+                    Some(rec.dir.logs_dir().join("items")),
+                    &run.controls,
+                );
+                let mut backend = LocalBackend::new(ctx, max_parallel);
+                dispatch(&mut backend, map_run, rec, control).await?
             }
             ExecutorKind::Slurm => {
-                let policy = &wf.error_policy;
-                crate::engine::slurm::dispatch(ctx, queue, max_parallel, policy, &wf.slurm, rec, io)
-                    .await?
+                return Err(EngineError::Infra(
+                    "the Slurm executor is not available in this build".into(),
+                ));
             }
         };
         rec.report(&Event::PhaseFinished {
@@ -330,7 +327,7 @@ async fn run_phase<E: Executor>(
         let (spawned_tx, mut spawned_rx) = mpsc::unbounded_channel::<(i32, u64)>();
         let senv = StepEnv {
             dir: wf.dir.clone(),
-            env: wf_env_pairs(vars, wf),
+            env: vars.env_pairs(wf),
             kill_grace: wf.map.kill_grace,
             log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
             tee: run.tee_output,
@@ -350,7 +347,7 @@ async fn run_phase<E: Executor>(
         };
         let outcome = match rendered {
             Ok(r) => {
-                let (limit, _) = crate::engine::item::limit_for(st.timeout, deadline);
+                let (limit, _) = crate::engine::attempt::run::limit_for(st.timeout, deadline);
                 let running = step::run(exec, st, i, r, &senv, limit, &run.controls.cancel);
                 tokio::pin!(running);
                 // Record the step's process group as soon as it exists.
@@ -441,27 +438,13 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
     JobVars::build(&meta.job_id, wf, &meta.overrides).map_err(EngineError::Config)
 }
 
-/// The workflow's own env entries (and overrides) with their final values, for child processes.
-pub fn wf_env_pairs(vars: &JobVars, wf: &Workflow) -> Vec<(String, String)> {
-    let extra = vars
-        .override_keys
-        .iter()
-        .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
-    wf.env
-        .iter()
-        .map(|(k, _)| k)
-        .chain(extra)
-        .filter_map(|k| vars.env.get(k).map(|v| (k.clone(), v.clone())))
-        .collect()
-}
-
 pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, EngineError> {
     let mut selection = wf.map.selection.clone();
     if let Some(bare) = &wf.map.bare_input {
         selection.input = crate::items::Input::from_bare(bare, &wf.dir);
     }
     let compiled = crate::items::compile(&selection)?;
-    let env: Vec<(String, String)> = wf_env_pairs(vars, wf);
+    let env: Vec<(String, String)> = vars.env_pairs(wf);
     let values = compiled.load(&wf.dir, &env)?;
     let empty = Map::new();
     let items = match &wf.map.id {
@@ -486,7 +469,7 @@ fn build_queue(
     rec: &mut Recorder,
     items: &[Arc<Item>],
 ) -> Result<Vec<ItemRun>, EngineError> {
-    let order = crate::engine::queue::queue_order(kind, &rec.view, |i| {
+    let order = crate::engine::map::order::queue_order(kind, &rec.view, |i| {
         items.get(i).map(|it| it.id.as_str())
     });
     let mut queue = Vec::with_capacity(order.len());

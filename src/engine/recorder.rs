@@ -3,9 +3,12 @@
 //! change users should see goes out as an [`Event`], and item failures reach the DLQ.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use crate::engine::control::ControlMsg;
-use crate::engine::item::ItemResult;
+use serde_json::{Map, Value};
+
+use crate::engine::controls::ControlMsg;
+use crate::items::Item;
 use crate::report::event::Event;
 use crate::report::reporter::Reporter;
 use crate::state::atomic::write_checksummed;
@@ -14,8 +17,20 @@ use crate::state::error::StateError;
 use crate::state::job::{CheckpointRef, JobView};
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
-use crate::state::records::{ItemStatus, Record};
+use crate::state::records::{Attempt, ItemStatus, Record};
 use crate::workflow::model::OnItemFailure;
+
+/// An item's end, as the dispatcher hands it to [`Recorder::item_finished`].
+pub struct ItemOutcome<'a> {
+    pub idx: usize,
+    pub item: &'a Item,
+    /// Attempts of this run, the last one included.
+    pub attempts: &'a [Attempt],
+    pub succeeded: bool,
+    pub captured: Map<String, Value>,
+    /// Wall time from the first attempt of this run to the end, retry waits included.
+    pub duration: Duration,
+}
 
 /// Records between periodic checkpoints (bounds journal replay on resume).
 const CHECKPOINT_EVERY: usize = 50_000;
@@ -125,20 +140,15 @@ impl Recorder {
         Ok(())
     }
 
-    /// Record an item's end: its failed attempts, the DLQ entry when it failed for good
-    /// (written before the journal says so: a crash in between leaves the item pending and
-    /// in the DLQ, which resume deduplicates), and its final status. Returns the status.
+    /// Record an item's end: the DLQ entry when it failed for good (written before the
+    /// journal says so: a crash in between leaves the item pending and in the DLQ, which
+    /// resume deduplicates), and its final status. Its failed attempts were recorded as
+    /// they ended. Returns the status.
     pub fn item_finished(
         &mut self,
-        r: &ItemResult,
+        r: ItemOutcome<'_>,
         on_failure: OnItemFailure,
     ) -> Result<ItemStatus, StateError> {
-        for a in r.attempts.iter().filter(|a| a.failure.is_some()) {
-            self.record(Record::Attempt {
-                idx: r.idx,
-                attempt: a.clone(),
-            })?;
-        }
         let id = &r.item.id;
         let status = if r.succeeded {
             if self.dlq.remove(id).is_some() {
@@ -159,7 +169,7 @@ impl Recorder {
                     let e = DlqEntry {
                         item_id: id.clone(),
                         item: r.item.value.clone(),
-                        attempts: r.attempts.clone(),
+                        attempts: r.attempts.to_vec(),
                         first_failure_at: now.clone(),
                         last_failure_at: now,
                     };
@@ -170,20 +180,22 @@ impl Recorder {
             ItemStatus::Dlq
         };
         let last = r.attempts.last();
-        let failure = r.last_failure();
+        let failure = last.and_then(|a| a.failure.as_ref());
+        let attempts = last.map(|a| a.attempt).unwrap_or(0);
+        let duration_ms = r.duration.as_millis() as u64;
         self.record(Record::ItemDone {
             idx: r.idx,
             status,
-            attempts: last.map(|a| a.attempt).unwrap_or(0),
-            duration_ms: r.duration.as_millis() as u64,
+            attempts,
+            duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
-            captured: r.captured.clone(),
+            captured: r.captured,
         })?;
         self.report(&Event::ItemFinished {
             item_id: id.clone(),
             status,
-            attempts: last.map(|a| a.attempt).unwrap_or(0),
-            duration_ms: r.duration.as_millis() as u64,
+            attempts,
+            duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             error: failure.map(|f| f.to_string()),
             stderr_tail: last.map(|a| a.stderr_tail.clone()).unwrap_or_default(),

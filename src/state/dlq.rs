@@ -1,19 +1,17 @@
-//! The dead-letter queue: `dlq.jsonl`, one JSON entry per line (readable with `jq`).
+//! The dead-letter queue: `dlq.jsonl`, one JSON entry per line (readable with `jq`), a plain
+//! [`jsonl`](super::jsonl) file.
 //!
 //! Appends add one line and fsync; removals and updates rewrite the whole file atomically, so
 //! a kill at any moment loses nothing. When an item id appears more than once, the later line
 //! wins. Callers must hold the job lock.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic::{FILE_MODE, fsync_dir, parent_dir, write_atomic};
 use super::error::StateError;
+use super::jsonl::{self, Framing};
 use super::records::{Attempt, Failure};
 
 /// An item that failed for good.
@@ -33,124 +31,38 @@ impl DlqEntry {
     }
 }
 
-fn encode(path: &Path, entry: &DlqEntry) -> Result<Vec<u8>, StateError> {
-    let mut line = serde_json::to_vec(entry).map_err(|source| StateError::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    line.push(b'\n');
-    Ok(line)
-}
-
 /// Read the DLQ. A missing file is empty; an incomplete or unreadable last line (a write that
 /// was interrupted) is ignored; a bad line before the last is an error naming the line. If an
 /// item id appears twice the later entry wins, at the position of the first.
 pub fn load(path: &Path) -> Result<Vec<DlqEntry>, StateError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StateError::io("open DLQ file", path, e)),
-    };
-    let mut reader = BufReader::new(file);
-    let mut entries: Vec<DlqEntry> = Vec::new();
+    let all: Vec<DlqEntry> = jsonl::read_all(path, Framing::Plain, |c| StateError::DlqLine {
+        path: path.to_path_buf(),
+        line: c.line,
+        detail: c.detail,
+    })?;
+    let mut entries: Vec<DlqEntry> = Vec::with_capacity(all.len());
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    // A bad line is only an error if a valid entry follows it; bad lines at the very end are
-    // the remains of an interrupted write.
-    let mut first_bad: Option<(u64, String)> = None;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| StateError::io("read DLQ file", path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let Some(body) = line.strip_suffix(b"\n") else {
-            break; // torn last line
-        };
-        if body.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<DlqEntry>(body) {
-            Ok(entry) => {
-                if let Some((bad_line, detail)) = first_bad.take() {
-                    return Err(StateError::DlqLine {
-                        path: path.to_path_buf(),
-                        line: bad_line,
-                        detail,
-                    });
-                }
-                match index.get(&entry.item_id) {
-                    Some(&i) => entries[i] = entry,
-                    None => {
-                        index.insert(entry.item_id.clone(), entries.len());
-                        entries.push(entry);
-                    }
-                }
-            }
-            Err(e) => {
-                if first_bad.is_none() {
-                    first_bad = Some((line_no, e.to_string()));
-                }
+    for entry in all {
+        match index.get(&entry.item_id) {
+            Some(&i) => entries[i] = entry,
+            None => {
+                index.insert(entry.item_id.clone(), entries.len());
+                entries.push(entry);
             }
         }
     }
     Ok(entries)
 }
 
-/// Does the non-empty file end without a newline (a torn last line)?
-fn has_torn_tail(file: &File, path: &Path) -> Result<bool, StateError> {
-    let len = file
-        .metadata()
-        .map_err(|e| StateError::io("stat DLQ file", path, e))?
-        .len();
-    if len == 0 {
-        return Ok(false);
-    }
-    let mut last = [0u8; 1];
-    file.read_exact_at(&mut last, len - 1)
-        .map_err(|e| StateError::io("read DLQ file", path, e))?;
-    Ok(last[0] != b'\n')
-}
-
-/// Append one entry and fsync (the file is created with mode 0600). If the file ends with a
-/// torn line, it is rewritten atomically instead, so the new entry never follows garbage.
+/// Append one entry and fsync (the file is created with mode 0600). A torn last line is cut
+/// off first, so the new entry never follows garbage.
 pub fn append(path: &Path, entry: &DlqEntry) -> Result<(), StateError> {
-    let line = encode(path, entry)?;
-    let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|e| StateError::io("open DLQ file", path, e))?;
-    if has_torn_tail(&file, path)? {
-        drop(file);
-        let mut entries = load(path)?;
-        entries.push(entry.clone());
-        return rewrite(path, &entries);
-    }
-    file.write_all(&line)
-        .map_err(|e| StateError::io("append to DLQ file", path, e))?;
-    file.sync_data()
-        .map_err(|e| StateError::io("fsync DLQ file", path, e))?;
-    if !existed {
-        fsync_dir(&parent_dir(path))?;
-    }
-    Ok(())
+    jsonl::append_durable(path, Framing::Plain, entry)
 }
 
 /// Replace the whole DLQ with `entries`, atomically.
 pub fn rewrite(path: &Path, entries: &[DlqEntry]) -> Result<(), StateError> {
-    let mut bytes = Vec::new();
-    for e in entries {
-        bytes.extend_from_slice(&encode(path, e)?);
-    }
-    write_atomic(path, &bytes)
+    jsonl::rewrite(path, Framing::Plain, entries)
 }
 
 /// Replace the entry with the same item id (atomic rewrite), or append a new one.
@@ -263,7 +175,7 @@ mod tests {
         append(&p, &entry("a", 1)).unwrap();
         let good = fs::read(&p).unwrap();
         let mut torn = good.clone();
-        torn.extend_from_slice(&encode(&p, &entry("b", 2)).unwrap()[..20]);
+        torn.extend_from_slice(&Framing::Plain.encode(&p, &entry("b", 2)).unwrap()[..20]);
         fs::write(&p, &torn).unwrap();
         assert_eq!(ids(&load(&p).unwrap()), vec!["a"]);
         // A complete but unparsable last line is also a torn tail.
@@ -292,7 +204,7 @@ mod tests {
         append(&p, &entry("a", 1)).unwrap();
         let mut bytes = fs::read(&p).unwrap();
         bytes.extend_from_slice(b"not json\n");
-        bytes.extend_from_slice(&encode(&p, &entry("b", 2)).unwrap());
+        bytes.extend_from_slice(&Framing::Plain.encode(&p, &entry("b", 2)).unwrap());
         fs::write(&p, &bytes).unwrap();
         let e = load(&p).unwrap_err();
         assert!(matches!(e, StateError::DlqLine { line: 2, .. }), "{e}");
@@ -304,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("dlq.jsonl");
         let mut bytes = b"\n".to_vec();
-        bytes.extend_from_slice(&encode(&p, &entry("a", 1)).unwrap());
+        bytes.extend_from_slice(&Framing::Plain.encode(&p, &entry("a", 1)).unwrap());
         bytes.extend_from_slice(b"  \n");
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ids(&load(&p).unwrap()), vec!["a"]);

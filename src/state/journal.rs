@@ -11,7 +11,7 @@
 //! and then wakes the callers waiting in [`JournalWriter::flush`].
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::marker::PhantomData;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -21,60 +21,16 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::atomic::{FILE_MODE, fsync_dir, is_lower_hex, parent_dir};
+use super::atomic::{FILE_MODE, fsync_dir, parent_dir};
 use super::error::StateError;
+use super::jsonl::{self, Framing, ScanError};
 
-/// Length of the `<8 hex> ` prefix of every line.
-const PREFIX_LEN: usize = 9;
+pub use super::jsonl::ScanEnd as ReplayEnd;
+pub use super::jsonl::truncate_torn_tail;
 
 /// Encode one record as a complete journal line (with its trailing newline).
 pub fn encode_line<T: Serialize>(path: &Path, rec: &T) -> Result<Vec<u8>, StateError> {
-    let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(b"00000000 ");
-    serde_json::to_writer(&mut line, rec).map_err(|source| StateError::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let crc = crc32c::crc32c(&line[PREFIX_LEN..]);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, slot) in line[..8].iter_mut().enumerate() {
-        *slot = HEX[((crc >> (28 - 4 * i)) & 0xf) as usize];
-    }
-    // Compact JSON never contains a raw newline, so the line cannot be split.
-    line.push(b'\n');
-    Ok(line)
-}
-
-/// Why a line could not be decoded.
-fn check_line(line: &[u8]) -> Result<&[u8], String> {
-    if line.len() < PREFIX_LEN + 1 || line[8] != b' ' || !line[..8].iter().all(|&b| is_lower_hex(b))
-    {
-        return Err("not a `<crc32c> <json>` line".into());
-    }
-    let mut want = 0u32;
-    for &b in &line[..8] {
-        let v = if b.is_ascii_digit() {
-            b - b'0'
-        } else {
-            b - b'a' + 10
-        };
-        want = (want << 4) | u32::from(v);
-    }
-    let json = &line[PREFIX_LEN..];
-    let got = crc32c::crc32c(json);
-    if got != want {
-        return Err(format!(
-            "checksum mismatch: line says {want:08x}, data has {got:08x}"
-        ));
-    }
-    Ok(json)
-}
-
-/// Decode a line without its trailing newline.
-fn decode_line<T: DeserializeOwned>(line: &[u8]) -> Result<T, String> {
-    let json = check_line(line)?;
-    serde_json::from_slice(json)
-        .map_err(|e| format!("checksum is right but the record is not understood: {e}"))
+    Framing::Checksummed.encode(path, rec)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,18 +312,6 @@ fn writer_thread(mut file: File, shared: Arc<Shared>) {
 // ---------------------------------------------------------------------------------------------
 // Replay
 
-/// How a replay ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayEnd {
-    /// File offset just after the last valid record (`from_offset` if there were none).
-    pub valid_len: u64,
-    /// Records passed to the callback.
-    pub records: u64,
-    /// Bytes of an incomplete or damaged tail that were ignored (cut them off with
-    /// [`truncate_torn_tail`] before appending again).
-    pub torn_tail: Option<u64>,
-}
-
 /// Stream the records of the journal at `path`, starting at byte `from_offset` (0, or a value
 /// returned by [`JournalWriter::append`] / [`ReplayEnd::valid_len`]), calling `f(offset, record)`
 /// for each. A missing file has no records.
@@ -378,144 +322,18 @@ pub struct ReplayEnd {
 pub fn replay<T: DeserializeOwned>(
     path: &Path,
     from_offset: u64,
-    mut f: impl FnMut(u64, T),
+    f: impl FnMut(u64, T),
 ) -> Result<ReplayEnd, StateError> {
-    let bad_offset = |detail: String| StateError::BadOffset {
-        path: path.to_path_buf(),
-        offset: from_offset,
-        detail,
-    };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if from_offset == 0 {
-                return Ok(ReplayEnd {
-                    valid_len: 0,
-                    records: 0,
-                    torn_tail: None,
-                });
-            }
-            return Err(bad_offset("the journal does not exist".into()));
-        }
-        Err(e) => return Err(StateError::io("open journal", path, e)),
-    };
-    if from_offset > 0 {
-        let len = file
-            .metadata()
-            .map_err(|e| StateError::io("stat journal", path, e))?
-            .len();
-        if from_offset > len {
-            return Err(bad_offset(format!("the journal is only {len} bytes long")));
-        }
-        let mut prev = [0u8; 1];
-        file.read_exact_at(&mut prev, from_offset - 1)
-            .map_err(|e| StateError::io("read journal", path, e))?;
-        if prev[0] != b'\n' {
-            return Err(bad_offset("that is not the start of a record".into()));
-        }
-    }
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    reader
-        .seek(SeekFrom::Start(from_offset))
-        .map_err(|e| StateError::io("seek in journal", path, e))?;
-
-    let mut line = Vec::with_capacity(4096);
-    let mut offset = from_offset;
-    let mut valid_len = from_offset;
-    let mut records = 0u64;
-    let mut line_no = 0u64; // relative to from_offset
-    let mut first_bad: Option<(u64, u64, String)> = None;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| StateError::io("read journal", path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let rec_offset = offset;
-        offset += n as u64;
-        let Some(body) = line.strip_suffix(b"\n") else {
-            break; // an incomplete last line: torn tail
-        };
-        match &first_bad {
-            None => match decode_line::<T>(body) {
-                Ok(rec) => {
-                    f(rec_offset, rec);
-                    records += 1;
-                    valid_len = offset;
-                }
-                Err(detail) => first_bad = Some((rec_offset, line_no, detail)),
-            },
-            Some((bad_offset, bad_line, detail)) => {
-                if check_line(body).is_ok() {
-                    let line = absolute_line(path, from_offset, *bad_line)?;
-                    return Err(StateError::JournalCorrupt {
-                        path: path.to_path_buf(),
-                        offset: *bad_offset,
-                        line,
-                        detail: detail.clone(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(ReplayEnd {
-        valid_len,
-        records,
-        torn_tail: (offset > valid_len).then_some(offset - valid_len),
-    })
-}
-
-/// Turn a line number counted from `from_offset` into one counted from the start of the file
-/// (only on the error path, so the cost does not matter).
-fn absolute_line(path: &Path, from_offset: u64, relative: u64) -> Result<u64, StateError> {
-    if from_offset == 0 {
-        return Ok(relative);
-    }
-    let file = File::open(path).map_err(|e| StateError::io("open journal", path, e))?;
-    let mut reader = BufReader::new(file).take(from_offset);
-    let mut buf = [0u8; 64 * 1024];
-    let mut newlines = 0u64;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| StateError::io("read journal", path, e))?;
-        if n == 0 {
-            break;
-        }
-        newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-    }
-    Ok(newlines + relative)
-}
-
-/// Cut the journal at `path` to `valid_len` bytes (from [`ReplayEnd::valid_len`]) and fsync it,
-/// so records appended afterwards never follow garbage. Refuses to make the file longer.
-pub fn truncate_torn_tail(path: &Path, valid_len: u64) -> Result<(), StateError> {
-    let file = match OpenOptions::new().write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && valid_len == 0 => return Ok(()),
-        Err(e) => return Err(StateError::io("open journal", path, e)),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| StateError::io("stat journal", path, e))?
-        .len();
-    if len < valid_len {
-        return Err(StateError::BadOffset {
+    match jsonl::scan(path, from_offset, Framing::Checksummed, f) {
+        Ok(end) => Ok(end),
+        Err(ScanError::State(e)) => Err(e),
+        Err(ScanError::Corrupt(c)) => Err(StateError::JournalCorrupt {
             path: path.to_path_buf(),
-            offset: valid_len,
-            detail: format!("cannot cut the torn tail there, the journal is only {len} bytes long"),
-        });
+            offset: c.offset,
+            line: c.line,
+            detail: c.detail,
+        }),
     }
-    if len == valid_len {
-        return Ok(());
-    }
-    file.set_len(valid_len)
-        .map_err(|e| StateError::io("truncate journal", path, e))?;
-    file.sync_all()
-        .map_err(|e| StateError::io("fsync journal", path, e))
 }
 
 #[cfg(test)]

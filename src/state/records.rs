@@ -20,17 +20,25 @@ pub enum Failure {
     Template { message: String, step: usize },
     /// The attempt was cancelled by `stop`/SIGINT before it finished.
     Cancelled { step: usize },
+    /// The Slurm task running the attempt ended without its outcome (killed, node failure,
+    /// out of memory): the item goes back to the queue.
+    TaskLost { message: String },
+    /// The worker running the attempt stopped heartbeating: its lease expired and the item
+    /// goes back to the queue.
+    WorkerLost { message: String },
 }
 
 impl Failure {
     /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
-    pub const CLASSES: [&'static str; 6] = [
+    pub const CLASSES: [&'static str; 8] = [
         "exit",
         "signal",
         "timeout",
         "spawn",
         "template",
         "cancelled",
+        "task_lost",
+        "worker_lost",
     ];
 
     /// Short class name used in summaries and `retry.on` matching.
@@ -42,7 +50,14 @@ impl Failure {
             Failure::Spawn { .. } => "spawn",
             Failure::Template { .. } => "template",
             Failure::Cancelled { .. } => "cancelled",
+            Failure::TaskLost { .. } => "task_lost",
+            Failure::WorkerLost { .. } => "worker_lost",
         }
+    }
+
+    /// The backend lost the attempt (not the item's fault): it goes back to the queue.
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Failure::TaskLost { .. } | Failure::WorkerLost { .. })
     }
 
     /// The index of the template step that failed.
@@ -54,6 +69,7 @@ impl Failure {
             | Failure::Spawn { step, .. }
             | Failure::Template { step, .. }
             | Failure::Cancelled { step } => *step,
+            Failure::TaskLost { .. } | Failure::WorkerLost { .. } => 0,
         }
     }
 
@@ -84,6 +100,8 @@ impl std::fmt::Display for Failure {
             }
             Failure::Template { message, step } => write!(f, "step {}: {message}", step + 1),
             Failure::Cancelled { step } => write!(f, "step {} was cancelled", step + 1),
+            Failure::TaskLost { message } => write!(f, "the Slurm task was lost: {message}"),
+            Failure::WorkerLost { message } => write!(f, "the worker was lost: {message}"),
         }
     }
 }
@@ -243,6 +261,12 @@ mod tests {
                 step: 0,
             },
             Failure::Cancelled { step: 0 },
+            Failure::TaskLost {
+                message: String::new(),
+            },
+            Failure::WorkerLost {
+                message: String::new(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is added to `all`.
         let position = |f: &Failure| match f {
@@ -252,6 +276,8 @@ mod tests {
             Failure::Spawn { .. } => 3,
             Failure::Template { .. } => 4,
             Failure::Cancelled { .. } => 5,
+            Failure::TaskLost { .. } => 6,
+            Failure::WorkerLost { .. } => 7,
         };
         for (i, f) in all.iter().enumerate() {
             assert_eq!(position(f), i);

@@ -36,6 +36,20 @@ pub enum ExecutorKind {
     Slurm,
 }
 
+impl ExecutorKind {
+    /// The name used in workflow files, flags and the job directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 impl std::str::FromStr for ExecutorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

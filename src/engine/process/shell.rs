@@ -14,10 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::control::KillSwitch;
-use crate::engine::output::{Sink, StreamTarget};
-use crate::engine::reaper;
-use crate::engine::watchdog;
+use crate::engine::controls::KillSwitch;
+use crate::engine::process::output::{Sink, StreamTarget};
+use crate::engine::process::reaper;
+use crate::engine::process::watchdog;
 
 /// One `sh -c` invocation.
 #[derive(Debug, Clone)]

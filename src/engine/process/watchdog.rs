@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use crate::engine::orphans::kill_leftovers;
+use crate::engine::process::orphans::kill_leftovers;
 use crate::state::job::LiveGroup;
 use crate::state::records::Phase;
 

@@ -23,6 +23,21 @@ pub struct JobVars {
 }
 
 impl JobVars {
+    /// The workflow's own env entries (and `--set` overrides) with their final values, for
+    /// child processes.
+    pub fn env_pairs(&self, wf: &crate::workflow::model::Workflow) -> Vec<(String, String)> {
+        let extra = self
+            .override_keys
+            .iter()
+            .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
+        wf.env
+            .iter()
+            .map(|(k, _)| k)
+            .chain(extra)
+            .filter_map(|k| self.env.get(k).map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
     /// The runner's environment, then the workflow `env` (each value may use `${env.X}` of
     /// what came before), then `--set` overrides.
     pub fn build(

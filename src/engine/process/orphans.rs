@@ -4,7 +4,7 @@
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::engine::reaper;
+use crate::engine::process::reaper;
 use crate::state::job::LiveGroup;
 
 /// Is the recorded group still the one the crashed run started?

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::process::{ShellCommand, ShellResult, run_shell};
+use crate::engine::process::shell::{ShellCommand, ShellResult, run_shell};
 
 pub trait Executor: Send + Sync + 'static {
     fn run(
@@ -13,6 +13,16 @@ pub trait Executor: Send + Sync + 'static {
         cmd: ShellCommand,
         cancel: CancellationToken,
     ) -> impl Future<Output = ShellResult> + Send;
+}
+
+impl<E: Executor> Executor for std::sync::Arc<E> {
+    fn run(
+        &self,
+        cmd: ShellCommand,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = ShellResult> + Send {
+        E::run(self, cmd, cancel)
+    }
 }
 
 /// Runs each command with `/bin/sh -c` in its own process group.
@@ -32,7 +42,7 @@ pub mod mock {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::process::Exit;
+    use crate::engine::process::shell::Exit;
 
     /// `exit N` -> Code(N); `echo X` -> stdout X; `sleep` -> Timeout if a timeout is set;
     /// `flaky K` fails the first K calls then succeeds. Records every script it ran.

@@ -8,14 +8,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::executor::Executor;
-use crate::engine::output::{DEFAULT_LOG_CAP, StreamTarget};
-use crate::engine::process::{Exit, ShellCommand};
+use crate::engine::attempt::executor::Executor;
+use crate::engine::process::output::{DEFAULT_LOG_CAP, StreamTarget};
+use crate::engine::process::shell::{Exit, ShellCommand};
 use crate::state::records::Failure;
 use crate::workflow::model::{CaptureFormat, Step};
 use crate::workflow::template::VarRef;
 
-/// A lookup for `${...}` values (see [`crate::engine::vars`]).
+/// A lookup for `${...}` values (see [`crate::engine::attempt::vars`]).
 pub type Lookup<'a> = dyn Fn(&VarRef) -> Option<Cow<'a, Value>> + 'a;
 
 /// Where and how the steps of one unit (an item attempt, the setup, the reduce) run.
@@ -29,8 +29,8 @@ pub struct StepEnv {
     pub log_stem: Option<PathBuf>,
     /// Copy output to the runner's stderr (setup/reduce).
     pub tee: bool,
-    pub on_spawn: Option<crate::engine::process::SpawnHook>,
-    pub kill: crate::engine::control::KillSwitch,
+    pub on_spawn: Option<crate::engine::process::shell::SpawnHook>,
+    pub kill: crate::engine::controls::KillSwitch,
 }
 
 /// A step rendered for one unit, ready to run.

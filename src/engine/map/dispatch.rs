@@ -1,0 +1,287 @@
+//! The map dispatcher: the one loop that owns a map run. It keeps the backend's slots
+//! filled from the queue, records every attempt and item end through the [`Recorder`],
+//! decides retries (as data: a retry is the item queued again after its delay), applies the
+//! error policy, and obeys pause, stop and cancel. Backends only run attempts.
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::engine::controls::{ControlMsg, Controls};
+use crate::engine::error::EngineError;
+use crate::engine::map::backend::{AttemptEnd, BackendEvent, MapBackend};
+use crate::engine::map::policy::{MapEnd, PolicyCounter};
+use crate::engine::map::retry;
+use crate::engine::map::work::{ItemRun, Waiting, Works};
+use crate::engine::recorder::{ItemOutcome, Recorder};
+use crate::report::event::Event;
+use crate::state::records::{Failure, ItemStatus, Record};
+use crate::workflow::model::{ErrorPolicy, RetryPolicy};
+
+/// How often one item may be lost by the backend (a killed Slurm task, a dead worker) in one
+/// run before it fails for good. Lost attempts do not count against `retry.max_attempts`.
+pub const LOST_LIMIT: u32 = 3;
+
+/// What a map run is asked to do.
+pub struct MapRun<'a> {
+    /// The items to run, in order.
+    pub queue: Vec<ItemRun>,
+    pub policy: &'a ErrorPolicy,
+    pub retry: &'a RetryPolicy,
+    pub controls: &'a Controls,
+}
+
+/// The state of one map run's loop.
+struct Loop<'a> {
+    run: MapRun<'a>,
+    works: Works,
+    waiting: Waiting,
+    counter: PolicyCounter,
+    /// The error policy stopped dispatching (its reason).
+    stopped: Option<String>,
+    /// Attempts were cancelled or handed back: their items stay pending.
+    cancelled: bool,
+    /// Items left pending because the run was halting when they would have been retried.
+    left_pending: bool,
+    /// Records were written since the last flush.
+    unsynced: bool,
+}
+
+/// Run the map to its end, or until the error policy, a stop or a cancel ends it.
+pub async fn dispatch<B: MapBackend>(
+    backend: &mut B,
+    run: MapRun<'_>,
+    rec: &mut Recorder,
+    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
+) -> Result<MapEnd, EngineError> {
+    let controls = run.controls.clone();
+    let MapRun {
+        queue,
+        policy,
+        retry,
+        controls: run_controls,
+    } = run;
+    let adopted = if queue.is_empty() {
+        Vec::new()
+    } else {
+        backend.adopt(&queue).await?
+    };
+    let mut lp = Loop {
+        works: Works::default(),
+        waiting: Waiting::default(),
+        counter: PolicyCounter::default(),
+        stopped: None,
+        cancelled: false,
+        left_pending: false,
+        unsynced: false,
+        run: MapRun {
+            queue: Vec::new(),
+            policy,
+            retry,
+            controls: run_controls,
+        },
+    };
+    for r in queue {
+        let idx = r.idx;
+        lp.works.start(r);
+        if !adopted.contains(&idx) {
+            lp.waiting.push_ready(idx);
+        }
+    }
+    let mut paused = rec.view.paused().is_some();
+    let (mut stop_seen, mut cancel_sent) = (false, false);
+    loop {
+        let halted = lp.halted(&controls);
+        if controls.cancel.is_cancelled() && !cancel_sent {
+            cancel_sent = true;
+            backend.cancel().await;
+        }
+        if halted && !stop_seen {
+            stop_seen = true;
+            backend.stop_starting().await;
+        }
+        lp.waiting.promote(Instant::now());
+        if !halted && !paused && backend.free_slots() > 0 && lp.waiting.has_ready() {
+            // A finished item keeps its slot until its record is on disk: a crash then
+            // re-runs at most the attempts in flight, never finished ones too.
+            if lp.unsynced {
+                rec.flush()?;
+                backend.recorded();
+                lp.unsynced = false;
+            }
+            let mut batch = Vec::new();
+            let room = backend.free_slots();
+            while batch.len() < room
+                && let Some(idx) = lp.waiting.pop_ready()
+            {
+                if let Some(w) = lp.works.get_mut(idx) {
+                    batch.push(w.next_attempt());
+                }
+            }
+            if !batch.is_empty() {
+                backend.submit(batch).await?;
+            }
+        }
+        if backend.in_flight() == 0 && (halted || lp.waiting.is_empty()) {
+            break;
+        }
+        let due = lp.waiting.next_due().filter(|_| !halted && !paused);
+        tokio::select! {
+            biased;
+            ev = backend.next(), if backend.in_flight() > 0 => {
+                // Take every event that is ready, so one journal sync covers them all.
+                let mut events = vec![ev?];
+                while let Some(more) = backend.try_next() {
+                    events.push(more);
+                }
+                for ev in events {
+                    lp.handle(ev, rec, &controls)?;
+                }
+            }
+            Some(msg) = control.recv() => paused = rec.apply_control(msg, backend.in_flight())?,
+            _ = controls.stop.cancelled(), if !stop_seen => {}
+            _ = controls.cancel.cancelled(), if !cancel_sent => {}
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
+        }
+    }
+    rec.flush()?;
+    backend.recorded();
+    let unfinished = !lp.waiting.is_empty() || lp.left_pending;
+    Ok(MapEnd::decide(
+        controls.cancel.is_cancelled()
+            || lp.cancelled
+            || (controls.stop.is_cancelled() && unfinished),
+        lp.stopped,
+    ))
+}
+
+impl Loop<'_> {
+    fn halted(&self, controls: &Controls) -> bool {
+        self.stopped.is_some() || controls.stop.is_cancelled() || controls.cancel.is_cancelled()
+    }
+
+    fn handle(
+        &mut self,
+        ev: BackendEvent,
+        rec: &mut Recorder,
+        controls: &Controls,
+    ) -> Result<(), EngineError> {
+        match ev {
+            BackendEvent::Spawned {
+                idx,
+                attempt,
+                pgid,
+                pid_start,
+            } => rec.record(Record::ItemStarted {
+                idx,
+                attempt,
+                pgid,
+                pid_start,
+            })?,
+            BackendEvent::Warning(message) => rec.report(&Event::Warning { message }),
+            BackendEvent::Returned { idx } => {
+                self.works.take(idx);
+                self.cancelled = true;
+            }
+            BackendEvent::Ended(end) => self.ended(end, rec, controls)?,
+        }
+        Ok(())
+    }
+
+    fn ended(
+        &mut self,
+        end: AttemptEnd,
+        rec: &mut Recorder,
+        controls: &Controls,
+    ) -> Result<(), EngineError> {
+        let idx = end.idx;
+        let failure = end.attempt.failure.clone();
+        match failure {
+            None => self.finish(end, true, rec),
+            Some(Failure::Cancelled { .. }) => {
+                // Not final: the item stays pending and runs again on resume.
+                self.works.take(idx);
+                self.cancelled = true;
+                Ok(())
+            }
+            Some(f) => {
+                rec.record(Record::Attempt {
+                    idx,
+                    attempt: end.attempt.clone(),
+                })?;
+                self.unsynced = true;
+                let halted = self.halted(controls);
+                let Some(work) = self.works.get_mut(idx) else {
+                    return Ok(());
+                };
+                work.attempts.push(end.attempt.clone());
+                let wait = if f.is_lost() {
+                    work.lost += 1;
+                    (work.lost <= LOST_LIMIT).then(|| retry::delay(self.run.retry, work.lost))
+                } else {
+                    work.tries += 1;
+                    retry::should_retry(self.run.retry, &f, work.tries)
+                        .then(|| retry::delay(self.run.retry, work.tries))
+                };
+                match wait {
+                    Some(_) if halted => {
+                        // No new attempt starts once the run halts: the item stays pending.
+                        self.works.take(idx);
+                        self.left_pending = true;
+                        Ok(())
+                    }
+                    Some(wait) => {
+                        rec.report(&Event::ItemRetrying {
+                            item_id: work.run.item.id.clone(),
+                            attempt: end.attempt.attempt,
+                            error: f.to_string(),
+                            delay_ms: wait.as_millis() as u64,
+                        });
+                        self.waiting.push_delayed(idx, Instant::now() + wait);
+                        Ok(())
+                    }
+                    None => self.finish(end, false, rec),
+                }
+            }
+        }
+    }
+
+    /// The item's final attempt ended: record it, and count it against the error policy.
+    fn finish(
+        &mut self,
+        end: AttemptEnd,
+        succeeded: bool,
+        rec: &mut Recorder,
+    ) -> Result<(), EngineError> {
+        let Some(mut work) = self.works.take(end.idx) else {
+            return Ok(());
+        };
+        if succeeded {
+            work.attempts.push(end.attempt);
+        }
+        let status = rec.item_finished(
+            ItemOutcome {
+                idx: end.idx,
+                item: &work.run.item,
+                attempts: &work.attempts,
+                succeeded,
+                captured: end.captured,
+                duration: work.started.elapsed(),
+            },
+            self.run.policy.on_item_failure,
+        )?;
+        self.unsynced = true;
+        if let Some(reason) = self
+            .counter
+            .count(self.run.policy, status != ItemStatus::Succeeded)
+            && self.stopped.is_none()
+        {
+            rec.report(&Event::Warning {
+                message: format!(
+                    "stopping the map: {reason}; attempts in flight finish, the rest stay pending"
+                ),
+            });
+            self.stopped = Some(reason);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! The dispatcher's bookkeeping of a map run: items waiting to be submitted (now, or after a
+//! retry delay), and for every item the run is working on, the attempts it made so far.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::engine::map::backend::AttemptRun;
+use crate::items::Item;
+use crate::state::records::Attempt;
+
+/// One item a run takes on.
+#[derive(Debug, Clone)]
+pub struct ItemRun {
+    pub idx: usize,
+    pub item: Arc<Item>,
+    /// Attempts made by earlier runs of the job (numbering continues after them).
+    pub prior_attempts: u32,
+}
+
+/// What the run knows about an item between its first attempt and its final record.
+#[derive(Debug)]
+pub struct Work {
+    pub run: ItemRun,
+    /// Attempts of this run that ended (failed ones; the last one may have succeeded).
+    pub attempts: Vec<Attempt>,
+    /// Attempts of this run that count against `retry.max_attempts` (lost ones do not).
+    pub tries: u32,
+    /// Attempts the backend lost.
+    pub lost: u32,
+    /// The highest attempt number used so far.
+    pub last_attempt: u32,
+    pub started: Instant,
+}
+
+impl Work {
+    fn new(run: ItemRun) -> Self {
+        Work {
+            last_attempt: run.prior_attempts,
+            run,
+            attempts: Vec::new(),
+            tries: 0,
+            lost: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// The next attempt of this item.
+    pub fn next_attempt(&mut self) -> AttemptRun {
+        self.last_attempt += 1;
+        AttemptRun {
+            idx: self.run.idx,
+            item: self.run.item.clone(),
+            attempt: self.last_attempt,
+        }
+    }
+}
+
+/// Items waiting for a slot, in order, and items waiting for their retry delay.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    ready: VecDeque<usize>,
+    delayed: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    seq: u64,
+}
+
+impl Waiting {
+    pub fn push_ready(&mut self, idx: usize) {
+        self.ready.push_back(idx);
+    }
+
+    /// Wait until `at` before the item's next attempt.
+    pub fn push_delayed(&mut self, idx: usize, at: Instant) {
+        self.seq += 1;
+        self.delayed.push(Reverse((at, self.seq, idx)));
+    }
+
+    /// Move delayed items whose time has come to the front of the ready ones (a retry goes
+    /// before items that have not started, so a failing item finishes soon).
+    pub fn promote(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _, idx))) = self.delayed.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop();
+            due.push(idx);
+        }
+        for idx in due.into_iter().rev() {
+            self.ready.push_front(idx);
+        }
+    }
+
+    pub fn pop_ready(&mut self) -> Option<usize> {
+        self.ready.pop_front()
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// When the next delayed item becomes ready.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.delayed.is_empty()
+    }
+
+    /// Drop these items (adopted by the backend: they are in flight).
+    pub fn remove(&mut self, idxs: &[usize]) {
+        if idxs.is_empty() {
+            return;
+        }
+        let gone: std::collections::HashSet<usize> = idxs.iter().copied().collect();
+        self.ready.retain(|i| !gone.contains(i));
+    }
+}
+
+/// Everything the run is working on, by item index.
+#[derive(Debug, Default)]
+pub struct Works(HashMap<usize, Work>);
+
+impl Works {
+    pub fn start(&mut self, run: ItemRun) {
+        self.0.insert(run.idx, Work::new(run));
+    }
+
+    pub fn get_mut(&mut self, idx: usize) -> Option<&mut Work> {
+        self.0.get_mut(&idx)
+    }
+
+    pub fn take(&mut self, idx: usize) -> Option<Work> {
+        self.0.remove(&idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_become_ready_in_time_order_before_fresh_items() {
+        let now = Instant::now();
+        let mut w = Waiting::default();
+        w.push_ready(1);
+        w.push_ready(2);
+        w.push_delayed(7, now + Duration::from_secs(2));
+        w.push_delayed(8, now + Duration::from_secs(1));
+        assert_eq!(w.next_due(), Some(now + Duration::from_secs(1)));
+        w.promote(now);
+        assert_eq!(w.pop_ready(), Some(1));
+        w.promote(now + Duration::from_secs(3));
+        assert_eq!(w.pop_ready(), Some(8));
+        assert_eq!(w.pop_ready(), Some(7));
+        assert_eq!(w.pop_ready(), Some(2));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn attempt_numbers_continue_after_earlier_runs() {
+        let mut work = Work::new(ItemRun {
+            idx: 3,
+            item: Arc::new(Item {
+                id: "x".into(),
+                value: serde_json::json!(1),
+            }),
+            prior_attempts: 2,
+        });
+        assert_eq!(work.next_attempt().attempt, 3);
+        assert_eq!(work.next_attempt().attempt, 4);
+    }
+}
