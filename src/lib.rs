@@ -8,5 +8,6 @@ pub mod engine;
 pub mod error;
 pub mod items;
 pub mod report;
+pub mod session;
 pub mod state;
 pub mod workflow;

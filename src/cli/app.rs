@@ -12,7 +12,7 @@ pub fn main_entry() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
-                crate::cli::exit::USAGE
+                crate::error::exit_code::USAGE
             } else {
                 0
             };
@@ -27,8 +27,8 @@ pub fn main_entry() -> i32 {
         Command::Status(a) => crate::cli::status::status(&cli.global, a),
         Command::Dlq(c) => crate::cli::dlq::dlq(&cli.global, c),
         Command::Validate(a) => crate::cli::validate::validate(a),
-        Command::Pause(a) => crate::cli::control::pause(&cli.global, a),
-        Command::Stop(a) => crate::cli::control::stop(&cli.global, a),
+        Command::Pause(a) => crate::cli::pause::pause(&cli.global, a),
+        Command::Stop(a) => crate::cli::stop::stop(&cli.global, a),
         Command::Logs(a) => crate::cli::logs::logs(&cli.global, a),
         Command::Clean(a) => crate::cli::clean::clean(&cli.global, a),
         Command::Completions(a) => crate::cli::ship::completions(a.shell),
@@ -54,7 +54,7 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let color = crate::cli::session::use_color(&cli.global);
+    let color = crate::cli::reporting::use_color(&cli.global);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,55 +1,37 @@
-//! Exit codes (SPEC 3.1) and the error type that carries one to `main`.
+//! The exit code of an error that reached `main`: its kind's (see [`crate::error`]), so
+//! every failure maps to one of SPEC 3.1's codes the same way.
 
-pub const COMPLETED: i32 = 0;
-pub const FAILURES: i32 = 1;
-pub const USAGE: i32 = 2;
-pub const LOCKED: i32 = 3;
-pub const SIGINT: i32 = 130;
-pub const SIGTERM: i32 = 143;
+use crate::error::{Classify, exit_code};
 
-/// An error with the exit code it maps to; its message is printed as `runner: <message>`.
+/// Bad usage the command line itself detects (flags or values that do not fit together).
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Exit {
-    pub code: i32,
-    pub message: String,
-}
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Bad usage or bad input (exit 2).
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Exit {
-        code: USAGE,
-        message: message.into(),
-    }
-    .into()
+    UsageError(message.into()).into()
 }
 
 /// The exit code for an error that reached `main`.
 pub fn code_for(err: &anyhow::Error) -> i32 {
-    if let Some(e) = err.downcast_ref::<Exit>() {
-        return e.code;
+    if err.downcast_ref::<UsageError>().is_some() {
+        return exit_code::USAGE;
     }
-    if err
-        .downcast_ref::<crate::workflow::error::WorkflowError>()
-        .is_some()
-    {
-        return USAGE;
+    macro_rules! classified {
+        ($($t:ty),*) => {
+            $(if let Some(e) = err.downcast_ref::<$t>() {
+                return e.kind().exit_code();
+            })*
+        };
     }
-    if let Some(crate::state::lock::LockError::Held(_)) =
-        err.downcast_ref::<crate::state::lock::LockError>()
-    {
-        return LOCKED;
-    }
-    if let Some(
-        crate::engine::error::EngineError::Items(_) | crate::engine::error::EngineError::Config(_),
-    ) = err.downcast_ref::<crate::engine::error::EngineError>()
-    {
-        return USAGE;
-    }
-    if let Some(crate::state::error::StateError::InvalidJobId { .. }) =
-        err.downcast_ref::<crate::state::error::StateError>()
-    {
-        return USAGE;
-    }
-    FAILURES
+    classified!(
+        crate::session::error::SessionError,
+        crate::workflow::error::WorkflowError,
+        crate::items::ItemsError,
+        crate::state::error::StateError,
+        crate::state::lock::LockError,
+        crate::engine::error::EngineError
+    );
+    exit_code::FAILURES
 }

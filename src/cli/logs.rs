@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use crate::cli::args::{Global, LogsArgs};
 use crate::cli::exit::usage;
-use crate::cli::job_open::open_job;
+use crate::session::open::open_job;
 use crate::state::items_file;
-use crate::state::layout::{JobDir, StateDir, item_file_stem};
+use crate::state::layout::StateDir;
 use crate::state::lock::is_held;
+use crate::state::logs::log_files;
 
 /// A log file and what it is, in display order.
 struct Source {
@@ -35,9 +36,13 @@ pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
         // Whether the job still runs is looked at before reading, so output written just
         // before it ended is printed by this pass, not lost.
         let live = a.follow && is_held(&dir.lock());
-        for s in discover(&dir, a.item.as_deref()) {
-            if !sources.iter().any(|k| k.path == s.path) {
-                sources.push(s);
+        for f in log_files(&dir, a.item.as_deref()) {
+            if !sources.iter().any(|k| k.path == f.path) {
+                sources.push(Source {
+                    title: f.title,
+                    path: f.path,
+                    offset: 0,
+                });
             }
         }
         for s in &mut sources {
@@ -62,59 +67,6 @@ pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
-}
-
-/// The log files that exist now, in order: setup steps, reduce steps (or one item's
-/// attempts), stdout before stderr.
-fn discover(dir: &JobDir, item: Option<&str>) -> Vec<Source> {
-    let (base, prefixes): (PathBuf, Vec<&str>) = match item {
-        Some(id) => (
-            dir.logs_dir().join("items").join(item_file_stem(id)),
-            vec![""],
-        ),
-        None => (dir.logs_dir(), vec!["setup-", "reduce-"]),
-    };
-    let mut found: Vec<(usize, u64, u8, PathBuf, String)> = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&base) else {
-        return Vec::new();
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let path = e.path();
-        let (Some(stem), Some(ext)) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|s| s.to_str()),
-        ) else {
-            continue;
-        };
-        let stream = match ext {
-            "out" => 0,
-            "err" => 1,
-            _ => continue,
-        };
-        for (pi, prefix) in prefixes.iter().enumerate() {
-            if let Some(n) = stem
-                .strip_prefix(prefix)
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                let what = match (item, *prefix) {
-                    (Some(_), _) => format!("attempt {n}"),
-                    (None, "setup-") => format!("setup step {n}"),
-                    _ => format!("reduce step {n}"),
-                };
-                let title = format!("{what} {}", if stream == 0 { "stdout" } else { "stderr" });
-                found.push((pi, n, stream, path.clone(), title));
-            }
-        }
-    }
-    found.sort_by_key(|f| (f.0, f.1, f.2));
-    found
-        .into_iter()
-        .map(|(_, _, _, path, title)| Source {
-            title,
-            path,
-            offset: 0,
-        })
-        .collect()
 }
 
 /// Print what was appended to `s` since last time; Ok(true) if anything was printed.

@@ -3,13 +3,14 @@
 //! signals or from the job's control channel.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::error::StopCause;
 
 use crate::state::control::{ControlRequest, take_all};
 
@@ -66,8 +67,8 @@ pub struct Controls {
     pub cancel: CancellationToken,
     /// How cancelled steps are killed (and "KILL at once").
     pub kill: KillSwitch,
-    /// The signal that asked us to stop (2 or 15), 0 for `runner stop`/none.
-    pub signal: Arc<AtomicI32>,
+    /// What asked the run to stop, if anything did (a signal wins over `runner stop`).
+    cause: Arc<Mutex<Option<StopCause>>>,
 }
 
 impl Controls {
@@ -76,6 +77,7 @@ impl Controls {
         if self.stop.is_cancelled() {
             return;
         }
+        self.set_cause(StopCause::StopRequest);
         self.stop.cancel();
         let cancel = self.cancel.clone();
         if grace.is_zero() {
@@ -100,7 +102,7 @@ impl Controls {
         {
             return false;
         }
-        self.signal.store(signal as i32, Ordering::SeqCst);
+        self.set_cause(StopCause::Signal(signal));
         self.stop.cancel();
         self.cancel.cancel();
         true
@@ -112,8 +114,16 @@ impl Controls {
         self.cancel.cancel();
     }
 
-    pub fn stop_signal(&self) -> i32 {
-        self.signal.load(Ordering::SeqCst)
+    fn set_cause(&self, cause: StopCause) {
+        let mut c = self.cause.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(*c, Some(StopCause::Signal(_))) {
+            *c = Some(cause);
+        }
+    }
+
+    /// What asked the run to stop (`None`: nothing did).
+    pub fn stop_cause(&self) -> Option<StopCause> {
+        *self.cause.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

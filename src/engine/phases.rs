@@ -20,6 +20,7 @@ use crate::engine::map::policy::MapEnd;
 use crate::engine::map::work::ItemRun;
 use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
+use crate::error::StopCause;
 use crate::items::{Item, assign_ids};
 use crate::report::event::Event;
 use crate::state::items_file;
@@ -74,6 +75,15 @@ pub struct JobOutcome {
     pub counts: Counts,
     /// Why the job failed outside of items (a setup/reduce step, the error policy).
     pub reason: Option<String>,
+    /// What stopped the run early, if anything.
+    pub stop: Option<StopCause>,
+}
+
+impl JobOutcome {
+    /// The process exit code of this run (SPEC 3.1).
+    pub fn exit_code(&self) -> i32 {
+        crate::error::job_exit_code(self.state, self.stop)
+    }
 }
 
 pub async fn execute<E: Executor + Clone>(
@@ -123,7 +133,7 @@ pub async fn execute<E: Executor + Clone>(
     rec.report(&Event::JobFinished {
         job_id: run.meta.job_id.clone(),
         state,
-        exit_code: crate::report::event::job_exit_code(state, run.controls.stop_signal()),
+        exit_code: crate::error::job_exit_code(state, run.controls.stop_cause()),
         total: c.total,
         successful: c.successful,
         failed: c.failed_total(),
@@ -136,6 +146,7 @@ pub async fn execute<E: Executor + Clone>(
         state,
         counts: c,
         reason,
+        stop: run.controls.stop_cause(),
     })
 }
 

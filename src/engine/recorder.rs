@@ -125,6 +125,23 @@ impl Recorder {
         self.dlq.contains_key(item_id)
     }
 
+    /// `dlq purge`: the items at `idxs` are given up on (`purged` in the journal, durably),
+    /// then the entries of `ids` leave the DLQ file.
+    pub fn purge(&mut self, idxs: &[usize], ids: &[String]) -> Result<(), StateError> {
+        for &idx in idxs {
+            self.record(Record::ItemReset {
+                idx,
+                status: ItemStatus::Purged,
+            })?;
+        }
+        self.flush()?;
+        dlq::remove(&self.dir.dlq(), ids)?;
+        for id in ids {
+            self.dlq.remove(id);
+        }
+        Ok(())
+    }
+
     /// Write the compacted checkpoint (everything in the journal so far).
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
         self.journal.flush()?;

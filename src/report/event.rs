@@ -88,15 +88,3 @@ pub enum Event {
         reason: Option<String>,
     },
 }
-
-/// The process exit code a run ends with (SPEC 3.1), for `job_finished` and the CLI alike:
-/// 0 completed, 1 completed with failures, 130/143 interrupted by SIGINT / SIGTERM or
-/// `runner stop` (`signal` is the one that asked us to stop, 0 for none).
-pub fn job_exit_code(state: JobState, signal: i32) -> i32 {
-    match state {
-        JobState::Completed => 0,
-        JobState::Interrupted if signal == 2 => 130,
-        JobState::Interrupted => 143,
-        _ => 1,
-    }
-}

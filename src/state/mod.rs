@@ -12,4 +12,6 @@ pub mod journal;
 pub mod jsonl;
 pub mod layout;
 pub mod lock;
+pub mod logs;
 pub mod records;
+pub mod recover;

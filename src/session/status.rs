@@ -1,0 +1,229 @@
+//! `runner status`: what a job's files say about it, as the documents `status --json`
+//! prints (field names are documented in docs/cli.md and kept stable).
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::session::error::SessionError;
+use crate::session::open::{read_meta, snapshot_workflow};
+use crate::state::job::JobView;
+use crate::state::layout::{JobDir, StateDir};
+use crate::state::lock::read_info;
+use crate::state::records::JobState;
+use crate::state::recover::{display_state, recover};
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    pub command: String,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PausedNow {
+    pub since: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PauseEntry {
+    pub paused_at: String,
+    pub resumed_at: Option<String>,
+    pub duration_s: Option<f64>,
+    pub reason: Option<String>,
+}
+
+/// The `status JOB --json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub workflow: String,
+    pub workflow_path: std::path::PathBuf,
+    pub state: JobState,
+    /// `setup`, `map`, `reduce` or `done`.
+    pub phase: &'static str,
+    pub total: usize,
+    pub successful: usize,
+    /// DLQ + skipped + purged.
+    pub failed: usize,
+    pub pending: usize,
+    pub dlq: usize,
+    pub skipped_failed: usize,
+    pub purged: usize,
+    pub runs: u32,
+    pub setup: Progress,
+    pub reduce: Progress,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub durations_ms: Percentiles,
+    pub throughput_per_s: Option<f64>,
+    pub lock: Option<Holder>,
+    pub heartbeat_age_s: Option<f64>,
+    pub paused: Option<PausedNow>,
+    pub pause_history: Vec<PauseEntry>,
+}
+
+/// One row of `status --json` without a job: a job, or one that cannot be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Row {
+    Job(Box<JobStatus>),
+    Unreadable {
+        job_id: String,
+        /// Always `unreadable`.
+        state: &'static str,
+        error: String,
+    },
+}
+
+fn phase(view: &JobView, reduce_total: usize) -> &'static str {
+    if !view.map_started {
+        "setup"
+    } else if !view.map_done {
+        "map"
+    } else if view.reduce_done < reduce_total {
+        "reduce"
+    } else {
+        "done"
+    }
+}
+
+/// The value at rank `p` (0..1) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+fn parse_time(t: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(t).ok())
+}
+
+fn elapsed_secs(from: Option<&str>, to: Option<&str>) -> Option<f64> {
+    let (a, b) = (parse_time(from?)?, parse_time(to?)?);
+    b.duration_since(a).ok().map(|d| d.as_secs_f64())
+}
+
+fn age_secs(t: &str) -> Option<f64> {
+    SystemTime::now()
+        .duration_since(parse_time(t)?)
+        .ok()
+        .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
+}
+
+/// The status of the job in `dir`.
+pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
+    let meta = read_meta(dir)?;
+    let view = recover(dir, false)?;
+    let st = display_state(dir, &view);
+    let (setup_total, reduce_total) = snapshot_workflow(dir, &meta)
+        .map(|w| (w.setup.len(), w.reduce.len()))
+        .unwrap_or((0, 0));
+    let mut durations = view.durations();
+    durations.sort_unstable();
+    let finished = view.counts.total - view.counts.pending;
+    // The journal's modification time is when anything was last recorded.
+    let updated_at = std::fs::metadata(dir.journal())
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| humantime::format_rfc3339_millis(t).to_string())
+        .or(view.updated_at.clone());
+    let elapsed = elapsed_secs(view.started_at.as_deref(), updated_at.as_deref());
+    let live = matches!(st, JobState::Running | JobState::Paused | JobState::Stale);
+    let lock = if live { read_info(&dir.lock()) } else { None };
+    Ok(JobStatus {
+        job_id: meta.job_id,
+        workflow: meta.workflow_name,
+        workflow_path: meta.workflow_path,
+        state: st,
+        phase: phase(&view, reduce_total),
+        total: view.counts.total,
+        successful: view.counts.successful,
+        failed: view.counts.failed_total(),
+        pending: view.counts.pending,
+        dlq: view.counts.dlq,
+        skipped_failed: view.counts.failed,
+        purged: view.counts.purged,
+        runs: view.runs,
+        setup: Progress {
+            done: view.setup_done,
+            total: setup_total,
+        },
+        reduce: Progress {
+            done: view.reduce_done,
+            total: reduce_total,
+        },
+        created_at: meta.created_at,
+        started_at: view.started_at.clone(),
+        updated_at,
+        durations_ms: Percentiles {
+            p50: percentile(&durations, 0.5),
+            p95: percentile(&durations, 0.95),
+        },
+        throughput_per_s: elapsed
+            .filter(|e| *e > 0.0)
+            .map(|e| (finished as f64 / e * 10.0).round() / 10.0),
+        heartbeat_age_s: lock.as_ref().and_then(|l| age_secs(&l.heartbeat_at)),
+        lock: lock.map(|l| Holder {
+            pid: l.pid,
+            host: l.host,
+            command: l.command,
+            started_at: l.started_at,
+            heartbeat_at: l.heartbeat_at,
+        }),
+        paused: view.paused().map(|p| PausedNow {
+            since: p.paused_at.clone(),
+            reason: p.reason.clone(),
+        }),
+        pause_history: view
+            .pauses
+            .iter()
+            .map(|p| PauseEntry {
+                paused_at: p.paused_at.clone(),
+                resumed_at: p.resumed_at.clone(),
+                duration_s: p
+                    .resumed_at
+                    .as_deref()
+                    .and_then(|r| elapsed_secs(Some(&p.paused_at), Some(r))),
+                reason: p.reason.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Every job of the state directory, readable or not.
+pub fn all_jobs(state: &StateDir) -> Result<Vec<Row>, SessionError> {
+    let mut rows = Vec::new();
+    for id in state.list_jobs()? {
+        let dir = state.job(&id)?;
+        rows.push(match job_status(&dir) {
+            Ok(s) => Row::Job(Box::new(s)),
+            Err(e) => Row::Unreadable {
+                job_id: id,
+                state: "unreadable",
+                error: crate::session::runtime::error_chain(&e),
+            },
+        });
+    }
+    Ok(rows)
+}
