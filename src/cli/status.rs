@@ -7,6 +7,7 @@ use crate::session::live::state_name;
 use crate::session::open::open_job;
 use crate::session::status::{JobStatus, Row, all_jobs, job_status};
 use crate::state::layout::StateDir;
+use crate::state::time::Timestamp;
 
 pub fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
     let state = StateDir::new(&g.state_dir);
@@ -16,8 +17,8 @@ pub fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn or_dash(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("-")
+fn or_dash(v: &Option<Timestamp>) -> String {
+    v.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
 }
 
 fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
@@ -91,7 +92,9 @@ fn details(d: &JobStatus) -> Vec<String> {
             lines.push(format!(
                 "  {} -> {}{}{}",
                 p.paused_at,
-                p.resumed_at.as_deref().unwrap_or("(still paused)"),
+                p.resumed_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "(still paused)".into()),
                 p.duration_s
                     .map(|d| format!(", {d:.1}s"))
                     .unwrap_or_default(),

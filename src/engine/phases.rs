@@ -26,6 +26,7 @@ use crate::report::event::Event;
 use crate::state::items_file;
 use crate::state::job::{Counts, JobMeta};
 use crate::state::records::{ItemStatus, JobState, Phase, Record};
+use crate::state::time::Timestamp;
 use crate::workflow::model::{ExecutorKind, MaxParallel, Step, Workflow};
 use crate::workflow::template::{PathSeg, VarRef};
 
@@ -150,8 +151,8 @@ pub async fn execute<E: Executor + Clone>(
     })
 }
 
-fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+fn now() -> Timestamp {
+    Timestamp::now()
 }
 
 async fn phases<E: Executor + Clone>(

@@ -18,6 +18,7 @@ use crate::state::job::{CheckpointRef, JobView};
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
 use crate::state::records::{Attempt, ItemStatus, Record};
+use crate::state::time::Timestamp;
 use crate::workflow::model::OnItemFailure;
 
 /// An item's end, as the dispatcher hands it to [`Recorder::item_finished`].
@@ -98,7 +99,7 @@ impl Recorder {
     /// report an interrupt with the number of items (or steps) in flight. Returns whether
     /// the job is paused afterwards. Repeated requests are no-ops.
     pub fn apply_control(&mut self, msg: ControlMsg, in_flight: usize) -> Result<bool, StateError> {
-        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let at = Timestamp::now();
         match msg {
             ControlMsg::Pause(reason) if self.view.paused().is_none() => {
                 self.record_durable(Record::Paused {
@@ -175,7 +176,7 @@ impl Recorder {
         } else if on_failure == OnItemFailure::Skip {
             ItemStatus::Failed
         } else {
-            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let now = Timestamp::now();
             match self.dlq.get_mut(id) {
                 Some(e) => {
                     e.attempts.extend(r.attempts.iter().cloned());
@@ -187,7 +188,7 @@ impl Recorder {
                         item_id: id.clone(),
                         item: r.item.value.clone(),
                         attempts: r.attempts.to_vec(),
-                        first_failure_at: now.clone(),
+                        first_failure_at: now,
                         last_failure_at: now,
                     };
                     dlq::append(&self.dir.dlq(), &e)?;

@@ -9,6 +9,7 @@ use crate::state::layout::{JobDir, StateDir};
 use crate::state::lock::{JobLock, is_held};
 use crate::state::records::JobState;
 use crate::state::recover::{recorded_state, recover};
+use crate::state::time::Timestamp;
 
 /// Which jobs `clean` removes.
 #[derive(Debug, Clone, Default)]
@@ -96,10 +97,7 @@ fn removable(dir: &JobDir, req: &CleanRequest) -> bool {
     };
     // The later of the last recorded time and the journal's modification time (a crashed
     // run records nothing at its end).
-    let recorded = view
-        .updated_at
-        .as_deref()
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let recorded = view.updated_at.map(Timestamp::system_time);
     let touched = std::fs::metadata(dir.journal())
         .and_then(|m| m.modified())
         .ok();

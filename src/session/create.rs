@@ -73,7 +73,7 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         workflow_path,
         workflow_dir: loaded.workflow.dir.clone(),
         fingerprint: blake3::hash(loaded.text.as_bytes()).to_hex().to_string(),
-        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        created_at: crate::state::time::Timestamp::now(),
         overrides,
         max_parallel,
     };

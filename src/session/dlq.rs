@@ -20,6 +20,7 @@ use crate::state::job::JobView;
 use crate::state::layout::{JobDir, StateDir};
 use crate::state::records::{Failure, ItemStatus};
 use crate::state::recover::recover;
+use crate::state::time::Timestamp;
 use crate::workflow::model::ExecutorKind;
 
 /// One entry as `dlq list --json` prints it (field names are documented in docs/cli.md).
@@ -33,8 +34,8 @@ pub struct EntryDoc<'a> {
     pub message: Option<String>,
     pub exit_code: Option<i32>,
     pub stderr_tail: &'a str,
-    pub first_failure_at: &'a str,
-    pub last_failure_at: &'a str,
+    pub first_failure_at: Timestamp,
+    pub last_failure_at: Timestamp,
 }
 
 impl<'a> EntryDoc<'a> {
@@ -52,8 +53,8 @@ impl<'a> EntryDoc<'a> {
                 .last()
                 .map(|a| a.stderr_tail.as_str())
                 .unwrap_or(""),
-            first_failure_at: &e.first_failure_at,
-            last_failure_at: &e.last_failure_at,
+            first_failure_at: e.first_failure_at,
+            last_failure_at: e.last_failure_at,
         }
     }
 }

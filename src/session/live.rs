@@ -10,6 +10,7 @@ use crate::state::layout::{JobDir, StateDir};
 use crate::state::lock::is_held;
 use crate::state::records::JobState;
 use crate::state::recover::{display_state, recover};
+use crate::state::time::Timestamp;
 
 /// How long a live job gets to confirm a pause or an un-pause.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +37,7 @@ pub enum Paused {
     Now,
     /// It already was, since this time.
     Already {
-        since: String,
+        since: Timestamp,
     },
 }
 
@@ -44,9 +45,7 @@ pub enum Paused {
 pub fn pause(state: &StateDir, id: &str, reason: Option<String>) -> Result<Paused, SessionError> {
     let dir = live_job(state, id)?;
     if let Some(p) = recover(&dir, false)?.paused() {
-        return Ok(Paused::Already {
-            since: p.paused_at.clone(),
-        });
+        return Ok(Paused::Already { since: p.paused_at });
     }
     send(&dir.control(), &ControlRequest::Pause { reason })?;
     if !wait_for(&dir, ACK_TIMEOUT, |v| v.paused().is_some())? {

@@ -1,8 +1,6 @@
 //! `runner status`: what a job's files say about it, as the documents `status --json`
 //! prints (field names are documented in docs/cli.md and kept stable).
 
-use std::time::SystemTime;
-
 use serde::Serialize;
 
 use crate::session::error::SessionError;
@@ -12,6 +10,7 @@ use crate::state::layout::{JobDir, StateDir};
 use crate::state::lock::read_info;
 use crate::state::records::JobState;
 use crate::state::recover::{display_state, recover};
+use crate::state::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Progress {
@@ -36,14 +35,14 @@ pub struct Holder {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PausedNow {
-    pub since: String,
+    pub since: Timestamp,
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PauseEntry {
-    pub paused_at: String,
-    pub resumed_at: Option<String>,
+    pub paused_at: Timestamp,
+    pub resumed_at: Option<Timestamp>,
     pub duration_s: Option<f64>,
     pub reason: Option<String>,
 }
@@ -68,9 +67,9 @@ pub struct JobStatus {
     pub runs: u32,
     pub setup: Progress,
     pub reduce: Progress,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub updated_at: Option<String>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
     pub durations_ms: Percentiles,
     pub throughput_per_s: Option<f64>,
     pub lock: Option<Holder>,
@@ -113,22 +112,12 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[rank - 1])
 }
 
-fn parse_time(t: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(t)
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(t).ok())
+fn elapsed_secs(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<f64> {
+    Some(to?.since(from?).as_secs_f64())
 }
 
-fn elapsed_secs(from: Option<&str>, to: Option<&str>) -> Option<f64> {
-    let (a, b) = (parse_time(from?)?, parse_time(to?)?);
-    b.duration_since(a).ok().map(|d| d.as_secs_f64())
-}
-
-fn age_secs(t: &str) -> Option<f64> {
-    SystemTime::now()
-        .duration_since(parse_time(t)?)
-        .ok()
-        .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
+fn age_secs(t: Timestamp) -> f64 {
+    (t.age().as_secs_f64() * 10.0).round() / 10.0
 }
 
 /// The status of the job in `dir`.
@@ -146,9 +135,9 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
     let updated_at = std::fs::metadata(dir.journal())
         .and_then(|m| m.modified())
         .ok()
-        .map(|t| humantime::format_rfc3339_millis(t).to_string())
-        .or(view.updated_at.clone());
-    let elapsed = elapsed_secs(view.started_at.as_deref(), updated_at.as_deref());
+        .map(Timestamp::from)
+        .or(view.updated_at);
+    let elapsed = elapsed_secs(view.started_at, updated_at);
     let live = matches!(st, JobState::Running | JobState::Paused | JobState::Stale);
     let lock = if live { read_info(&dir.lock()) } else { None };
     Ok(JobStatus {
@@ -174,7 +163,7 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
             total: reduce_total,
         },
         created_at: meta.created_at,
-        started_at: view.started_at.clone(),
+        started_at: view.started_at,
         updated_at,
         durations_ms: Percentiles {
             p50: percentile(&durations, 0.5),
@@ -183,7 +172,10 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
         throughput_per_s: elapsed
             .filter(|e| *e > 0.0)
             .map(|e| (finished as f64 / e * 10.0).round() / 10.0),
-        heartbeat_age_s: lock.as_ref().and_then(|l| age_secs(&l.heartbeat_at)),
+        heartbeat_age_s: lock
+            .as_ref()
+            .and_then(|l| l.heartbeat_at.parse::<Timestamp>().ok())
+            .map(age_secs),
         lock: lock.map(|l| Holder {
             pid: l.pid,
             host: l.host,
@@ -192,19 +184,16 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
             heartbeat_at: l.heartbeat_at,
         }),
         paused: view.paused().map(|p| PausedNow {
-            since: p.paused_at.clone(),
+            since: p.paused_at,
             reason: p.reason.clone(),
         }),
         pause_history: view
             .pauses
             .iter()
             .map(|p| PauseEntry {
-                paused_at: p.paused_at.clone(),
-                resumed_at: p.resumed_at.clone(),
-                duration_s: p
-                    .resumed_at
-                    .as_deref()
-                    .and_then(|r| elapsed_secs(Some(&p.paused_at), Some(r))),
+                paused_at: p.paused_at,
+                resumed_at: p.resumed_at,
+                duration_s: elapsed_secs(Some(p.paused_at), p.resumed_at),
                 reason: p.reason.clone(),
             })
             .collect(),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::error::StateError;
 use super::jsonl::{self, Framing};
 use super::records::{Attempt, Failure};
+use super::time::Timestamp;
 
 /// An item that failed for good.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -20,8 +21,8 @@ pub struct DlqEntry {
     pub item_id: String,
     pub item: serde_json::Value,
     pub attempts: Vec<Attempt>,
-    pub first_failure_at: String,
-    pub last_failure_at: String,
+    pub first_failure_at: Timestamp,
+    pub last_failure_at: Timestamp,
 }
 
 impl DlqEntry {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::state::records::{ItemStatus, JobState, Phase, Record};
+use crate::state::time::Timestamp;
 
 /// Facts fixed when the job is created (`job.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub struct JobMeta {
     pub workflow_dir: PathBuf,
     /// blake3 of the workflow file's bytes at start (resume refuses a changed file).
     pub fingerprint: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// `--set KEY=VALUE` overrides of the workflow env.
     #[serde(default)]
     pub overrides: Vec<(String, String)>,
@@ -89,8 +90,8 @@ pub struct LiveGroup {
 /// One pause of a live job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseSpan {
-    pub paused_at: String,
-    pub resumed_at: Option<String>,
+    pub paused_at: Timestamp,
+    pub resumed_at: Option<Timestamp>,
     pub reason: Option<String>,
 }
 
@@ -111,8 +112,8 @@ pub struct JobView {
     pub reduce_captures: Map<String, Value>,
     pub items: Vec<ItemState>,
     pub counts: Counts,
-    pub started_at: Option<String>,
-    pub updated_at: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
     #[serde(default)]
     pub live_groups: Vec<LiveGroup>,
     #[serde(default)]
@@ -132,24 +133,24 @@ impl JobView {
         }
     }
 
-    fn close_pause(&mut self, at: &str) {
+    fn close_pause(&mut self, at: Timestamp) {
         if let Some(p) = self.pauses.last_mut()
             && p.resumed_at.is_none()
         {
-            p.resumed_at = Some(at.to_owned());
+            p.resumed_at = Some(at);
         }
     }
 
     pub fn apply(&mut self, rec: &Record) {
         match rec {
             Record::RunStarted { at, .. } => {
-                self.close_pause(at);
+                self.close_pause(*at);
                 self.runs += 1;
                 self.run_open = true;
                 if self.started_at.is_none() {
-                    self.started_at = Some(at.clone());
+                    self.started_at = Some(*at);
                 }
-                self.updated_at = Some(at.clone());
+                self.updated_at = Some(*at);
             }
             Record::StepStarted {
                 phase,
@@ -168,13 +169,13 @@ impl JobView {
             Record::Paused { at, reason } => {
                 if self.paused().is_none() {
                     self.pauses.push(PauseSpan {
-                        paused_at: at.clone(),
+                        paused_at: *at,
                         resumed_at: None,
                         reason: reason.clone(),
                     });
                 }
             }
-            Record::Unpaused { at } => self.close_pause(at),
+            Record::Unpaused { at } => self.close_pause(*at),
             Record::StepDone {
                 phase,
                 index,
@@ -250,10 +251,10 @@ impl JobView {
             }
             Record::MapDone => self.map_done = true,
             Record::RunEnded { state, at, .. } => {
-                self.close_pause(at);
+                self.close_pause(*at);
                 self.run_open = false;
                 self.last_state = Some(*state);
-                self.updated_at = Some(at.clone());
+                self.updated_at = Some(*at);
             }
         }
     }
@@ -347,7 +348,7 @@ mod tests {
             idx: 1,
             attempt: Attempt {
                 attempt: 2,
-                started_at: String::new(),
+                started_at: Timestamp::now(),
                 duration_ms: 1,
                 failure: Some(Failure::Exit { code: 4, step: 0 }),
                 stderr_tail: String::new(),

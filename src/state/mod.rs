@@ -15,3 +15,4 @@ pub mod lock;
 pub mod logs;
 pub mod records;
 pub mod recover;
+pub mod time;

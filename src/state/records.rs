@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::time::Timestamp;
+
 /// Why one attempt of an item (or one setup/reduce step) failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "class", rename_all = "snake_case")]
@@ -111,8 +113,7 @@ impl std::fmt::Display for Failure {
 pub struct Attempt {
     /// 1-based attempt number within the job (attempts of earlier runs count).
     pub attempt: u32,
-    /// RFC 3339 start time.
-    pub started_at: String,
+    pub started_at: Timestamp,
     pub duration_ms: u64,
     /// `None` when the attempt succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +156,7 @@ pub enum Record {
         run: u32,
         command: String,
         pid: u32,
-        at: String,
+        at: Timestamp,
     },
     /// A setup or reduce step finished successfully (resume skips it).
     StepDone {
@@ -180,12 +181,12 @@ pub enum Record {
     GroupsReaped,
     /// `runner pause`: no new item starts until `Unpaused`.
     Paused {
-        at: String,
+        at: Timestamp,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     Unpaused {
-        at: String,
+        at: Timestamp,
     },
     /// An item's attempt began in a process group (so a resume can kill it if we crash).
     ItemStarted {
@@ -222,7 +223,7 @@ pub enum Record {
     RunEnded {
         run: u32,
         state: JobState,
-        at: String,
+        at: Timestamp,
     },
 }
 

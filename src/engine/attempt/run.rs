@@ -14,6 +14,7 @@ use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::process::shell::SpawnHook;
 use crate::items::Item;
 use crate::state::records::{Attempt, Failure};
+use crate::state::time::Timestamp;
 use crate::workflow::model::Step;
 
 /// Run attempt `run.attempt` of item `run.idx`; `on_spawn` is told each step's process
@@ -23,7 +24,7 @@ pub async fn run_attempt<E: Executor>(
     run: &AttemptRun,
     on_spawn: Option<SpawnHook>,
 ) -> AttemptEnd {
-    let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let started_at = Timestamp::now();
     let started = Instant::now();
     let deadline = ctx.timeout.map(|t| started + t);
     let senv = StepEnv {

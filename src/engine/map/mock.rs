@@ -58,7 +58,7 @@ impl MockBackend {
             idx: run.idx,
             attempt: Attempt {
                 attempt: run.attempt,
-                started_at: String::new(),
+                started_at: crate::state::time::Timestamp::now(),
                 duration_ms: 1,
                 failure,
                 stderr_tail: String::new(),
