@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::StopCause;
 
-use crate::state::control::{ControlRequest, take_all};
+use crate::state::mailbox::{ControlRequest, take_all};
 
 /// How often the control channel is looked at (a few cheap wakeups per second).
 const POLL: Duration = Duration::from_millis(200);

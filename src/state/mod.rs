@@ -1,7 +1,7 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
 pub mod atomic;
-pub mod control;
+pub mod mailbox;
 pub mod dlq;
 pub mod dlq_select;
 pub mod error;

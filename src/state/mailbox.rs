@@ -1,4 +1,4 @@
-//! The control channel of a live job: `runner pause|resume|stop` drop request files into the
+//! The mailbox of a live job (its control channel): `runner pause|resume|stop` drop request files into the
 //! job's `control/` directory; the running process picks them up (a few times a second),
 //! acts, and records what it did in the journal.
 
