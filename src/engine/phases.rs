@@ -487,7 +487,7 @@ fn build_queue(
     let mut queue = Vec::with_capacity(order.len());
     for idx in order {
         let Some(item) = items.get(idx) else { continue };
-        if rec.view.items[idx].status != ItemStatus::Pending {
+        if rec.view.items.status(idx) != ItemStatus::Pending {
             rec.record(Record::ItemReset {
                 idx,
                 status: ItemStatus::Pending,
@@ -496,7 +496,7 @@ fn build_queue(
         queue.push(ItemRun {
             idx,
             item: item.clone(),
-            prior_attempts: rec.view.items[idx].attempts,
+            prior_attempts: rec.view.items.attempts(idx),
         });
     }
     // A later success cleans the DLQ entry of an item that was also pending.
@@ -542,7 +542,8 @@ fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value
                 && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results")
         })
     });
-    for (item, st) in items.iter().zip(&rec.view.items) {
+    for (idx, item) in items.iter().enumerate() {
+        let st = rec.view.items.get(idx);
         let line = serde_json::json!({
             "item_id": item.id,
             "status": st.status,

@@ -190,13 +190,7 @@ pub fn purge(state: &StateDir, job: &str, items: &[String]) -> Result<usize, Ses
         items_file::read(&dir.items())?
             .iter()
             .enumerate()
-            .filter(|(idx, it)| {
-                ids.contains(&it.id)
-                    && view
-                        .items
-                        .get(*idx)
-                        .is_some_and(|s| s.status == ItemStatus::Dlq)
-            })
+            .filter(|(idx, it)| ids.contains(&it.id) && view.items.status(*idx) == ItemStatus::Dlq)
             .map(|(idx, _)| idx)
             .collect()
     } else {

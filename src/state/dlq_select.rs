@@ -31,8 +31,9 @@ pub struct Counted {
 pub fn by_journal(entries: Vec<DlqEntry>, items: &[Arc<Item>], view: &JobView) -> Counted {
     let status: HashMap<&str, ItemStatus> = items
         .iter()
-        .zip(&view.items)
-        .map(|(it, st)| (it.id.as_str(), st.status))
+        .enumerate()
+        .filter(|(idx, _)| view.items.contains(*idx))
+        .map(|(idx, it)| (it.id.as_str(), view.items.status(idx)))
         .collect();
     let mut out = Counted::default();
     for e in entries {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::state::item_states::ItemStates;
 use crate::state::records::{ItemStatus, JobState, Phase, Record};
 use crate::state::time::Timestamp;
 
@@ -28,21 +29,6 @@ pub struct JobMeta {
     /// `--max-parallel` given to `run`.
     #[serde(default)]
     pub max_parallel: Option<usize>,
-}
-
-/// One item's recorded state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ItemState {
-    #[serde(rename = "s")]
-    pub status: ItemStatus,
-    #[serde(rename = "a", default)]
-    pub attempts: u32,
-    #[serde(rename = "d", default)]
-    pub duration_ms: u64,
-    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
-    pub captured: Option<Box<Map<String, Value>>>,
 }
 
 /// Counts of items by status.
@@ -110,7 +96,7 @@ pub struct JobView {
     pub map_done: bool,
     pub reduce_done: usize,
     pub reduce_captures: Map<String, Value>,
-    pub items: Vec<ItemState>,
+    pub items: ItemStates,
     pub counts: Counts,
     pub started_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
@@ -194,7 +180,7 @@ impl JobView {
             Record::MapStarted { total, items_hash } => {
                 self.map_started = true;
                 self.items_hash = Some(items_hash.clone());
-                self.items = vec![ItemState::default(); *total];
+                self.items = ItemStates::new(*total);
                 self.counts = Counts {
                     total: *total,
                     pending: *total,
@@ -209,9 +195,7 @@ impl JobView {
             } => {
                 // A started attempt counts even if a crash loses its end, so attempt
                 // numbers (and log files) are never reused.
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(*attempt);
-                }
+                self.items.raise_attempts(*idx, *attempt);
                 self.live_groups.push(LiveGroup {
                     phase: Phase::Map,
                     idx: *idx,
@@ -221,10 +205,9 @@ impl JobView {
             }
             Record::Attempt { idx, attempt } => {
                 self.end_group(Phase::Map, *idx);
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(attempt.attempt);
-                    it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
-                }
+                self.items.raise_attempts(*idx, attempt.attempt);
+                self.items
+                    .set_exit_code(*idx, attempt.failure.as_ref().and_then(|f| f.exit_code()));
             }
             Record::ItemDone {
                 idx,
@@ -236,12 +219,9 @@ impl JobView {
             } => {
                 self.end_group(Phase::Map, *idx);
                 self.set_status(*idx, *status);
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(*attempts);
-                    it.duration_ms = *duration_ms;
-                    it.exit_code = *exit_code;
-                    it.captured = (!captured.is_empty()).then(|| Box::new(captured.clone()));
-                }
+                self.items.raise_attempts(*idx, *attempts);
+                self.items
+                    .set_done(*idx, *duration_ms, *exit_code, captured);
             }
             Record::ItemReset { idx, status } => {
                 self.set_status(*idx, *status);
@@ -260,31 +240,20 @@ impl JobView {
     }
 
     fn set_status(&mut self, idx: usize, status: ItemStatus) {
-        let Some(it) = self.items.get_mut(idx) else {
-            return;
-        };
-        let old = it.status;
-        it.status = status;
-        *self.counts.slot(old) -= 1;
-        *self.counts.slot(status) += 1;
+        if let Some(old) = self.items.set_status(idx, status) {
+            *self.counts.slot(old) -= 1;
+            *self.counts.slot(status) += 1;
+        }
     }
 
     /// Indexes of items with `status`, in item order.
     pub fn with_status(&self, status: ItemStatus) -> impl Iterator<Item = usize> + '_ {
-        self.items
-            .iter()
-            .enumerate()
-            .filter(move |(_, it)| it.status == status)
-            .map(|(i, _)| i)
+        self.items.with_status(status)
     }
 
     /// Durations of finished items, for percentiles.
     pub fn durations(&self) -> Vec<u64> {
-        self.items
-            .iter()
-            .filter(|i| i.status != ItemStatus::Pending)
-            .map(|i| i.duration_ms)
-            .collect()
+        self.items.durations()
     }
 }
 
@@ -292,15 +261,13 @@ impl JobView {
 impl JobView {
     /// A view whose selected items have these statuses (for tests; counts are not kept).
     pub(crate) fn with_statuses(statuses: &[ItemStatus]) -> JobView {
+        let mut items = ItemStates::new(statuses.len());
+        for (i, s) in statuses.iter().enumerate() {
+            items.set_status(i, *s);
+        }
         JobView {
             map_started: true,
-            items: statuses
-                .iter()
-                .map(|s| ItemState {
-                    status: *s,
-                    ..ItemState::default()
-                })
-                .collect(),
+            items,
             ..JobView::default()
         }
     }
@@ -366,7 +333,7 @@ mod tests {
                 purged: 0
             }
         );
-        assert_eq!(v.items[1].attempts, 2);
+        assert_eq!(v.items.attempts(1), 2);
         v.apply(&Record::ItemReset {
             idx: 1,
             status: ItemStatus::Pending,

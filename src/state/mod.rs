@@ -1,11 +1,11 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
 pub mod atomic;
-pub mod mailbox;
 pub mod dlq;
 pub mod dlq_select;
 pub mod error;
 pub mod executor;
+pub mod item_states;
 pub mod items_file;
 pub mod job;
 pub mod journal;
@@ -13,6 +13,7 @@ pub mod jsonl;
 pub mod layout;
 pub mod lock;
 pub mod logs;
+pub mod mailbox;
 pub mod records;
 pub mod recover;
 pub mod time;

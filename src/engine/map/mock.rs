@@ -258,7 +258,7 @@ mod tests {
         }
 
         fn status(&self, idx: usize) -> ItemStatus {
-            self.rec.view.items[idx].status
+            self.rec.view.items.status(idx)
         }
 
         fn retrying(&self) -> usize {
@@ -310,7 +310,7 @@ mod tests {
             vec![(0, 1), (0, 2), (0, 3)]
         );
         assert_eq!(b.status(0), ItemStatus::Succeeded);
-        assert_eq!(b.rec.view.items[0].attempts, 3);
+        assert_eq!(b.rec.view.items.attempts(0), 3);
         assert_eq!(b.retrying(), 2);
     }
 
@@ -470,7 +470,8 @@ mod tests {
         assert_eq!(b.run(&mut backend).await, MapEnd::Cancelled);
         assert_eq!(b.status(0), ItemStatus::Pending);
         assert_eq!(
-            b.rec.view.items[0].attempts, 1,
+            b.rec.view.items.attempts(0),
+            1,
             "the failed attempt is recorded"
         );
     }
