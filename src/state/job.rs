@@ -230,6 +230,7 @@ impl JobView {
                 self.reduce_captures.clear();
             }
             Record::MapDone => self.map_done = true,
+            Record::Segment { .. } => {}
             Record::RunEnded { state, at, .. } => {
                 self.close_pause(*at);
                 self.run_open = false;
@@ -273,14 +274,7 @@ impl JobView {
     }
 }
 
-/// [`Checkpoint`] by reference, for writing without copying the view.
-#[derive(Debug, Serialize)]
-pub struct CheckpointRef<'a> {
-    pub journal_offset: u64,
-    pub view: &'a JobView,
-}
-
-/// What `checkpoint.json` holds: the view up to a journal offset.
+/// What a version 1 `checkpoint.json` holds: the view up to a journal offset (read only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub journal_offset: u64,

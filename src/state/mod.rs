@@ -1,6 +1,7 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod dlq;
 pub mod dlq_select;
 pub mod error;
@@ -16,4 +17,5 @@ pub mod logs;
 pub mod mailbox;
 pub mod records;
 pub mod recover;
+pub mod segments;
 pub mod time;
