@@ -82,7 +82,7 @@ impl Segments {
             }
             next = seq + 1;
         }
-        if next != self.active_seq && next <= self.active_seq {
+        if next < self.active_seq {
             return Err(missing(dir, next));
         }
         let offset = if self.active_seq == from.segment {
