@@ -7,6 +7,8 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod items;
+pub mod notify;
+pub mod pipeline;
 pub mod report;
 pub mod session;
 pub mod state;

@@ -36,7 +36,8 @@ pub fn load_str(text: &str, path: &Path, dir: &Path) -> Result<Workflow, Workflo
     validate(raw, path, dir)
 }
 
-fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
+/// A YAML error as `file:line:column: message`.
+pub fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
     let message = first_line(&e.to_string());
     match e.location() {
         Some(loc) if loc.line() > 0 => WorkflowError::at(path, loc, message),
