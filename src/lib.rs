@@ -10,6 +10,7 @@ pub mod items;
 pub mod notify;
 pub mod pipeline;
 pub mod report;
+pub mod schedule;
 pub mod session;
 pub mod state;
 pub mod workflow;

@@ -1,11 +1,10 @@
 //! The pipeline file as written. Unknown keys are rejected with their line and column.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de;
 use serde_saphyr::Spanned;
 
 use crate::notify::raw::RawNotify;
@@ -54,32 +53,7 @@ pub struct RawNode {
 }
 
 /// `jobs:` in file order.
-#[derive(Debug, Default)]
-pub struct Nodes(pub Vec<(String, Spanned<RawNode>)>);
-
-impl<'de> Deserialize<'de> for Nodes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Nodes;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of job names to { workflow: FILE, needs: [...] }")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Nodes, A::Error> {
-                let mut out: Vec<(String, Spanned<RawNode>)> = Vec::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    if out.iter().any(|(n, _)| *n == k) {
-                        return Err(de::Error::custom(format!("job `{k}` is defined twice")));
-                    }
-                    let v = map.next_value::<Spanned<RawNode>>()?;
-                    out.push((k, v));
-                }
-                Ok(Nodes(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
+pub type Nodes = crate::workflow::ordered::Ordered<RawNode>;
 
 /// Only looks whether a YAML document has a top-level `jobs:` key.
 #[derive(Debug, Deserialize)]
