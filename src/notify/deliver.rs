@@ -87,11 +87,16 @@ fn run_command(
     dir: &Path,
     timeout: Duration,
 ) -> Result<(), String> {
+    // A field this kind of event does not have (`${event.item_id}` of a job's success) is
+    // empty, so one command can serve several events.
     let lookup = |var: &crate::workflow::template::VarRef| -> Option<Cow<'static, Value>> {
-        (var.root == "event")
-            .then(|| resolve_path(event, &var.path).cloned())
-            .flatten()
-            .map(Cow::Owned)
+        (var.root == "event").then(|| {
+            Cow::Owned(
+                resolve_path(event, &var.path)
+                    .cloned()
+                    .unwrap_or_else(|| Value::String(String::new())),
+            )
+        })
     };
     let script = t
         .render_shell(&lookup)
