@@ -314,3 +314,23 @@ fn kill9_of_the_pipeline_then_resume_records_every_item_once() {
     assert!(first_c > last_ab, "c started before its needs ended");
     eprintln!("pipeline crash test: {:?}", t0.elapsed());
 }
+
+#[test]
+fn the_shipped_pipeline_and_schedules_examples_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly");
+    let p = Project::new();
+    let out = p.run(&[
+        "validate",
+        dir.join("nightly.pipeline.yml").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = p.run(&[
+        "schedule",
+        "list",
+        dir.join("schedules.yml").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let l: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(l.as_array().unwrap().len(), 3);
+}

@@ -141,6 +141,9 @@ impl Notifier {
             return;
         };
         drop(tx);
+        if self.budget.is_zero() {
+            return; // nothing was queued: the thread ends on its own
+        }
         let wait = self.budget.min(MAX_FINISH_WAIT);
         if self.done.recv_timeout(wait).is_err() {
             tracing::warn!(
