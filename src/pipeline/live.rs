@@ -72,14 +72,5 @@ pub fn stop(dir: &JobDir, id: &str, grace: Duration, wait: bool) -> Result<(), S
     if !wait {
         return Ok(());
     }
-    let deadline = Instant::now() + grace + Duration::from_secs(60);
-    while is_held(&dir.lock()) {
-        if Instant::now() >= deadline {
-            return Err(SessionError::Infra(format!(
-                "pipeline {id} is still running after the grace period"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
+    crate::session::live::wait_released(dir, &format!("pipeline {id}"), grace)
 }

@@ -1,7 +1,7 @@
 //! Reading and validating a pipeline file: its keys, every referenced workflow, unknown
 //! `needs` and cycles (naming the cycle). Errors name the file, line and column.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::notify::spec::{NotifyOn, validate_notify};
 use crate::pipeline::dag::find_cycle;
@@ -34,15 +34,7 @@ pub fn is_pipeline_file(path: &Path) -> bool {
 pub const MAX_NODE_LEN: usize = 40;
 
 pub fn load_pipeline_file(path: &Path) -> Result<LoadedPipeline, WorkflowError> {
-    let text = std::fs::read_to_string(path).map_err(|e| WorkflowError::File {
-        path: path.to_path_buf(),
-        message: format!("cannot read the pipeline file: {e}"),
-    })?;
-    let dir = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let (text, dir) = crate::workflow::load::read_yaml_file(path, "pipeline")?;
     let pipeline = load_pipeline_str(&text, path, &dir)?;
     Ok(LoadedPipeline { pipeline, text })
 }
@@ -82,13 +74,7 @@ pub fn load_pipeline_str(text: &str, path: &Path, dir: &Path) -> Result<Pipeline
     let mut nodes = Vec::new();
     for (name, node) in &raw.jobs.value.0 {
         let r = &node.value;
-        let valid = !name.is_empty()
-            && name.len() <= MAX_NODE_LEN
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
+        if !crate::workflow::ordered::is_entry_name(name, MAX_NODE_LEN) {
             return Err(err(
                 node.referenced,
                 format!(
@@ -149,16 +135,7 @@ pub fn load_pipeline_str(text: &str, path: &Path, dir: &Path) -> Result<Pipeline
                 })?,
             },
         };
-        let mut set = Vec::new();
-        for (k, v) in r.set.iter().flatten() {
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(err(
-                    v.referenced,
-                    format!("invalid variable name {k:?} in `set`: use letters, digits and '_'"),
-                ));
-            }
-            set.push((k.clone(), v.value.0.clone()));
-        }
+        let set = crate::workflow::ordered::set_pairs(path, r.set.as_ref())?;
         nodes.push(Node {
             name: name.clone(),
             workflow: wf_path,

@@ -1,7 +1,7 @@
 //! Reading and validating a schedules file; errors name the file, line and column (and, for
 //! cron expressions, the field).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::tz::TimeZone;
 use serde_saphyr::Spanned;
@@ -17,15 +17,7 @@ use crate::workflow::validate::parse_duration;
 pub const MAX_NAME_LEN: usize = 64;
 
 pub fn load_schedules_file(path: &Path) -> Result<Schedules, WorkflowError> {
-    let text = std::fs::read_to_string(path).map_err(|e| WorkflowError::File {
-        path: path.to_path_buf(),
-        message: format!("cannot read the schedules file: {e}"),
-    })?;
-    let dir = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let (text, dir) = crate::workflow::load::read_yaml_file(path, "schedules")?;
     load_schedules_str(&text, path, &dir)
 }
 
@@ -93,13 +85,7 @@ pub fn load_schedules_str(text: &str, path: &Path, dir: &Path) -> Result<Schedul
     let mut schedules = Vec::new();
     for (name, s) in &raw.schedules.value.0 {
         let r = &s.value;
-        let valid = !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
+        if !crate::workflow::ordered::is_entry_name(name, MAX_NAME_LEN) {
             return Err(err(
                 s.referenced,
                 format!(
@@ -172,16 +158,7 @@ pub fn load_schedules_str(text: &str, path: &Path, dir: &Path) -> Result<Schedul
                 format!("schedule `{name}`: {}: {e}", r.run.value),
             )
         })?;
-        let mut set = Vec::new();
-        for (k, v) in r.set.iter().flatten() {
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(err(
-                    v.referenced,
-                    format!("invalid variable name {k:?} in `set`: use letters, digits and '_'"),
-                ));
-            }
-            set.push((k.clone(), v.value.0.clone()));
-        }
+        let set = crate::workflow::ordered::set_pairs(path, r.set.as_ref())?;
         schedules.push(Schedule {
             name: name.clone(),
             trigger,

@@ -73,7 +73,17 @@ struct Engine<'a> {
     children: HashMap<String, String>,
 }
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
+    fn new(schedules: &'a Schedules, root: &Path) -> Result<Self, SessionError> {
+        Ok(Engine {
+            schedules,
+            root: root.to_path_buf(),
+            state: StateDir::new(root),
+            store: Store::open(root)?,
+            children: HashMap::new(),
+        })
+    }
+
     /// Handle what is due at `now`; returns when the next fire starts.
     fn tick(
         &mut self,
@@ -253,13 +263,7 @@ pub fn serve(
     let lock = lock(root, command)?;
     let store = Store::open(root)?;
     store.compact()?;
-    let mut engine = Engine {
-        schedules,
-        root: root.to_path_buf(),
-        state: StateDir::new(root),
-        store: Store::open(root)?,
-        children: HashMap::new(),
-    };
+    let mut engine = Engine::new(schedules, root)?;
     let rt = runtime()?;
     let result = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
@@ -336,13 +340,7 @@ pub fn run_due(
     sink: &mut dyn FnMut(&ScheduleEvent),
 ) -> Result<RunDue, SessionError> {
     let lock = lock(root, command)?;
-    let mut engine = Engine {
-        schedules,
-        root: root.to_path_buf(),
-        state: StateDir::new(root),
-        store: Store::open(root)?,
-        children: HashMap::new(),
-    };
+    let mut engine = Engine::new(schedules, root)?;
     let rt = runtime()?;
     let mut runs = Runs::new();
     let ticked = rt.block_on(async { engine.tick(clock.now(), &mut runs, sink) });

@@ -1,6 +1,6 @@
 //! Reading a workflow file: YAML parsing with precise error locations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::Workflow;
@@ -28,6 +28,21 @@ pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
         .unwrap_or_else(|| Path::new(".").to_path_buf());
     let workflow = load_str(&text, path, &dir)?;
     Ok(Loaded { workflow, text })
+}
+
+/// The text of a YAML file (`what`: "pipeline", "schedules") and its directory, where the
+/// paths it names are resolved.
+pub fn read_yaml_file(path: &Path, what: &str) -> Result<(String, PathBuf), WorkflowError> {
+    let text = std::fs::read_to_string(path).map_err(|e| WorkflowError::File {
+        path: path.to_path_buf(),
+        message: format!("cannot read the {what} file: {e}"),
+    })?;
+    let dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((text, dir))
 }
 
 /// Parse and validate workflow text; `path` is used in messages, `dir` is the base directory.

@@ -40,3 +40,32 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
         d.deserialize_map(V(PhantomData))
     }
 }
+
+/// A name usable in a job id: `[A-Za-z0-9][A-Za-z0-9_-]*`, at most `max` characters.
+pub fn is_entry_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `set: { KEY: value }` as `--set KEY=VALUE` pairs; a bad key is an error at its line.
+pub fn set_pairs(
+    path: &std::path::Path,
+    set: Option<&std::collections::BTreeMap<String, Spanned<crate::workflow::raw::Scalar>>>,
+) -> Result<Vec<(String, String)>, crate::workflow::error::WorkflowError> {
+    let mut out = Vec::new();
+    for (k, v) in set.into_iter().flatten() {
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(crate::workflow::error::WorkflowError::at(
+                path,
+                v.referenced,
+                format!("invalid variable name {k:?} in `set`: use letters, digits and '_'"),
+            ));
+        }
+        out.push((k.clone(), v.value.0.clone()));
+    }
+    Ok(out)
+}
