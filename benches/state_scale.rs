@@ -93,8 +93,7 @@ fn main() {
     );
 
     // A crash after 1,000 more records past the last checkpoint: resume replays them.
-    let mut rec =
-        Recorder::new(dir.clone(), view, Box::new(Fanout::default())).expect("recorder");
+    let mut rec = Recorder::new(dir.clone(), view, Box::new(Fanout::default())).expect("recorder");
     for idx in 0..1000 {
         rec.record(Record::ItemReset {
             idx,

@@ -31,6 +31,8 @@ pub fn main_entry() -> i32 {
         Command::Stop(a) => crate::cli::stop::stop(&cli.global, a),
         Command::Logs(a) => crate::cli::logs::logs(&cli.global, a),
         Command::Clean(a) => crate::cli::clean::clean(&cli.global, a),
+        Command::Schedule(a) => crate::cli::schedule::schedule(&cli.global, a),
+        Command::Health(a) => crate::cli::health::health(&cli.global, a),
         Command::Completions(a) => crate::cli::ship::completions(a.shell),
         Command::Man => crate::cli::ship::man(),
         Command::Schema => crate::cli::ship::schema(),

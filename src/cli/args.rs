@@ -67,6 +67,11 @@ pub enum Command {
     Logs(LogsArgs),
     /// Remove finished (with --all-states also interrupted) job directories; never a running one
     Clean(CleanArgs),
+    /// Start workflows and pipelines on cron expressions, intervals and dates (a foreground
+    /// service), or list the schedules, or fire what is due once
+    Schedule(ScheduleArgs),
+    /// Check the state directory: stale jobs, stuck items, error rates (exit 1 if unhealthy)
+    Health(HealthArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout
@@ -327,4 +332,64 @@ impl From<&DlqFilterArgs> for crate::state::dlq_select::DlqFilter {
 pub struct ValidateArgs {
     /// The workflow file
     pub workflow: PathBuf,
+}
+
+/// `runner schedule FILE` (the service) or `runner schedule list|run-due FILE`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// The schedules file: run the service until SIGTERM/SIGINT
+    #[arg(required = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub now: NowArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Each schedule's next fire times, last run and its outcome
+    List {
+        /// The schedules file
+        file: PathBuf,
+        /// One JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Fire whatever is due now, wait for those runs, exit (for cron or a CI timer)
+    RunDue {
+        /// The schedules file
+        file: PathBuf,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+/// Tests only: the clock reads this instant when the command starts.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NowArg {
+    #[arg(long = "now", hide = true, value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// A running job whose heartbeat is older than this is stale
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stale_after: std::time::Duration,
+    /// Jobs updated within this window count for error rates
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
+    /// Unhealthy when a workflow's failed / finished items exceed this fraction
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    pub max_error_rate: f64,
+    /// Error rates count once a workflow has finished at least this many items
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_items: usize,
 }

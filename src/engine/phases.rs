@@ -222,6 +222,7 @@ async fn phases<E: Executor + Clone>(
             policy: &wf.error_policy,
             retry: &wf.map.retry,
             controls: &run.controls,
+            stuck_after: wf.map.stuck_after,
         };
         let end = match wf.executor {
             ExecutorKind::Local => {

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod load;
 pub mod model;
+pub mod ordered;
 pub mod raw;
 pub mod scope;
 pub mod shell_quote;

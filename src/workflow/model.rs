@@ -24,6 +24,8 @@ pub struct Workflow {
     pub executor: ExecutorKind,
     /// `slurm:` options.
     pub slurm: SlurmOptions,
+    /// `notify:`.
+    pub notify: Vec<crate::notify::spec::Notify>,
 }
 
 /// Where the map's items run.
@@ -105,6 +107,8 @@ pub struct MapSpec {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when a process group is killed.
     pub kill_grace: Duration,
+    /// `map.stuck_after`: attempts running longer are reported, not killed.
+    pub stuck_after: Option<Duration>,
     pub retry: RetryPolicy,
     pub steps: Vec<Step>,
 }

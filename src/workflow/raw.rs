@@ -60,6 +60,11 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<RawSlurm>")]
     pub slurm: Option<Spanned<RawSlurm>>,
+    /// Notifications: a command or webhook told about success, failure, DLQ items,
+    /// timeouts and stuck items.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<crate::notify::raw::RawNotify>>")]
+    pub notify: Option<Vec<Spanned<crate::notify::raw::RawNotify>>>,
     // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]
@@ -133,6 +138,10 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub kill_grace: Option<Spanned<DurationValue>>,
+    /// Report (and notify `stale`) an item attempt running longer than this; it is not killed.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
+    pub stuck_after: Option<Spanned<DurationValue>>,
     #[serde(default)]
     #[schemars(with = "Option<Steps>")]
     pub agent_template: Option<Spanned<Steps>>,

@@ -148,6 +148,12 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
 
     let error_policy = error_policy(&cx, &raw)?;
     let (executor, slurm) = executor(&cx, &raw)?;
+    let notify = crate::notify::spec::validate_notify(
+        path,
+        raw.notify.as_deref().unwrap_or_default(),
+        &crate::notify::spec::NotifyOn::ALL,
+        "",
+    )?;
     Ok(Workflow {
         name,
         dir: dir.to_path_buf(),
@@ -159,6 +165,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         error_policy,
         executor,
         slurm,
+        notify,
     })
 }
 
@@ -518,6 +525,16 @@ fn map_spec(
         Some(g) => duration(cx, g)?,
         None => Duration::from_secs(5),
     };
+    let stuck_after = r
+        .stuck_after
+        .as_ref()
+        .map(|d| duration(cx, d))
+        .transpose()?;
+    if let (Some(d), Some(s)) = (stuck_after, &r.stuck_after)
+        && d.is_zero()
+    {
+        return Err(cx.err(s.referenced, "map.stuck_after must be above zero"));
+    }
     let mut retry = match &r.retry {
         Some(rr) => retry_policy(cx, rr)?,
         None => RetryPolicy::default(),
@@ -558,6 +575,7 @@ fn map_spec(
         max_parallel,
         timeout,
         kill_grace,
+        stuck_after,
         retry,
         steps,
     })
@@ -707,6 +725,11 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
         p.failure_threshold = Some(t.value);
     }
     Ok(p)
+}
+
+/// A duration key (humantime text or seconds); errors name the file, line and column.
+pub fn parse_duration(path: &Path, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
+    duration(&Ctx { path }, d)
 }
 
 fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {

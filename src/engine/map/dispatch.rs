@@ -11,6 +11,7 @@ use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptEnd, BackendEvent, MapBackend};
 use crate::engine::map::policy::{MapEnd, PolicyCounter};
 use crate::engine::map::retry;
+use crate::engine::map::stuck::StuckWatch;
 use crate::engine::map::work::{ItemRun, Waiting, Works};
 use crate::engine::recorder::{ItemOutcome, Recorder};
 use crate::report::event::Event;
@@ -28,6 +29,8 @@ pub struct MapRun<'a> {
     pub policy: &'a ErrorPolicy,
     pub retry: &'a RetryPolicy,
     pub controls: &'a Controls,
+    /// `map.stuck_after`: report attempts running longer than this.
+    pub stuck_after: Option<std::time::Duration>,
 }
 
 /// The state of one map run's loop.
@@ -44,6 +47,7 @@ struct Loop<'a> {
     left_pending: bool,
     /// Records were written since the last flush.
     unsynced: bool,
+    stuck: StuckWatch,
 }
 
 /// Run the map to its end, or until the error policy, a stop or a cancel ends it.
@@ -59,6 +63,7 @@ pub async fn dispatch<B: MapBackend>(
         policy,
         retry,
         controls: run_controls,
+        stuck_after,
     } = run;
     let adopted = if queue.is_empty() {
         Vec::new()
@@ -73,11 +78,13 @@ pub async fn dispatch<B: MapBackend>(
         cancelled: false,
         left_pending: false,
         unsynced: false,
+        stuck: StuckWatch::new(stuck_after),
         run: MapRun {
             queue: Vec::new(),
             policy,
             retry,
             controls: run_controls,
+            stuck_after,
         },
     };
     for r in queue {
@@ -114,7 +121,9 @@ pub async fn dispatch<B: MapBackend>(
                 && let Some(idx) = lp.waiting.pop_ready()
             {
                 if let Some(w) = lp.works.get_mut(idx) {
-                    batch.push(w.next_attempt());
+                    let a = w.next_attempt();
+                    lp.stuck.started(idx, a.attempt, Instant::now());
+                    batch.push(a);
                 }
             }
             if !batch.is_empty() {
@@ -124,7 +133,9 @@ pub async fn dispatch<B: MapBackend>(
         if backend.in_flight() == 0 && (halted || lp.waiting.is_empty()) {
             break;
         }
+        lp.report_stuck(rec);
         let due = lp.waiting.next_due().filter(|_| !halted && !paused);
+        let stuck_due = lp.stuck.next_due();
         tokio::select! {
             biased;
             ev = backend.next(), if backend.in_flight() > 0 => {
@@ -141,6 +152,7 @@ pub async fn dispatch<B: MapBackend>(
             _ = controls.stop.cancelled(), if !stop_seen => {}
             _ = controls.cancel.cancelled(), if !cancel_sent => {}
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
+            _ = tokio::time::sleep_until(stuck_due.unwrap_or_else(Instant::now)), if stuck_due.is_some() => {}
         }
     }
     rec.flush()?;
@@ -157,6 +169,19 @@ pub async fn dispatch<B: MapBackend>(
 impl Loop<'_> {
     fn halted(&self, controls: &Controls) -> bool {
         self.stopped.is_some() || controls.stop.is_cancelled() || controls.cancel.is_cancelled()
+    }
+
+    /// Report the attempts that became stuck (`map.stuck_after`).
+    fn report_stuck(&mut self, rec: &mut Recorder) {
+        for (idx, attempt, running) in self.stuck.take_due(Instant::now()) {
+            if let Some(w) = self.works.get_mut(idx) {
+                rec.report(&Event::ItemStuck {
+                    item_id: w.run.item.id.clone(),
+                    attempt,
+                    running_ms: running.as_millis() as u64,
+                });
+            }
+        }
     }
 
     fn handle(
@@ -179,6 +204,7 @@ impl Loop<'_> {
             })?,
             BackendEvent::Warning(message) => rec.report(&Event::Warning { message }),
             BackendEvent::Returned { idx } => {
+                self.stuck.ended(idx);
                 self.works.take(idx);
                 self.cancelled = true;
             }
@@ -194,7 +220,15 @@ impl Loop<'_> {
         controls: &Controls,
     ) -> Result<(), EngineError> {
         let idx = end.idx;
+        self.stuck.ended(idx);
         let failure = end.attempt.failure.clone();
+        if let (Some(f @ Failure::Timeout { .. }), Some(w)) = (&failure, self.works.get_mut(idx)) {
+            rec.report(&Event::ItemTimedOut {
+                item_id: w.run.item.id.clone(),
+                attempt: end.attempt.attempt,
+                error: f.to_string(),
+            });
+        }
         match failure {
             None => self.finish(end, true, rec),
             Some(Failure::Cancelled { .. }) => {

@@ -253,6 +253,7 @@ mod tests {
                 policy: &self.policy,
                 retry: &self.retry,
                 controls: &self.controls,
+                stuck_after: None,
             };
             dispatch(backend, run, &mut self.rec, rx).await.unwrap()
         }

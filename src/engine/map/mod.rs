@@ -10,4 +10,5 @@ mod mock;
 pub mod order;
 pub mod policy;
 pub mod retry;
+pub mod stuck;
 pub mod work;
