@@ -13,3 +13,4 @@ pub mod jsonl;
 pub mod layout;
 pub mod lock;
 pub mod records;
+pub mod slurm;
