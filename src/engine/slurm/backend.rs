@@ -17,7 +17,7 @@ use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptRun, BackendEvent, MapBackend};
 use crate::engine::map::work::ItemRun;
 use crate::engine::slurm::adopt::{adopt, sub_files};
-use crate::engine::slurm::batch::{Durations, Sizing, split};
+use crate::engine::slurm::batch::{Durations, Sizing, tasks};
 use crate::engine::slurm::client::{SbatchRequest, SlurmClient, TaskId};
 use crate::engine::slurm::collect::{
     Found, Live, Task, Tasks, cancelled_end, lost_end, outcome_end,
@@ -281,8 +281,7 @@ impl<C: SlurmClient> MapBackend for SlurmBackend<C> {
                 attempt: r.attempt,
             })
             .partition(|t| self.lost.remove(&t.idx));
-        let mut tasks = split(items, per_task);
-        tasks.extend(alone.into_iter().map(|t| vec![t]));
+        let tasks = tasks(items, alone, per_task, self.sizing.max_tasks());
         let sub = self.next_sub;
         self.next_sub += 1;
         let spec = SubmissionSpec {

@@ -80,6 +80,11 @@ impl Sizing {
         self.observed.add(ms);
     }
 
+    /// Most tasks in one array.
+    pub fn max_tasks(&self) -> usize {
+        self.max_tasks
+    }
+
     /// Items a task runs at once.
     pub fn parallel(&self) -> usize {
         self.parallel
@@ -153,6 +158,24 @@ impl Sizing {
         let rounds = items.div_ceil(self.parallel).max(1) as u32;
         Some((timeout? + kill_grace) * rounds + Duration::from_secs(60))
     }
+}
+
+/// The tasks of a submission: `items` in tasks of `per_task`, and each of `alone` in a task
+/// of its own, as far as that keeps the array within `max_tasks` tasks (the rest of
+/// `alone` share tasks). `per_task` must fit all of them in `max_tasks` tasks.
+pub fn tasks<T>(
+    mut items: Vec<T>,
+    mut alone: Vec<T>,
+    per_task: usize,
+    max_tasks: usize,
+) -> Vec<Vec<T>> {
+    let per_task = per_task.max(1);
+    while !alone.is_empty() && items.len().div_ceil(per_task) + alone.len() > max_tasks {
+        items.extend(alone.pop());
+    }
+    let mut tasks = split(items, per_task);
+    tasks.extend(alone.into_iter().map(|t| vec![t]));
+    tasks
 }
 
 /// Cut `n` items into consecutive tasks of `per_task` items (the last may be smaller).
@@ -282,6 +305,23 @@ mod tests {
         let mut s = Sizing::new(&o, 1, Durations::default());
         s.observe(1_000);
         assert_eq!(s.per_task(1_000), 10, "10 s of work: half the limit");
+    }
+
+    #[test]
+    fn items_run_alone_only_while_the_array_stays_within_its_size() {
+        assert_eq!(
+            tasks(vec![1, 2, 3], vec![8, 9], 2, 10),
+            vec![vec![1, 2], vec![3], vec![8], vec![9]]
+        );
+        // 3 tasks at most: 9 goes back into the shared tasks.
+        assert_eq!(
+            tasks(vec![1, 2, 3], vec![8, 9], 2, 3),
+            vec![vec![1, 2], vec![3, 9], vec![8]]
+        );
+        assert_eq!(
+            tasks(vec![1, 2], vec![8, 9], 2, 2),
+            vec![vec![1, 2], vec![9, 8]]
+        );
     }
 
     #[test]
