@@ -81,12 +81,12 @@ pub enum Command {
     /// Internal: the watchdog that kills a dead runner's process groups
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
-    /// Internal: run one item of a job on a Slurm node (an array task of the Slurm executor)
+    /// Internal: run one array task of the Slurm backend (a batch of a job's items) on a node
     #[command(name = "exec-item", hide = true)]
     ExecItem(ExecItemArgs),
 }
 
-/// `runner exec-item`: the item is the submission's entry at `$SLURM_ARRAY_TASK_ID`.
+/// `runner exec-item`: the task is the submission's batch at `$SLURM_ARRAY_TASK_ID`.
 #[derive(Debug, Args)]
 pub struct ExecItemArgs {
     /// The job directory (on a filesystem shared with the coordinator)

@@ -8,3 +8,4 @@ pub mod map;
 pub mod phases;
 pub mod process;
 pub mod recorder;
+pub mod slurm;

@@ -20,6 +20,8 @@ use crate::engine::map::policy::MapEnd;
 use crate::engine::map::work::ItemRun;
 use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
+use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
+use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
 use crate::items::{Item, assign_ids};
 use crate::report::event::Event;
@@ -237,9 +239,9 @@ async fn phases<E: Executor + Clone>(
                 dispatch(&mut backend, map_run, rec, control).await?
             }
             ExecutorKind::Slurm => {
-                return Err(EngineError::Infra(
-                    "the Slurm executor is not available in this build".into(),
-                ));
+                let job = SlurmJob::new(&rec.dir, wf, &rec.view, max_parallel)?;
+                let mut backend = SlurmBackend::new(CliClient, job, vars.captures.clone())?;
+                dispatch(&mut backend, map_run, rec, control).await?
             }
         };
         rec.report(&Event::PhaseFinished {

@@ -18,4 +18,5 @@ pub mod mailbox;
 pub mod records;
 pub mod recover;
 pub mod segments;
+pub mod slurm;
 pub mod time;

@@ -69,13 +69,31 @@ impl std::str::FromStr for ExecutorKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlurmOptions {
     pub partition: Option<String>,
+    /// Slurm's time limit of one array task (its whole batch); `None`: derived.
     pub time_limit: Option<Duration>,
-    pub cpus_per_item: Option<u32>,
-    pub mem_per_item: Option<String>,
+    /// `--cpus-per-task` (`cpus_per_task`, or its old name `cpus_per_item`).
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` of one task (`mem_per_task`, or its old name `mem_per_item`).
+    pub mem_per_task: Option<String>,
     pub sbatch_args: Vec<String>,
     pub poll_interval: Duration,
+    /// Most tasks in one array job.
     pub array_size: usize,
+    /// Items per array task; `None`: sized from the observed item duration.
+    pub items_per_task: Option<usize>,
+    /// Items a task runs at once; `None`: `cpus_per_task`, else 1.
+    pub parallel_per_task: Option<usize>,
     pub runner_path: Option<PathBuf>,
+}
+
+impl SlurmOptions {
+    /// Items one task runs at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel_per_task
+            .or(self.cpus_per_task.map(|c| c as usize))
+            .unwrap_or(1)
+            .max(1)
+    }
 }
 
 impl Default for SlurmOptions {
@@ -83,11 +101,13 @@ impl Default for SlurmOptions {
         SlurmOptions {
             partition: None,
             time_limit: None,
-            cpus_per_item: None,
-            mem_per_item: None,
+            cpus_per_task: None,
+            mem_per_task: None,
             sbatch_args: Vec::new(),
             poll_interval: Duration::from_secs(2),
             array_size: 1000,
+            items_per_task: None,
+            parallel_per_task: None,
             runner_path: None,
         }
     }

@@ -156,16 +156,27 @@ pub struct RawMap {
 pub struct RawSlurm {
     #[serde(default)]
     pub partition: Option<String>,
-    /// The Slurm time limit of one item (all its attempts); default: derived from `map.timeout`.
+    /// The Slurm time limit of one array task (its whole batch of items); default: derived
+    /// from `map.timeout` and the batch size.
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub time_limit: Option<Spanned<DurationValue>>,
+    /// CPUs of one array task (`--cpus-per-task`); also the default `parallel_per_task`.
     #[serde(default)]
-    pub cpus_per_item: Option<u32>,
-    /// Slurm `--mem` syntax, e.g. `2G` or `500M`.
+    #[schemars(with = "Option<u32>")]
+    pub cpus_per_task: Option<Spanned<u32>>,
+    /// The old name of `cpus_per_task`.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub cpus_per_item: Option<Spanned<u32>>,
+    /// Memory of one array task (`--mem`), Slurm syntax, e.g. `2G` or `500M`.
     #[serde(default)]
     #[schemars(with = "Option<Scalar>")]
-    pub mem_per_item: Option<Scalar>,
+    pub mem_per_task: Option<Spanned<Scalar>>,
+    /// The old name of `mem_per_task`.
+    #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
+    pub mem_per_item: Option<Spanned<Scalar>>,
     /// Extra `sbatch` arguments, passed as given.
     #[serde(default)]
     pub sbatch_args: Option<Vec<String>>,
@@ -173,9 +184,18 @@ pub struct RawSlurm {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub poll_interval: Option<Spanned<DurationValue>>,
-    /// Items per array job (default 1000).
+    /// Most tasks in one array job (default 1000).
     #[serde(default)]
-    pub array_size: Option<u32>,
+    #[schemars(with = "Option<u32>")]
+    pub array_size: Option<Spanned<u32>>,
+    /// Items each array task runs (default: sized so that a task runs about a minute).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub items_per_task: Option<Spanned<u32>>,
+    /// Items an array task runs at once (default: `cpus_per_task`, else 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub parallel_per_task: Option<Spanned<u32>>,
     /// The runner binary on the compute nodes (default: this binary's path).
     #[serde(default)]
     pub runner_path: Option<String>,

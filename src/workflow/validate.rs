@@ -184,8 +184,24 @@ fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions),
         if let Some(t) = &r.time_limit {
             o.time_limit = Some(duration(cx, t)?);
         }
-        o.cpus_per_item = r.cpus_per_item;
-        o.mem_per_item = r.mem_per_item.as_ref().map(|m| m.0.clone());
+        let cpus = renamed(
+            cx,
+            "cpus_per_task",
+            &r.cpus_per_task,
+            "cpus_per_item",
+            &r.cpus_per_item,
+        )?;
+        if let Some(c) = cpus {
+            o.cpus_per_task = Some(at_least_one(cx, "cpus_per_task", c)?);
+        }
+        let mem = renamed(
+            cx,
+            "mem_per_task",
+            &r.mem_per_task,
+            "mem_per_item",
+            &r.mem_per_item,
+        )?;
+        o.mem_per_task = mem.map(|m| m.value.0.clone());
         o.sbatch_args = r.sbatch_args.clone().unwrap_or_default();
         if let Some(p) = &r.poll_interval {
             let d = duration(cx, p)?;
@@ -194,15 +210,43 @@ fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions),
             }
             o.poll_interval = d;
         }
-        if let Some(n) = r.array_size {
-            if n == 0 {
-                return Err(cx.err(s.referenced, "slurm.array_size must be at least 1"));
-            }
-            o.array_size = n as usize;
+        if let Some(n) = &r.array_size {
+            o.array_size = at_least_one(cx, "array_size", n)? as usize;
+        }
+        if let Some(n) = &r.items_per_task {
+            o.items_per_task = Some(at_least_one(cx, "items_per_task", n)? as usize);
+        }
+        if let Some(n) = &r.parallel_per_task {
+            o.parallel_per_task = Some(at_least_one(cx, "parallel_per_task", n)? as usize);
         }
         o.runner_path = r.runner_path.as_ref().map(std::path::PathBuf::from);
     }
     Ok((kind, o))
+}
+
+/// A `slurm:` key that also has an old name: either spelling, not both.
+fn renamed<'a, T>(
+    cx: &Ctx,
+    name: &str,
+    value: &'a Option<Spanned<T>>,
+    old: &str,
+    old_value: &'a Option<Spanned<T>>,
+) -> Result<Option<&'a Spanned<T>>, WorkflowError> {
+    match (value, old_value) {
+        (Some(_), Some(o)) => Err(cx.err(
+            o.referenced,
+            format!("slurm.{old} is the old name of slurm.{name}: give only slurm.{name}"),
+        )),
+        (v, o) => Ok(v.as_ref().or(o.as_ref())),
+    }
+}
+
+/// A `slurm:` count that must be at least 1.
+fn at_least_one(cx: &Ctx, name: &str, n: &Spanned<u32>) -> Result<u32, WorkflowError> {
+    if n.value == 0 {
+        return Err(cx.err(n.referenced, format!("slurm.{name} must be at least 1")));
+    }
+    Ok(n.value)
 }
 
 fn env_map(

@@ -247,6 +247,8 @@ impl Loop<'_> {
                 let Some(work) = self.works.get_mut(idx) else {
                     return Ok(());
                 };
+                // An adopted attempt was numbered by the run that started it.
+                work.last_attempt = work.last_attempt.max(end.attempt.attempt);
                 work.attempts.push(end.attempt.clone());
                 let wait = if f.is_lost() {
                     work.lost += 1;

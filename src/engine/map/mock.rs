@@ -170,6 +170,50 @@ impl MapBackend for MockBackend {
     }
 }
 
+/// A map's job for backend tests: a recorder on a fresh job directory whose map selected
+/// `n` items (`i0`, `i1`, ...), the events it reports, and the items to queue.
+pub struct TestJob {
+    pub dir: tempfile::TempDir,
+    pub rec: crate::engine::recorder::Recorder,
+    pub events: Arc<Mutex<Vec<crate::report::event::Event>>>,
+    pub items: Vec<ItemRun>,
+}
+
+impl TestJob {
+    pub fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let collect = crate::report::reporter::Collect::default();
+        let events = collect.0.clone();
+        let mut rec = crate::engine::recorder::Recorder::new(
+            crate::state::layout::JobDir::at(dir.path()),
+            crate::state::job::JobView::default(),
+            Box::new(collect),
+        )
+        .unwrap();
+        rec.record(crate::state::records::Record::MapStarted {
+            total: n,
+            items_hash: "h".into(),
+        })
+        .unwrap();
+        let items = (0..n)
+            .map(|idx| ItemRun {
+                idx,
+                item: Arc::new(crate::items::Item {
+                    id: format!("i{idx}"),
+                    value: serde_json::json!(idx),
+                }),
+                prior_attempts: 0,
+            })
+            .collect();
+        TestJob {
+            dir,
+            rec,
+            events,
+            items,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,13 +221,9 @@ mod tests {
     use crate::engine::map::dispatch::{LOST_LIMIT, MapRun, dispatch};
     use crate::engine::map::policy::MapEnd;
     use crate::engine::recorder::Recorder;
-    use crate::items::Item;
     use crate::report::event::Event;
-    use crate::report::reporter::Collect;
     use crate::state::dlq;
-    use crate::state::job::JobView;
-    use crate::state::layout::JobDir;
-    use crate::state::records::{ItemStatus, Record};
+    use crate::state::records::ItemStatus;
     use crate::workflow::model::{Backoff, ErrorPolicy, OnItemFailure, RetryPolicy};
     use tokio::sync::mpsc;
 
@@ -198,30 +238,12 @@ mod tests {
     }
 
     fn bench(n: usize) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let collect = Collect::default();
-        let events = collect.0.clone();
-        let mut rec = Recorder::new(
-            JobDir::at(dir.path()),
-            JobView::default(),
-            Box::new(collect),
-        )
-        .unwrap();
-        rec.record(Record::MapStarted {
-            total: n,
-            items_hash: "h".into(),
-        })
-        .unwrap();
-        let items = (0..n)
-            .map(|idx| ItemRun {
-                idx,
-                item: Arc::new(Item {
-                    id: format!("i{idx}"),
-                    value: serde_json::json!(idx),
-                }),
-                prior_attempts: 0,
-            })
-            .collect();
+        let TestJob {
+            dir,
+            rec,
+            events,
+            items,
+        } = TestJob::new(n);
         Bench {
             _dir: dir,
             rec,

@@ -49,6 +49,10 @@ impl Work {
 
     /// The next attempt of this item.
     pub fn next_attempt(&mut self) -> AttemptRun {
+        if self.attempts.is_empty() && self.last_attempt == self.run.prior_attempts {
+            // The item's duration starts with its first attempt, not when it was queued.
+            self.started = Instant::now();
+        }
         self.last_attempt += 1;
         AttemptRun {
             idx: self.run.idx,
