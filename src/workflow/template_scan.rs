@@ -551,9 +551,13 @@ impl Scanner {
                 }
                 let mut word_start = false;
                 let mut cmd_pos = false;
+                // `>&-` closes a descriptor; bash ends the word after the `-` (dash rejects
+                // anything longer).
+                let closes_fd = self.top().dup_word == 1 && c == b'-';
                 let dup = {
                     let f = self.top();
                     match (f.dup_word, c) {
+                        (1, b'-') => 0,
                         (_, b'&') if i > 0 && matches!(s[i - 1], b'>' | b'<') => 1,
                         (1, b' ' | b'\t') => 1,
                         (
@@ -680,6 +684,9 @@ impl Scanner {
                     }
                     _ => i + w,
                 };
+                if closes_fd {
+                    word_start = true;
+                }
                 // Update the frame this step started in (or its parent if it was closed).
                 let n = idx.min(self.frames.len() - 1);
                 self.frames[n].word_start = word_start;
@@ -970,6 +977,13 @@ mod tests {
         assert!(context_after("cat <\\\n<EOF\n").heredoc.is_some());
         assert!(context_after("cat < \\\n<EOF\n").heredoc.is_none());
         assert!(context_after("cat <<EOF\na\\\nEOF\n").heredoc.is_some());
+    }
+
+    #[test]
+    fn fd_close_ends_the_word_in_bash() {
+        assert!(context_after("echo a <&-#").in_comment);
+        assert!(context_after("echo a >& -#").in_comment);
+        assert!(!context_after("echo a >&2#").in_comment);
     }
 
     #[test]
