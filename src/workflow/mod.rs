@@ -9,4 +9,6 @@ pub mod scope;
 pub mod shell_quote;
 pub mod template;
 pub mod template_scan;
+#[cfg(test)]
+mod template_shell_tests;
 pub mod validate;
