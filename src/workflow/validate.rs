@@ -18,8 +18,8 @@ use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
     RawRetry, RawStep, RawWorkflow, Scalar, Steps,
 };
-use crate::workflow::scope::{Phase, Scope};
 use crate::workflow::template::Template;
+use crate::workflow::template::scope::{Part, Scope};
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -114,10 +114,10 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         ));
     }
 
-    let env_scope = Scope::new(Phase::Env);
+    let env_scope = Scope::new(Part::Env);
     let env = env_map(&cx, raw.env.as_ref(), &env_scope)?;
 
-    let mut setup_scope = Scope::new(Phase::Setup);
+    let mut setup_scope = Scope::new(Part::Setup);
     let setup = match &raw.setup {
         Some(s) => phase_steps(&cx, s, &mut setup_scope)?,
         None => Vec::new(),
@@ -140,7 +140,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
 
     let map = map_spec(&cx, &raw.map, dir, &setup_captures)?;
 
-    let mut reduce_scope = Scope::new(Phase::Reduce).with_captures(&setup_captures);
+    let mut reduce_scope = Scope::new(Part::Reduce).with_captures(&setup_captures);
     let reduce = match &raw.reduce {
         Some(s) => phase_steps(&cx, s, &mut reduce_scope)?,
         None => Vec::new(),
@@ -538,7 +538,7 @@ fn map_spec(
         let loc = selection_key_loc(r, &e.to_string()).unwrap_or(m.referenced);
         return Err(cx.err(loc, e.to_string()));
     }
-    let item_scope = Scope::new(Phase::ItemId);
+    let item_scope = Scope::new(Part::ItemId);
     let id =
         r.id.as_ref()
             .map(|s| cx.template(s, &item_scope))
@@ -550,7 +550,7 @@ fn map_spec(
                 Ok(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
                 Ok(n) => MaxParallel::Fixed(n),
                 Err(_) => {
-                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Phase::Env))?;
+                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Part::Env))?;
                     if t.is_static() {
                         return Err(cx.err(s.referenced, format!("max_parallel must be a positive number or \"${{env.NAME}}\", not {:?}", s.value.0)));
                     }
@@ -603,7 +603,7 @@ fn map_spec(
             ));
         }
     };
-    let mut scope = Scope::new(Phase::Map).with_captures(setup_captures);
+    let mut scope = Scope::new(Part::Map).with_captures(setup_captures);
     let steps = phase_steps(cx, steps_raw, &mut scope)?;
     if steps.is_empty() {
         return Err(cx.err(steps_raw.referenced, "map.agent_template has no steps"));

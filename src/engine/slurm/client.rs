@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::workflow::shell_quote::quote_bare as quote;
+use crate::workflow::template::quote::quote_bare as quote;
 
 /// One array task: the Slurm job id of its array and its index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

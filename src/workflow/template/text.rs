@@ -4,7 +4,7 @@
 //! variables (`${item.a.b}`, `${item.list[0]}`, `${item_id}`, `${job.id}`, `${attempt}`,
 //! `${env.NAME}`, `${map.total}`, `${workflow.name}`, captured variables `${name}`, ...).
 //! [`Template::render_shell`] escapes each value for the quoting context the placeholder stands
-//! in (bare word, `'...'`, `"..."`, see [`super::template_scan`]), so that `sh` receives
+//! in (bare word, `'...'`, `"..."`, see [`super::scan`]), so that `sh` receives
 //! exactly the value's bytes as literal text; a `:raw` suffix (`${item.cmd:raw}`) opts out.
 //!
 //! Shell parameter expansions pass through untouched: `$HOME`, `${HOME}`, `${FOO:-x}`,
@@ -33,10 +33,10 @@ use std::ops::Range;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use super::shell_quote::Quoting;
-use super::shell_quote::{escape_backquoted, escape_for};
-use super::template_scan::Scanner;
-pub use super::template_scan::{Arith, HereDoc};
+pub use super::quote::Quoting;
+use super::quote::{escape_backquoted, escape_for};
+use super::scan::Scanner;
+pub use super::scan::{Arith, HereDoc};
 
 /// The roots runner itself defines (captured variable names come on top of these).
 pub const BUILTIN_ROOTS: &[&str] = &[
@@ -1147,7 +1147,7 @@ mod tests {
         );
     }
 
-    // Running rendered commands through dash and bash: see `template_shell_tests.rs`.
+    // Running rendered commands through dash and bash: see `shell_tests.rs`.
 
     mod props {
         use super::*;

@@ -307,7 +307,7 @@ impl Scanner {
 #[cfg(test)]
 mod tests {
     use super::super::{ScanContext, Scanner, context_after};
-    use crate::workflow::shell_quote::Quoting;
+    use crate::workflow::template::quote::Quoting;
 
     /// The context at the first `@` of `src` (the scanner sees the text after it too).
     fn at(src: &str) -> ScanContext {

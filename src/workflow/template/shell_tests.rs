@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::template::{BUILTIN_ROOTS, RenderError, Template, VarRef};
+use super::text::{BUILTIN_ROOTS, RenderError, Template, VarRef};
 
 fn known(r: &str) -> bool {
     BUILTIN_ROOTS.contains(&r) || r == "x"

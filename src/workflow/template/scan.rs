@@ -21,7 +21,7 @@
 //! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
 //!   nested (escaped) backquotes are rejected by the parser.
 
-use super::shell_quote::Quoting;
+use super::quote::Quoting;
 
 mod bash;
 
