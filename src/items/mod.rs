@@ -5,7 +5,11 @@
 mod canonical;
 mod command;
 mod convert;
+mod dialect;
+mod dialect_eval;
+mod dialect_lex;
 mod error;
+mod expr;
 mod format;
 mod input;
 mod item;
