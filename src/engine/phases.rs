@@ -239,6 +239,18 @@ async fn phases<E: Executor + Clone>(
                     "the Slurm executor is not available in this build".into(),
                 ));
             }
+            ExecutorKind::Postgres => {
+                // Without an explicit max_parallel, the workers' slots decide.
+                let explicit = run.max_parallel.or(run.meta.max_parallel).is_some()
+                    || !matches!(wf.map.max_parallel, MaxParallel::Cpus);
+                let pg = crate::engine::postgres::map::PgMap {
+                    meta: run.meta,
+                    workflow: wf,
+                    vars: &vars,
+                    max_parallel: explicit.then_some(max_parallel),
+                };
+                crate::engine::postgres::map::run_map(pg, map_run, rec, control).await?
+            }
         };
         rec.report(&Event::PhaseFinished {
             phase: Phase::Map,
