@@ -258,11 +258,13 @@ fn a_worker_stopped_past_its_lease_has_its_late_outcome_rejected() {
     let p = Project::new();
     let db = PgDb::new(&p);
     p.file("items.json", &numbered_items(1));
+    // Attempt 1 runs on worker A, which is stopped past its lease; attempt 2 runs on B and
+    // holds the claim until `go` exists, so A's late outcome meets B's claim.
     p.file(
         "wf.yml",
         &workflow(
             "fence",
-            "echo ${attempt} >> ran.log; if [ ${attempt} = 1 ]; then touch started; sleep 1; fi",
+            "echo ${attempt} >> ran.log; if [ ${attempt} = 1 ]; then touch started; sleep 1; else touch second; while [ ! -e go ]; do sleep 0.05; done; fi",
             "",
         ),
     );
@@ -272,17 +274,19 @@ fn a_worker_stopped_past_its_lease_has_its_late_outcome_rejected() {
     wait_for_file_exists(&p.path().join("started"));
     signal(&a, Signal::SIGSTOP);
     let mut b = db.worker(&p, 1, SHORT);
-    assert_eq!(
-        coord.wait_code(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        coord.stderr()
-    );
+    wait_for_file_exists(&p.path().join("second"));
     signal(&a, Signal::SIGCONT);
     wait_until(
         "the late outcome to be rejected",
         Duration::from_secs(20),
         || a.stderr().contains("was rejected"),
+    );
+    p.file("go", "");
+    assert_eq!(
+        coord.wait_code(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        coord.stderr()
     );
     let job = p.only_job();
     let items = per_item(&journal(&p, &job));

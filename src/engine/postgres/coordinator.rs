@@ -478,11 +478,7 @@ impl Actor {
     /// pending item with an attempt above the journal's.
     async fn adopt(&mut self, candidates: &[ItemRun]) -> Result<Vec<(usize, u32)>, PgError> {
         let conn = self.conn()?;
-        let rows: HashMap<usize, queue::RowState> = queue::rows(conn, self.cfg.job)
-            .await?
-            .into_iter()
-            .map(|r| (r.idx, r))
-            .collect();
+        let rows = queue::rows(conn, self.cfg.job).await?;
         let mut adopted = Vec::new();
         let mut reopen = Vec::new();
         for c in candidates {
@@ -515,11 +511,7 @@ impl Actor {
             return Ok(());
         }
         let conn = self.conn()?;
-        let rows: HashMap<usize, queue::RowState> = queue::rows(conn, self.cfg.job)
-            .await?
-            .into_iter()
-            .map(|r| (r.idx, r))
-            .collect();
+        let rows = queue::rows(conn, self.cfg.job).await?;
         let mut reopen = Vec::new();
         let mut gone = Vec::new();
         for (idx, attempt) in &self.flight {

@@ -442,7 +442,11 @@ pub struct RowState {
     pub status: String,
 }
 
-pub async fn rows(conn: &Conn, job: i64) -> Result<Vec<RowState>, PgError> {
+/// The job's rows by item index.
+pub async fn rows(
+    conn: &Conn,
+    job: i64,
+) -> Result<std::collections::HashMap<usize, RowState>, PgError> {
     let rows = conn
         .query(
             "SELECT idx, attempt, status FROM runner.items WHERE job = $1",
@@ -452,10 +456,14 @@ pub async fn rows(conn: &Conn, job: i64) -> Result<Vec<RowState>, PgError> {
         .await?;
     Ok(rows
         .iter()
-        .map(|r| RowState {
-            idx: r.get::<_, i32>(0) as usize,
-            attempt: as_u32(r.get(1)),
-            status: r.get(2),
+        .map(|r| {
+            let idx = r.get::<_, i32>(0) as usize;
+            let row = RowState {
+                idx,
+                attempt: as_u32(r.get(1)),
+                status: r.get(2),
+            };
+            (idx, row)
         })
         .collect())
 }

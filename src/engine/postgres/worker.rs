@@ -142,7 +142,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
     let mut drain_until: Option<Instant> = None;
     let mut down_until: Option<Instant> = None;
     loop {
-        if w.conn.is_none() {
+        if w.conn.is_none() && down_until.is_none_or(|t| Instant::now() >= t) {
             match client::connect(&w.opts.url, &[READY_CHANNEL, CONTROL_CHANNEL]).await {
                 Ok(c) => {
                     tracing::info!("reconnected to PostgreSQL");
