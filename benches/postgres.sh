@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 ITEMS=${ITEMS:-2000}
 RUNS=${RUNS:-3}
 ENQUEUE=${ENQUEUE:-100000}
-cargo build --release -q
+[ "${BUILD:-1}" = 1 ] && cargo build --release -q
 RUNNER=$PWD/target/release/runner
 
 admin=$RUNNER_POSTGRES_URL

@@ -361,10 +361,18 @@ fn pause_and_stop_reach_the_workers_and_a_stopped_worker_hands_its_item_back() {
     // Pause: the job's rows stop being claimable.
     let paused = db.run(&p, &["pause", &job]);
     assert_eq!(code(&paused), 0, "{}", stderr(&paused));
-    assert_eq!(db.sql("SELECT state FROM runner.jobs"), "paused");
+    wait_until(
+        "the job to be paused in PostgreSQL",
+        Duration::from_secs(10),
+        || db.sql("SELECT state FROM runner.jobs") == "paused",
+    );
     let unpaused = db.run(&p, &["resume", &job]);
     assert_eq!(code(&unpaused), 0, "{}", stderr(&unpaused));
-    assert_eq!(db.sql("SELECT state FROM runner.jobs"), "running");
+    wait_until(
+        "the job to run again in PostgreSQL",
+        Duration::from_secs(10),
+        || db.sql("SELECT state FROM runner.jobs") == "running",
+    );
     // Stop: the coordinator cancels the items running on the worker and exits 143.
     let stopped = db.run(&p, &["stop", &job, "--grace", "200ms"]);
     assert_eq!(code(&stopped), 0, "{}", stderr(&stopped));
@@ -382,8 +390,8 @@ fn pause_and_stop_reach_the_workers_and_a_stopped_worker_hands_its_item_back() {
 
     // A worker's own SIGTERM hands back what it cannot finish within its grace.
     let mut coord = db.spawn(&p, &["resume", &job]);
-    wait_until("an item to start again", Duration::from_secs(20), || {
-        p.read("ran.log").lines().count() >= 3
+    wait_until("two items to start again", Duration::from_secs(20), || {
+        p.read("ran.log").lines().count() >= 4
     });
     let e = stop_worker(&mut a);
     assert!(e.contains("2 item(s) handed back"), "{e}");

@@ -140,3 +140,10 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, PgError> {
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(out)
 }
+
+/// This machine's host name (`?` when it cannot be read), for the registry and messages.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into())
+}

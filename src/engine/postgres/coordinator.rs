@@ -166,7 +166,7 @@ impl MapBackend for PostgresBackend {
         let mut runs = Vec::with_capacity(batch.len());
         for run in batch {
             let before = self.last.get(&run.idx).copied();
-            let attempt = before.map_or(run.attempt, |b| run.attempt.max(b + 1));
+            let attempt = attempt_number(before, run.attempt);
             self.last.insert(run.idx, attempt);
             runs.push(Enqueue {
                 idx: run.idx,
@@ -216,6 +216,13 @@ impl MapBackend for PostgresBackend {
     async fn cancel(&mut self) {
         let _ = self.cmds.send(Cmd::Cancel);
     }
+}
+
+/// The number of an item's next attempt: the dispatcher's, unless this run already queued
+/// (or adopted) that number or a higher one. An adopted attempt carries the number an
+/// earlier run gave it, which the dispatcher does not know.
+fn attempt_number(queued_before: Option<u32>, wanted: u32) -> u32 {
+    queued_before.map_or(wanted, |b| wanted.max(b + 1))
 }
 
 /// The task that owns the connection.
@@ -607,5 +614,19 @@ impl Actor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_number_is_never_queued_twice() {
+        assert_eq!(attempt_number(None, 1), 1);
+        assert_eq!(attempt_number(Some(1), 2), 2);
+        // An adopted attempt 3 (the journal knew of 2): the dispatcher's next is 3 again.
+        assert_eq!(attempt_number(Some(3), 3), 4);
+        assert_eq!(attempt_number(Some(4), 4), 5);
     }
 }

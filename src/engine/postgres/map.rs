@@ -40,9 +40,7 @@ pub struct PgMap<'a> {
 
 /// `host pid N` of this process.
 pub fn this_process() -> String {
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "?".into());
+    let host = client::hostname();
     format!("{host} pid {}", std::process::id())
 }
 

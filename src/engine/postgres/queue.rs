@@ -232,37 +232,47 @@ pub async fn claim(
         .collect())
 }
 
-/// Write an attempt's outcome and end its claim, in one statement, only if the claim is
-/// still the one with fencing token `fence`. False: the outcome was rejected (the lease
-/// expired and the item was taken back, or the run ended).
-pub async fn finish(
-    conn: &Conn,
-    c: &Claimed,
-    outcome: &Outcome,
-    stdout: &[u8],
-    stderr: &[u8],
-) -> Result<bool, PgError> {
-    let outcome = serde_json::to_value(outcome).map_err(|e| PgError::Query(e.to_string()))?;
+/// A finished attempt, as a worker writes it back.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub claim: Claimed,
+    pub outcome: Outcome,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Write attempts' outcomes and end their claims, in one statement, each only if its claim
+/// is still the one with its fencing token. Returns the fencing tokens whose outcomes were
+/// taken; the others were rejected (the lease expired and the item was taken back, or the
+/// run ended).
+pub async fn finish(conn: &Conn, done: &[Finished]) -> Result<Vec<i64>, PgError> {
+    let jobs: Vec<i64> = done.iter().map(|f| f.claim.job).collect();
+    let idxs: Vec<i32> = done.iter().map(|f| idx_i32(f.claim.idx)).collect();
+    let fences: Vec<i64> = done.iter().map(|f| f.claim.fence).collect();
+    let outcomes = done
+        .iter()
+        .map(|f| serde_json::to_value(&f.outcome))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| PgError::Query(e.to_string()))?;
+    let stdouts: Vec<&[u8]> = done.iter().map(|f| f.stdout.as_slice()).collect();
+    let stderrs: Vec<&[u8]> = done.iter().map(|f| f.stderr.as_slice()).collect();
+    // One notification per job: identical ones in a transaction are delivered once.
     let rows = conn
         .query(
             "WITH u AS (
-                 UPDATE runner.items SET status = 'done', outcome = $4, stdout = $5,
-                     stderr = $6, lease_until = NULL
-                 WHERE job = $1 AND idx = $2 AND fence = $3 AND status = 'claimed'
-                 RETURNING job)
-             SELECT pg_notify('runner_done_' || job, '') FROM u",
-            &[
-                &c.job,
-                &idx_i32(c.idx),
-                &c.fence,
-                &outcome,
-                &stdout,
-                &stderr,
-            ],
-            "write an outcome",
+                 UPDATE runner.items i SET status = 'done', outcome = v.outcome,
+                     stdout = v.stdout, stderr = v.stderr, lease_until = NULL
+                 FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::json[], $5::bytea[],
+                             $6::bytea[]) AS v(job, idx, fence, outcome, stdout, stderr)
+                 WHERE i.job = v.job AND i.idx = v.idx AND i.fence = v.fence
+                   AND i.status = 'claimed'
+                 RETURNING i.job, i.fence)
+             SELECT fence, pg_notify('runner_done_' || job, '') FROM u",
+            &[&jobs, &idxs, &fences, &outcomes, &stdouts, &stderrs],
+            "write outcomes",
         )
         .await?;
-    Ok(!rows.is_empty())
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Hand a claim back unrun (a worker shutting down): the item is ready again, same attempt.

@@ -44,7 +44,8 @@ pub fn log_paths(items_dir: &Path, item_id: &str, attempt: u32) -> [std::path::P
     ]
 }
 
-/// Write an attempt's streams as its log files (private, replacing earlier copies).
+/// Write an attempt's streams as its log files (private, replacing earlier copies); like a
+/// local attempt, a stream without output leaves no file.
 pub fn write_logs(
     items_dir: &Path,
     item_id: &str,
@@ -52,11 +53,17 @@ pub fn write_logs(
     stdout: &[u8],
     stderr: &[u8],
 ) -> Result<(), StateError> {
+    if stdout.is_empty() && stderr.is_empty() {
+        return Ok(());
+    }
     let paths = log_paths(items_dir, item_id, attempt);
     if let Some(dir) = paths[0].parent() {
         create_dir_private(dir)?;
     }
     for (path, bytes) in paths.iter().zip([stdout, stderr]) {
+        if bytes.is_empty() {
+            continue;
+        }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -111,5 +118,15 @@ mod tests {
         );
         remove_logs(d.path(), "item/1", 2);
         assert!(!o.exists() && !o.parent().unwrap().exists());
+        write_logs(d.path(), "quiet", 1, b"", b"").unwrap();
+        write_logs(d.path(), "half", 1, b"", b"e").unwrap();
+        let [o, e] = log_paths(d.path(), "half", 1);
+        assert!(!o.exists() && e.exists());
+        assert!(
+            !log_paths(d.path(), "quiet", 1)[0]
+                .parent()
+                .unwrap()
+                .exists()
+        );
     }
 }

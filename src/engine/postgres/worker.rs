@@ -23,7 +23,9 @@ use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::postgres::client::{self, Conn, Note};
 use crate::engine::postgres::error::PgError;
 use crate::engine::postgres::lease::{Backoff, Lease};
-use crate::engine::postgres::queue::{self, CONTROL_CHANNEL, Claimed, Outcome, READY_CHANNEL};
+use crate::engine::postgres::queue::{
+    self, CONTROL_CHANNEL, Claimed, Finished, Outcome, READY_CHANNEL,
+};
 use crate::engine::postgres::schema;
 use crate::engine::postgres::tail::{read_tail, remove_logs};
 use crate::engine::postgres::url::PgUrl;
@@ -62,12 +64,6 @@ struct JobCtx {
     cancel: CancellationToken,
 }
 
-/// A finished attempt whose outcome is still to be written (or its claim handed back).
-enum Unsent {
-    Outcome(Box<(Claimed, Outcome, Vec<u8>, Vec<u8>)>),
-    Release(Claimed),
-}
-
 struct Worker {
     opts: WorkerOptions,
     conn: Option<Conn>,
@@ -76,7 +72,10 @@ struct Worker {
     running: JoinSet<(Claimed, AttemptEnd)>,
     /// Claims running, by fencing token.
     claims: HashMap<i64, Claimed>,
-    unsent: VecDeque<Unsent>,
+    /// Outcomes still to be written (kept while the connection is down).
+    unsent: Vec<Finished>,
+    /// Claims of cancelled attempts still to be handed back.
+    releases: VecDeque<Claimed>,
     /// Claims already reported as lost (said once).
     lost_said: HashSet<i64>,
     /// Cancels every attempt (shutdown); each job's token is a child of it.
@@ -96,9 +95,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
     use tokio::signal::unix::{SignalKind, signal};
     let conn = client::connect(&opts.url, &[READY_CHANNEL, CONTROL_CHANNEL]).await?;
     schema::check(&conn).await?;
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "?".into());
+    let host = client::hostname();
     let id = queue::register(
         &conn,
         &host,
@@ -125,7 +122,8 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
         jobs: HashMap::new(),
         running: JoinSet::new(),
         claims: HashMap::new(),
-        unsent: VecDeque::new(),
+        unsent: Vec::new(),
+        releases: VecDeque::new(),
         lost_said: HashSet::new(),
         shutdown: CancellationToken::new(),
         logs,
@@ -162,12 +160,19 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
         if !w.draining && w.conn.is_some() {
             w.claim().await;
         }
-        if w.draining && w.running.is_empty() && (w.unsent.is_empty() || w.conn.is_none()) {
+        let idle = w.unsent.is_empty() && w.releases.is_empty();
+        if w.draining && w.running.is_empty() && (idle || w.conn.is_none()) {
             break;
         }
         let since_down = down_until;
         tokio::select! {
-            Some(joined) = w.running.join_next(), if !w.running.is_empty() => w.ended(joined),
+            Some(joined) = w.running.join_next(), if !w.running.is_empty() => {
+                w.ended(joined);
+                // Take every attempt that ended meanwhile: one statement writes them all.
+                while let Some(more) = w.running.try_join_next() {
+                    w.ended(more);
+                }
+            }
             note = next_note(&mut w.conn) => match note {
                 Some(n) => w.note(n).await,
                 None => w.down(&PgError::Down("the connection closed".into())),
@@ -250,7 +255,7 @@ impl Worker {
         let cancelled = matches!(end.attempt.failure, Some(Failure::Cancelled { .. }));
         if cancelled && self.shutdown.is_cancelled() {
             remove_logs(self.logs.path(), &claim.item_id, claim.attempt);
-            self.unsent.push_back(Unsent::Release(claim));
+            self.releases.push_back(claim);
             return;
         }
         let [out, err] = crate::engine::postgres::tail::log_paths(
@@ -265,47 +270,57 @@ impl Worker {
             attempt: end.attempt,
             captured: end.captured,
         };
-        self.unsent
-            .push_back(Unsent::Outcome(Box::new((claim, outcome, stdout, stderr))));
+        self.unsent.push(Finished {
+            claim,
+            outcome,
+            stdout,
+            stderr,
+        });
         self.maybe_ready = true;
     }
 
     /// Write queued outcomes and hand-backs (kept when the connection is down).
     async fn flush(&mut self) {
-        while let Some(u) = self.unsent.pop_front() {
+        let Some(conn) = &self.conn else { return };
+        if !self.unsent.is_empty() {
+            match queue::finish(conn, &self.unsent).await {
+                Ok(taken) => {
+                    for f in std::mem::take(&mut self.unsent) {
+                        if taken.contains(&f.claim.fence) {
+                            self.report.ran += 1;
+                            continue;
+                        }
+                        self.report.rejected += 1;
+                        tracing::warn!(
+                            "the outcome of item {:?} (job {}, attempt {}) was rejected: its \
+                             claim (fencing token {}) is no longer held, the lease expired and \
+                             the item went back to the queue",
+                            f.claim.item_id,
+                            f.claim.job,
+                            f.claim.attempt,
+                            f.claim.fence
+                        );
+                    }
+                }
+                Err(e) if e.is_transient() => return self.down(&e),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    self.unsent.clear();
+                }
+            }
+        }
+        while let Some(claim) = self.releases.pop_front() {
             let Some(conn) = &self.conn else {
-                self.unsent.push_front(u);
+                self.releases.push_front(claim);
                 return;
             };
-            let result = match &u {
-                Unsent::Outcome(o) => {
-                    let (claim, outcome, stdout, stderr) = o.as_ref();
-                    queue::finish(conn, claim, outcome, stdout, stderr).await
+            match queue::release(conn, &claim).await {
+                Ok(_) => self.report.handed_back += 1,
+                Err(e) if e.is_transient() => {
+                    self.releases.push_front(claim);
+                    return self.down(&e);
                 }
-                Unsent::Release(claim) => queue::release(conn, claim).await,
-            };
-            match (result, &u) {
-                (Ok(true), Unsent::Outcome(_)) => self.report.ran += 1,
-                (Ok(false), Unsent::Outcome(o)) => {
-                    self.report.rejected += 1;
-                    let claim = &o.0;
-                    tracing::warn!(
-                        "the outcome of item {:?} (job {}, attempt {}) was rejected: its claim \
-                         (fencing token {}) is no longer held, the lease expired and the item \
-                         went back to the queue",
-                        claim.item_id,
-                        claim.job,
-                        claim.attempt,
-                        claim.fence
-                    );
-                }
-                (Ok(_), Unsent::Release(_)) => self.report.handed_back += 1,
-                (Err(e), _) if e.is_transient() => {
-                    self.unsent.push_front(u);
-                    self.down(&e);
-                    return;
-                }
-                (Err(e), _) => tracing::error!("{e}"),
+                Err(e) => tracing::error!("{e}"),
             }
         }
     }
@@ -362,12 +377,12 @@ impl Worker {
                     },
                     captured: serde_json::Map::new(),
                 };
-                self.unsent.push_back(Unsent::Outcome(Box::new((
+                self.unsent.push(Finished {
                     claim,
                     outcome,
-                    Vec::new(),
-                    Vec::new(),
-                ))));
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                });
                 return;
             }
         };
@@ -512,9 +527,7 @@ impl Worker {
         };
         if !beat.registered {
             // Forgotten (e.g. silent for a day): register again.
-            let host = nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "?".into());
+            let host = client::hostname();
             match queue::register(
                 conn,
                 &host,
