@@ -156,10 +156,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
                 Err(e) => return Err(e),
             }
         }
-        w.flush().await;
-        if !w.draining && w.conn.is_some() {
-            w.claim().await;
-        }
+        w.sync().await;
         let idle = w.unsent.is_empty() && w.releases.is_empty();
         if w.draining && w.running.is_empty() && (idle || w.conn.is_none()) {
             break;
@@ -279,36 +276,74 @@ impl Worker {
         self.maybe_ready = true;
     }
 
-    /// Write queued outcomes and hand-backs (kept when the connection is down).
-    async fn flush(&mut self) {
+    /// Write the finished outcomes and claim for the free slots, pipelined on the one
+    /// connection (a single round trip), then hand back cancelled claims and claim on while
+    /// items are ready. What cannot be written waits for the connection to come back.
+    async fn sync(&mut self) {
         let Some(conn) = &self.conn else { return };
-        if !self.unsent.is_empty() {
-            match queue::finish(conn, &self.unsent).await {
-                Ok(taken) => {
-                    for f in std::mem::take(&mut self.unsent) {
-                        if taken.contains(&f.claim.fence) {
-                            self.report.ran += 1;
-                            continue;
-                        }
-                        self.report.rejected += 1;
-                        tracing::warn!(
-                            "the outcome of item {:?} (job {}, attempt {}) was rejected: its \
-                             claim (fencing token {}) is no longer held, the lease expired and \
-                             the item went back to the queue",
-                            f.claim.item_id,
-                            f.claim.job,
-                            f.claim.attempt,
-                            f.claim.fence
-                        );
-                    }
+        let free = self.opts.slots.saturating_sub(self.running.len());
+        let claiming = !self.draining && self.maybe_ready && free > 0;
+        let (id, lease) = (self.id, self.opts.lease.lease);
+        let unsent = &self.unsent;
+        let (written, claimed) = tokio::join!(
+            async {
+                if unsent.is_empty() {
+                    None
+                } else {
+                    Some(queue::finish(conn, unsent).await)
                 }
-                Err(e) if e.is_transient() => return self.down(&e),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    self.unsent.clear();
+            },
+            async {
+                if claiming {
+                    Some(queue::claim(conn, id, free, lease).await)
+                } else {
+                    None
+                }
+            },
+        );
+        if let Some(w) = written {
+            self.written(w);
+        }
+        if let Some(c) = claimed {
+            self.claimed(c, free).await;
+        }
+        self.release_all().await;
+        if !self.draining {
+            self.claim().await;
+        }
+    }
+
+    /// The answer to writing the queued outcomes.
+    fn written(&mut self, result: Result<Vec<i64>, PgError>) {
+        match result {
+            Ok(taken) => {
+                for f in std::mem::take(&mut self.unsent) {
+                    if taken.contains(&f.claim.fence) {
+                        self.report.ran += 1;
+                        continue;
+                    }
+                    self.report.rejected += 1;
+                    tracing::warn!(
+                        "the outcome of item {:?} (job {}, attempt {}) was rejected: its claim \
+                         (fencing token {}) is no longer held, the lease expired and the item \
+                         went back to the queue",
+                        f.claim.item_id,
+                        f.claim.job,
+                        f.claim.attempt,
+                        f.claim.fence
+                    );
                 }
             }
+            Err(e) if e.is_transient() => self.down(&e),
+            Err(e) => {
+                tracing::error!("{e}");
+                self.unsent.clear();
+            }
         }
+    }
+
+    /// Hand back the claims of attempts cancelled by the shutdown.
+    async fn release_all(&mut self) {
         while let Some(claim) = self.releases.pop_front() {
             let Some(conn) = &self.conn else {
                 self.releases.push_front(claim);
@@ -333,21 +368,30 @@ impl Worker {
                 return;
             }
             let Some(conn) = &self.conn else { return };
-            let claimed = match queue::claim(conn, self.id, free, self.opts.lease.lease).await {
-                Ok(c) => c,
-                Err(e) if e.is_transient() => return self.down(&e),
-                Err(e) => {
+            let claimed = queue::claim(conn, self.id, free, self.opts.lease.lease).await;
+            self.claimed(claimed, free).await;
+        }
+    }
+
+    /// Start what a claim for `asked` slots returned.
+    async fn claimed(&mut self, result: Result<Vec<Claimed>, PgError>, asked: usize) {
+        let claimed = match result {
+            Ok(c) => c,
+            Err(e) => {
+                if e.is_transient() {
+                    self.down(&e);
+                } else {
                     tracing::error!("{e}");
-                    self.maybe_ready = false;
-                    return;
                 }
-            };
-            if claimed.len() < free {
                 self.maybe_ready = false;
+                return;
             }
-            for c in claimed {
-                self.start(c).await;
-            }
+        };
+        if claimed.len() < asked {
+            self.maybe_ready = false;
+        }
+        for c in claimed {
+            self.start(c).await;
         }
     }
 
