@@ -83,6 +83,14 @@ impl Backoff {
     }
 }
 
+/// Sleep until `at`, or forever when there is no deadline (for optional `select!` arms).
+pub async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A duration as whole milliseconds for SQL (`interval '1 ms' * n`), saturating.
 pub fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -22,7 +22,7 @@ use crate::engine::controls::Controls;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::postgres::client::{self, Conn, Note};
 use crate::engine::postgres::error::PgError;
-use crate::engine::postgres::lease::{Backoff, Lease};
+use crate::engine::postgres::lease::{Backoff, Lease, sleep_until};
 use crate::engine::postgres::queue::{
     self, CONTROL_CHANNEL, Claimed, Finished, Outcome, READY_CHANNEL,
 };
@@ -197,13 +197,6 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<WorkerReport, PgError> {
 async fn next_note(conn: &mut Option<Conn>) -> Option<Note> {
     match conn {
         Some(c) => c.notes.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
