@@ -246,6 +246,18 @@ async fn phases<E: Executor + Clone>(
                 let mut backend = SlurmBackend::new(CliClient, job, vars.captures.clone())?;
                 dispatch(&mut backend, map_run, rec, control).await?
             }
+            ExecutorKind::Postgres => {
+                // Without an explicit max_parallel, the workers' slots decide.
+                let explicit = run.max_parallel.or(run.meta.max_parallel).is_some()
+                    || !matches!(wf.map.max_parallel, MaxParallel::Cpus);
+                let pg = crate::engine::postgres::map::PgMap {
+                    meta: run.meta,
+                    workflow: wf,
+                    vars: &vars,
+                    max_parallel: explicit.then_some(max_parallel),
+                };
+                crate::engine::postgres::map::run_map(pg, map_run, rec, control).await?
+            }
         };
         rec.report(&Event::PhaseFinished {
             phase: Phase::Map,
