@@ -36,6 +36,9 @@ pub fn main_entry() -> i32 {
         Command::Completions(a) => crate::cli::ship::completions(a.shell),
         Command::Man => crate::cli::ship::man(),
         Command::Schema => crate::cli::ship::schema(),
+        Command::Worker(a) => crate::cli::worker::worker(&cli.global, a),
+        Command::Workers(a) => crate::cli::workers::workers(a),
+        Command::Postgres(c) => crate::cli::postgres::postgres(c),
         Command::Watchdog => Ok(crate::engine::process::watchdog::watchdog_main()),
         Command::ExecItem(a) => crate::cli::exec_item::exec_item(a),
     };

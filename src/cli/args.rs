@@ -78,6 +78,13 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of the workflow file on stdout
     Schema,
+    /// Run map items of jobs on the PostgreSQL executor (any number, on any machines)
+    Worker(WorkerArgs),
+    /// List the workers registered in PostgreSQL
+    Workers(WorkersArgs),
+    /// Administer the PostgreSQL executor's database
+    #[command(subcommand)]
+    Postgres(PostgresCommand),
     /// Internal: the watchdog that kills a dead runner's process groups
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
@@ -100,11 +107,49 @@ pub struct ExecItemArgs {
     pub task: Option<usize>,
 }
 
+/// `runner worker`: claims and runs items of jobs queued in PostgreSQL
+/// (`RUNNER_POSTGRES_URL`) until SIGTERM/SIGINT.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Items run at once (default: the number of CPUs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub slots: Option<u32>,
+    /// How long a claim holds without a heartbeat; then its item goes back to the queue
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
+    /// Time between heartbeats (at most half the lease)
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub heartbeat: std::time::Duration,
+    /// How often to look at the queue should a notification be missed
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
+    /// Bytes of each item's stdout and stderr (their ends) sent to the coordinator's logs
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub tail_bytes: usize,
+    /// After SIGTERM/SIGINT, how long running items may finish before they are handed back
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// One JSON document on stdout (an array of workers)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostgresCommand {
+    /// Create or upgrade the runner schema (idempotent; run once per database and release)
+    Migrate,
+}
+
 /// `--executor`: where the map's items run.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ExecutorArg {
     Local,
     Slurm,
+    Postgres,
 }
 
 impl From<ExecutorArg> for crate::workflow::model::ExecutorKind {
@@ -112,6 +157,7 @@ impl From<ExecutorArg> for crate::workflow::model::ExecutorKind {
         match e {
             ExecutorArg::Local => crate::workflow::model::ExecutorKind::Local,
             ExecutorArg::Slurm => crate::workflow::model::ExecutorKind::Slurm,
+            ExecutorArg::Postgres => crate::workflow::model::ExecutorKind::Postgres,
         }
     }
 }

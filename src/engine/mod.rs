@@ -6,6 +6,7 @@ pub mod controls;
 pub mod error;
 pub mod map;
 pub mod phases;
+pub mod postgres;
 pub mod process;
 pub mod recorder;
 pub mod slurm;

@@ -195,12 +195,18 @@ fn stuck_items(dir: &JobDir) -> Result<Vec<StuckItem>, SessionError> {
         }
         let items = match &mut items {
             Some(i) => i,
-            None => items.insert(crate::state::items_file::read(&dir.items()).unwrap_or_default()),
+            None => items.insert(crate::state::items_file::ItemStore::open(
+                &dir.items(),
+                None,
+                None,
+            )),
         };
         out.push(StuckItem {
             job_id: meta.job_id.clone(),
             item_id: items
-                .get(g.idx)
+                .as_ref()
+                .ok()
+                .and_then(|s| s.get(g.idx).ok())
                 .map(|i| i.id.clone())
                 .unwrap_or_else(|| format!("#{}", g.idx)),
             running_s: running.as_secs_f64().round(),

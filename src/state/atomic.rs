@@ -48,7 +48,21 @@ pub fn create_dir_private(dir: &Path) -> Result<(), StateError> {
 /// Replace `path` with `bytes` atomically (temp file, fsync, rename, fsync of the directory).
 /// The file gets mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    replace(path, bytes, true)?;
+    replace(path, true, |f| f.write_all(bytes))?;
+    fsync_dir(&parent_dir(path))
+}
+
+/// [`write_atomic`] for content produced piece by piece (buffered; nothing is held whole
+/// in memory): `fill` writes the new content.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), StateError> {
+    replace(path, true, |f| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        w.flush()
+    })?;
     fsync_dir(&parent_dir(path))
 }
 
@@ -56,10 +70,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// all of the new one, never part of it; a power cut may lose it. For hand-off files whose
 /// reader makes their content durable itself (Slurm's outcome files).
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    replace(path, bytes, false)
+    replace(path, false, |f| f.write_all(bytes))
 }
 
-fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StateError> {
+fn replace(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), StateError> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -84,8 +102,7 @@ fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StateError> {
             .mode(FILE_MODE)
             .open(&tmp)
             .map_err(|e| StateError::io("create temporary file", &tmp, e))?;
-        f.write_all(bytes)
-            .map_err(|e| StateError::io("write", &tmp, e))?;
+        fill(&mut f).map_err(|e| StateError::io("write", &tmp, e))?;
         if sync {
             f.sync_all().map_err(|e| StateError::io("fsync", &tmp, e))?;
         }

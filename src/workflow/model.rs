@@ -36,6 +36,8 @@ pub enum ExecutorKind {
     Local,
     /// Slurm job arrays; each task runs `runner exec-item` on a node.
     Slurm,
+    /// A queue in PostgreSQL; `runner worker` processes on any machines run the items.
+    Postgres,
 }
 
 impl ExecutorKind {
@@ -44,6 +46,7 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Postgres => "postgres",
         }
     }
 
@@ -58,8 +61,9 @@ impl std::str::FromStr for ExecutorKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(ExecutorKind::Local),
             "slurm" => Ok(ExecutorKind::Slurm),
+            "postgres" => Ok(ExecutorKind::Postgres),
             other => Err(format!(
-                "unknown executor {other:?}: use `local` or `slurm`"
+                "unknown executor {other:?}: use `local`, `slurm` or `postgres`"
             )),
         }
     }

@@ -52,7 +52,7 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub continue_on_failure: Option<Spanned<bool>>,
-    /// Where the map's items run: `local` (default) or `slurm`.
+    /// Where the map's items run: `local` (default), `slurm` or `postgres`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub executor: Option<Spanned<String>>,

@@ -12,7 +12,7 @@ use crate::engine::map::backend::{AttemptEnd, BackendEvent, MapBackend};
 use crate::engine::map::policy::{MapEnd, PolicyCounter};
 use crate::engine::map::retry;
 use crate::engine::map::stuck::StuckWatch;
-use crate::engine::map::work::{ItemRun, Waiting, Works};
+use crate::engine::map::work::{Candidates, ItemRun, ItemSource, Waiting, Works};
 use crate::engine::recorder::{ItemOutcome, Recorder};
 use crate::report::event::Event;
 use crate::state::records::{Failure, ItemStatus, Record};
@@ -24,8 +24,10 @@ pub const LOST_LIMIT: u32 = 3;
 
 /// What a map run is asked to do.
 pub struct MapRun<'a> {
-    /// The items to run, in order.
-    pub queue: Vec<ItemRun>,
+    /// The indexes of the items to run, in order.
+    pub queue: Vec<u32>,
+    /// Where their values come from (loaded when an item's first attempt is submitted).
+    pub items: &'a dyn ItemSource,
     pub policy: &'a ErrorPolicy,
     pub retry: &'a RetryPolicy,
     pub controls: &'a Controls,
@@ -60,19 +62,27 @@ pub async fn dispatch<B: MapBackend>(
     let controls = run.controls.clone();
     let MapRun {
         queue,
+        items,
         policy,
         retry,
         controls: run_controls,
         stuck_after,
     } = run;
+    let mut works = Works::default();
     let adopted = if queue.is_empty() {
         Vec::new()
     } else {
-        backend.adopt(&queue).await?
+        let candidates = Candidates::new(&queue, &rec.view, items);
+        let adopted = backend.adopt(&candidates).await?;
+        for &idx in &adopted {
+            works.start(candidates.run(idx)?);
+        }
+        adopted
     };
+    let adopted: std::collections::HashSet<u32> = adopted.iter().map(|i| *i as u32).collect();
     let mut lp = Loop {
-        works: Works::default(),
-        waiting: Waiting::default(),
+        works,
+        waiting: Waiting::with_ready(queue.into_iter().filter(|i| !adopted.contains(i))),
         counter: PolicyCounter::default(),
         stopped: None,
         cancelled: false,
@@ -81,19 +91,13 @@ pub async fn dispatch<B: MapBackend>(
         stuck: StuckWatch::new(stuck_after),
         run: MapRun {
             queue: Vec::new(),
+            items,
             policy,
             retry,
             controls: run_controls,
             stuck_after,
         },
     };
-    for r in queue {
-        let idx = r.idx;
-        lp.works.start(r);
-        if !adopted.contains(&idx) {
-            lp.waiting.push_ready(idx);
-        }
-    }
     let mut paused = rec.view.paused().is_some();
     let (mut stop_seen, mut cancel_sent) = (false, false);
     loop {
@@ -120,6 +124,13 @@ pub async fn dispatch<B: MapBackend>(
             while batch.len() < room
                 && let Some(idx) = lp.waiting.pop_ready()
             {
+                if !lp.works.contains(idx) {
+                    lp.works.start(ItemRun {
+                        idx,
+                        item: lp.run.items.item(idx)?,
+                        prior_attempts: rec.view.items.attempts(idx),
+                    });
+                }
                 if let Some(w) = lp.works.get_mut(idx) {
                     let a = w.next_attempt();
                     lp.stuck.started(idx, a.attempt, Instant::now());

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun, BackendEvent, MapBackend};
-use crate::engine::map::work::ItemRun;
+use crate::engine::map::work::Candidates;
 use crate::state::records::{Attempt, Failure};
 
 /// What an attempt does in the mock.
@@ -94,21 +94,18 @@ impl MapBackend for MockBackend {
         self.running.len() + self.ready.len()
     }
 
-    async fn adopt(&mut self, candidates: &[ItemRun]) -> Result<Vec<usize>, EngineError> {
+    async fn adopt(&mut self, candidates: &Candidates<'_>) -> Result<Vec<usize>, EngineError> {
         let mut taken = Vec::new();
-        for c in candidates
-            .iter()
-            .filter(|c| self.adoptable.contains(&c.idx))
-        {
+        for idx in candidates.iter().filter(|idx| self.adoptable.contains(idx)) {
             let run = AttemptRun {
-                idx: c.idx,
-                item: c.item.clone(),
-                attempt: c.prior_attempts,
+                idx,
+                item: candidates.item(idx)?,
+                attempt: candidates.prior_attempts(idx),
             };
             let at = Instant::now() + Duration::from_secs(1);
             self.running
                 .push((run, Some(at), Script::Ok(Duration::from_secs(1))));
-            taken.push(c.idx);
+            taken.push(idx);
         }
         Ok(taken)
     }
@@ -171,12 +168,13 @@ impl MapBackend for MockBackend {
 }
 
 /// A map's job for backend tests: a recorder on a fresh job directory whose map selected
-/// `n` items (`i0`, `i1`, ...), the events it reports, and the items to queue.
+/// `n` items (`i0`, `i1`, ...), the events it reports, the items and the queue.
 pub struct TestJob {
     pub dir: tempfile::TempDir,
     pub rec: crate::engine::recorder::Recorder,
     pub events: Arc<Mutex<Vec<crate::report::event::Event>>>,
-    pub items: Vec<ItemRun>,
+    pub items: Vec<Arc<crate::items::Item>>,
+    pub queue: Vec<u32>,
 }
 
 impl TestJob {
@@ -196,13 +194,11 @@ impl TestJob {
         })
         .unwrap();
         let items = (0..n)
-            .map(|idx| ItemRun {
-                idx,
-                item: Arc::new(crate::items::Item {
+            .map(|idx| {
+                Arc::new(crate::items::Item {
                     id: format!("i{idx}"),
                     value: serde_json::json!(idx),
-                }),
-                prior_attempts: 0,
+                })
             })
             .collect();
         TestJob {
@@ -210,6 +206,7 @@ impl TestJob {
             rec,
             events,
             items,
+            queue: (0..n as u32).collect(),
         }
     }
 }
@@ -231,7 +228,8 @@ mod tests {
         _dir: tempfile::TempDir,
         rec: Recorder,
         events: Arc<Mutex<Vec<Event>>>,
-        items: Vec<ItemRun>,
+        items: Vec<Arc<crate::items::Item>>,
+        queue: Vec<u32>,
         controls: Controls,
         policy: ErrorPolicy,
         retry: RetryPolicy,
@@ -243,12 +241,14 @@ mod tests {
             rec,
             events,
             items,
+            queue,
         } = TestJob::new(n);
         Bench {
             _dir: dir,
             rec,
             events,
             items,
+            queue,
             controls: Controls::default(),
             policy: ErrorPolicy {
                 on_item_failure: OnItemFailure::Dlq,
@@ -271,7 +271,8 @@ mod tests {
             rx: &mut mpsc::UnboundedReceiver<ControlMsg>,
         ) -> MapEnd {
             let run = MapRun {
-                queue: self.items.clone(),
+                queue: self.queue.clone(),
+                items: &self.items,
                 policy: &self.policy,
                 retry: &self.retry,
                 controls: &self.controls,
@@ -502,7 +503,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn adopted_items_are_not_submitted_again() {
         let mut b = bench(3);
-        b.items[1].prior_attempts = 1;
+        b.rec.view.items.raise_attempts(1, 1);
         let mut backend = MockBackend::new(3, |_, _| Script::Ok(MS));
         backend.adoptable = vec![1];
         assert_eq!(b.run(&mut backend).await, MapEnd::Finished);

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::engine::error::EngineError;
-use crate::engine::map::work::ItemRun;
+use crate::engine::map::work::Candidates;
 use crate::engine::slurm::client::{ClientError, SlurmClient, TaskId, is_terminal};
 use crate::engine::slurm::collect::{Live, Task};
 use crate::state::error::StateError;
@@ -134,30 +134,28 @@ pub async fn adopt(
     client: &impl SlurmClient,
     paths: &SlurmPaths,
     job_name: &str,
-    queue: &[ItemRun],
+    queue: &Candidates<'_>,
 ) -> Result<Adoption, EngineError> {
     let records = submissions(client, paths, job_name).await?;
-    let todo: HashMap<usize, &ItemRun> = queue.iter().map(|r| (r.idx, r)).collect();
     // The newest unrecorded attempt of each item (a later submission wins a tie: the
     // earlier one ended unrecorded, so it was submitted again).
     let mut newest: HashMap<usize, Candidate> = HashMap::new();
     for rec in records.iter().rev() {
         for (index, task) in rec.tasks.iter().enumerate() {
             for r in task {
-                let Some(run) = todo.get(&r.idx) else {
-                    continue;
-                };
-                if r.attempt <= run.prior_attempts
+                if !queue.contains(r.idx)
+                    || r.attempt <= queue.prior_attempts(r.idx)
                     || newest.get(&r.idx).is_some_and(|c| c.attempt >= r.attempt)
                 {
                     continue;
                 }
+                let item_id = queue.item(r.idx)?.id.clone();
                 newest.insert(
                     r.idx,
                     Candidate {
                         idx: r.idx,
                         attempt: r.attempt,
-                        key: OutcomeKey::new(&run.item.id, rec.sub, r.attempt),
+                        key: OutcomeKey::new(&item_id, rec.sub, r.attempt),
                         task: TaskId {
                             job: rec.slurm_job_id.clone(),
                             index,

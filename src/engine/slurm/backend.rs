@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptRun, BackendEvent, MapBackend};
-use crate::engine::map::work::ItemRun;
+use crate::engine::map::work::Candidates;
 use crate::engine::slurm::adopt::{adopt, sub_files};
 use crate::engine::slurm::batch::{Durations, Sizing, tasks};
 use crate::engine::slurm::client::{SbatchRequest, SlurmClient, TaskId};
@@ -252,7 +252,7 @@ impl<C: SlurmClient> MapBackend for SlurmBackend<C> {
         self.tasks.in_flight() + self.ready.len()
     }
 
-    async fn adopt(&mut self, candidates: &[ItemRun]) -> Result<Vec<usize>, EngineError> {
+    async fn adopt(&mut self, candidates: &Candidates<'_>) -> Result<Vec<usize>, EngineError> {
         let a = adopt(&self.client, &self.paths, &self.job.job_name, candidates).await?;
         if let Some(m) = a.message {
             self.warn(m);

@@ -12,7 +12,6 @@ use crate::engine::error::EngineError;
 use crate::engine::map::dispatch::{LOST_LIMIT, MapRun, dispatch};
 use crate::engine::map::mock::TestJob;
 use crate::engine::map::policy::MapEnd;
-use crate::engine::map::work::ItemRun;
 use crate::engine::recorder::Recorder;
 use crate::engine::slurm::adopt::CERTAIN_TRIES;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
@@ -32,7 +31,8 @@ struct Bench {
     dir: tempfile::TempDir,
     rec: Recorder,
     events: Arc<Mutex<Vec<Event>>>,
-    items: Vec<ItemRun>,
+    items: Vec<Arc<crate::items::Item>>,
+    queue: Vec<u32>,
     controls: Controls,
     opts: SlurmOptions,
     retry: RetryPolicy,
@@ -45,12 +45,14 @@ fn bench(n: usize) -> Bench {
         rec,
         events,
         items,
+        queue,
     } = TestJob::new(n);
     Bench {
         dir,
         rec,
         events,
         items,
+        queue,
         controls: Controls::default(),
         opts: SlurmOptions {
             poll_interval: Duration::from_secs(1),
@@ -89,7 +91,8 @@ impl Bench {
             failure_threshold: None,
         };
         let run = MapRun {
-            queue: self.items.clone(),
+            queue: self.queue.clone(),
+            items: &self.items,
             policy: &policy,
             retry: &self.retry,
             controls: &self.controls,
@@ -387,7 +390,7 @@ fn finished(b: &Bench, idx: usize, sub: u64, attempt: u32) {
 async fn resume_adopts_live_and_finished_tasks_and_submits_only_the_rest() {
     let mut b = bench(8);
     b.opts.items_per_task = Some(4);
-    b.items[3].prior_attempts = 1; // its attempt 1 was recorded (a failure)
+    b.rec.view.items.raise_attempts(3, 1); // its attempt 1 was recorded (a failure)
     let fake = b.fake(|_| Act::Ok(5));
     // Submission 1: item 0 still running, item 1 finished (outcome there), item 2's task
     // died without an outcome, item 3's attempt 1 was recorded already.
