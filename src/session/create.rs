@@ -48,6 +48,13 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         }
         None => new_job_id(&loaded.workflow.name),
     };
+    if !loaded.workflow.dir.is_dir() {
+        return Err(SessionError::Usage(format!(
+            "the working directory {} does not exist; create it, or fix `working_dir:` in {}",
+            loaded.workflow.dir.display(),
+            path.display()
+        )));
+    }
     if state.job(&job_id)?.exists() {
         return Err(SessionError::Usage(format!(
             "job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`"

@@ -15,18 +15,22 @@ pub struct Loaded {
     pub text: String,
 }
 
-/// Read, parse and validate the workflow at `path`.
+/// Read, parse and validate the workflow at `path`. Its steps run in the directory runner
+/// was started in (the current directory), unless it sets `working_dir:`.
 pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
     let text = std::fs::read_to_string(path).map_err(|err| WorkflowError::Read {
         path: path.to_path_buf(),
         err,
     })?;
-    let dir = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(".").to_path_buf());
-    let workflow = load_str(&text, path, &dir)?;
+    let start = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .map_err(|e| WorkflowError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot resolve the current directory ({e}); run runner from an existing directory"
+            ),
+        })?;
+    let workflow = load_str(&text, path, &start)?;
     Ok(Loaded { workflow, text })
 }
 
@@ -45,10 +49,12 @@ pub fn read_yaml_file(path: &Path, what: &str) -> Result<(String, PathBuf), Work
     Ok((text, dir))
 }
 
-/// Parse and validate workflow text; `path` is used in messages, `dir` is the base directory.
-pub fn load_str(text: &str, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
+/// Parse and validate workflow text; `path` is used in messages and locates `working_dir:`
+/// (a relative `path` is relative to `start`); `start` is the directory runner was started
+/// in, or the one the job recorded.
+pub fn load_str(text: &str, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
     let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-    validate(raw, path, dir)
+    validate(raw, path, start)
 }
 
 /// A YAML error as `file:line:column: message`.

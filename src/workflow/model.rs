@@ -10,7 +10,9 @@ use crate::workflow::template::Template;
 #[derive(Debug)]
 pub struct Workflow {
     pub name: String,
-    /// The directory steps run in by default and relative input paths are resolved against.
+    /// The directory steps run in by default and relative paths resolve against: the
+    /// workflow's `working_dir:` (relative to the file), else the directory runner was
+    /// started in (recorded in the job, so `resume` from elsewhere uses it again).
     pub dir: PathBuf,
     /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
     pub env: Vec<(String, Template)>,

@@ -65,6 +65,11 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<Vec<crate::notify::raw::RawNotify>>")]
     pub notify: Option<Vec<Spanned<crate::notify::raw::RawNotify>>>,
+    /// The directory steps run in and relative paths resolve against, relative to the
+    /// workflow file (default: the directory runner was started in).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub working_dir: Option<Spanned<String>>,
     // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]

@@ -3,7 +3,7 @@
 //! Every rejection names the key, its line and column, and what to write instead.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
@@ -59,9 +59,12 @@ impl Ctx<'_> {
     }
 }
 
-/// Validate a parsed workflow; `dir` is where steps run and relative paths resolve.
-pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
+/// Validate a parsed workflow; `start` is the directory runner was started in (or the one a
+/// job recorded), where steps run and relative paths resolve unless the workflow's
+/// `working_dir:` (relative to the file at `path`) says otherwise.
+pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
     let cx = Ctx { path };
+    let dir = &working_dir(&cx, raw.working_dir.as_ref(), path, start)?;
     cx.prodigy_only(
         "merge",
         &raw.merge,
@@ -167,6 +170,34 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         slurm,
         notify,
     })
+}
+
+/// The job's working directory: `working_dir:` relative to the workflow file's directory,
+/// else `start`.
+fn working_dir(
+    cx: &Ctx,
+    wd: Option<&Spanned<String>>,
+    path: &Path,
+    start: &Path,
+) -> Result<PathBuf, WorkflowError> {
+    let Some(wd) = wd else {
+        return Ok(start.to_path_buf());
+    };
+    let rel = wd.value.trim();
+    if rel.is_empty() {
+        return Err(cx.err(
+            wd.referenced,
+            "working_dir is empty: give a directory (relative to the workflow file) or remove the key",
+        ));
+    }
+    let file = start.join(path);
+    let file_dir = match file.canonicalize() {
+        Ok(f) => f.parent().map(Path::to_path_buf),
+        Err(_) => file.parent().map(Path::to_path_buf),
+    }
+    .unwrap_or_else(|| start.to_path_buf());
+    let dir = file_dir.join(rel);
+    Ok(dir.canonicalize().unwrap_or(dir))
 }
 
 fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions), WorkflowError> {
