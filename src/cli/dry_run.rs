@@ -14,6 +14,7 @@ use crate::workflow::template::VarRef;
 
 pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i32> {
     let vars = JobVars::build("dry-run", wf, overrides).map_err(usage)?;
+    let wf = &wf.with_env(&vars.env).map_err(usage)?;
     // Items that setup produces cannot be listed without running setup.
     let missing = match (&wf.map.selection.input, &wf.map.bare_input) {
         (Input::File(p), _) if !p.exists() => Some(p.display().to_string()),

@@ -164,8 +164,12 @@ async fn phases<E: Executor + Clone>(
     control: &mut mpsc::UnboundedReceiver<ControlMsg>,
     rec: &mut Recorder,
 ) -> Result<(JobState, Option<String>), EngineError> {
-    let wf = run.workflow;
-    let mut vars = job_vars(run.meta, wf)?;
+    let mut vars = job_vars(run.meta, run.workflow)?;
+    let resolved = run
+        .workflow
+        .with_env(&vars.env)
+        .map_err(EngineError::Config)?;
+    let wf = &resolved;
     vars.captures = rec.view.captures.clone();
 
     // Setup, from the first unfinished step.
@@ -213,7 +217,7 @@ async fn phases<E: Executor + Clone>(
     // Map.
     let queue = build_queue(&run.kind, rec, &items)?;
     if !queue.is_empty() || !rec.view.map_done {
-        let max_parallel = resolve_max_parallel(run, wf, &vars)?;
+        let max_parallel = resolve_max_parallel(run, wf)?;
         rec.report(&Event::PhaseStarted { phase: Phase::Map });
         rec.report(&Event::MapStarted {
             total: items.len(),
@@ -528,11 +532,7 @@ fn build_queue(
     Ok(queue)
 }
 
-fn resolve_max_parallel(
-    run: &JobRun<'_>,
-    wf: &Workflow,
-    vars: &JobVars,
-) -> Result<usize, EngineError> {
+fn resolve_max_parallel(run: &JobRun<'_>, wf: &Workflow) -> Result<usize, EngineError> {
     if let Some(n) = run.max_parallel.or(run.meta.max_parallel) {
         return Ok(n.max(1));
     }
@@ -541,18 +541,6 @@ fn resolve_max_parallel(
         MaxParallel::Cpus => Ok(std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(4)),
-        MaxParallel::Template(t) => {
-            let empty = Map::new();
-            let text = t
-                .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
-                .map_err(|e| EngineError::Config(format!("map.max_parallel: {e}")))?;
-            match text.trim().parse::<usize>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(EngineError::Config(format!(
-                    "map.max_parallel rendered to {text:?}, which is not a positive number"
-                ))),
-            }
-        }
     }
 }
 

@@ -65,7 +65,11 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
     let preselected = if loaded.workflow.setup.is_empty() {
         let vars =
             JobVars::build(&job_id, &loaded.workflow, &overrides).map_err(SessionError::Usage)?;
-        Some(select_items(&loaded.workflow, &vars)?)
+        let wf = loaded
+            .workflow
+            .with_env(&vars.env)
+            .map_err(SessionError::Usage)?;
+        Some(select_items(&wf, &vars)?)
     } else {
         None
     };

@@ -15,8 +15,26 @@ pub struct Loaded {
     pub text: String,
 }
 
+/// [`load_file`], then every environment variable a configuration value names must be
+/// defined: by the workflow's `env:`, the environment, or `set` (the `--set` keys).
+pub fn load_file_with(path: &Path, set: &[String]) -> Result<Loaded, WorkflowError> {
+    let loaded = load_file(path)?;
+    let defined = |name: &str| set.iter().any(|s| s == name) || std::env::var_os(name).is_some();
+    if let Some(e) = loaded
+        .workflow
+        .undefined_env(path, &defined)
+        .into_iter()
+        .next()
+    {
+        return Err(e);
+    }
+    Ok(loaded)
+}
+
 /// Read, parse and validate the workflow at `path`. Its steps run in the directory runner
-/// was started in (the current directory), unless it sets `working_dir:`.
+/// was started in (the current directory), unless it sets `working_dir:`. The environment
+/// its configuration values name is checked by [`load_file_with`] (a pipeline's jobs get
+/// `--set` values only when they start).
 pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
     let text = std::fs::read_to_string(path).map_err(|err| WorkflowError::Read {
         path: path.to_path_buf(),

@@ -7,7 +7,7 @@ use crate::items::Selection;
 use crate::workflow::template::Template;
 
 /// A workflow ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Workflow {
     pub name: String,
     /// The directory steps run in by default and relative paths resolve against: the
@@ -28,6 +28,38 @@ pub struct Workflow {
     pub slurm: SlurmOptions,
     /// `notify:`.
     pub notify: Vec<crate::notify::spec::Notify>,
+    /// Configuration values that name environment variables (`max_parallel: ${N}`), set
+    /// in the fields above once the job's environment is known ([`Workflow::with_env`]).
+    pub env_settings: Vec<EnvSetting>,
+}
+
+/// A configuration key whose value names environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKey {
+    MaxParallel,
+    /// `map.timeout` / `timeout_per_agent` (a duration).
+    MapTimeout,
+    /// `map.agent_timeout_secs` (seconds).
+    AgentTimeoutSecs,
+    /// Prodigy's `setup: { timeout: ... }`.
+    SetupTimeout,
+    Offset,
+    MaxItems,
+    /// A bare `input:` (a file if it exists, else a command).
+    BareInput,
+    /// `input: { file: ... }`.
+    FileInput,
+}
+
+/// One configuration value naming environment variables, and where it is written.
+#[derive(Debug, Clone)]
+pub struct EnvSetting {
+    pub key: SettingKey,
+    /// The key as written in the file (`map.max_parallel`), for messages.
+    pub name: &'static str,
+    pub text: crate::workflow::template::env_text::EnvText,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// Where the map's items run.
@@ -120,7 +152,7 @@ impl Default for SlurmOptions {
 }
 
 /// The map phase.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MapSpec {
     pub selection: Selection,
     /// A bare `input:` string: a file if it exists when the map starts (after setup),
@@ -139,13 +171,12 @@ pub struct MapSpec {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum MaxParallel {
     /// Default: the number of CPUs.
     Cpus,
+    /// A number, or an environment variable (`${N}`) once the job's environment is known.
     Fixed(usize),
-    /// `"${env.N}"`: rendered when the job starts.
-    Template(Template),
 }
 
 /// One shell step.

@@ -107,12 +107,14 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub sort_by: Option<Spanned<String>>,
+    /// A number, or an environment variable such as `${OFFSET}`.
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub offset: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub offset: Option<Spanned<Scalar>>,
+    /// A number, or an environment variable such as `${MAX_ITEMS}`.
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub max_items: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub max_items: Option<Spanned<Scalar>>,
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub distinct: Option<Spanned<String>>,
@@ -125,10 +127,10 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
-    /// Prodigy: seconds per agent.
+    /// Prodigy: seconds per agent (a number or an environment variable such as `${T}`).
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub agent_timeout_secs: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub agent_timeout_secs: Option<Spanned<Scalar>>,
     /// Prodigy: "600s", "10m" or seconds.
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]

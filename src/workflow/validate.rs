@@ -2,6 +2,7 @@
 //!
 //! Every rejection names the key, its line and column, and what to write instead.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,21 +12,68 @@ use serde_saphyr::{Location, Spanned};
 use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, CaptureFormat, ErrorPolicy, ExecutorKind, MapSpec, MaxParallel, OnItemFailure,
-    RetryOn, RetryPolicy, SlurmOptions, Step, Workflow,
+    Backoff, CaptureFormat, EnvSetting, ErrorPolicy, ExecutorKind, MapSpec, MaxParallel,
+    OnItemFailure, RetryOn, RetryPolicy, SettingKey, SlurmOptions, Step, Workflow,
 };
 use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
     RawRetry, RawStep, RawWorkflow, Scalar, Steps,
 };
+use crate::workflow::settings::duration_text;
 use crate::workflow::template::Template;
+use crate::workflow::template::env_text::EnvText;
 use crate::workflow::template::scope::{Part, Scope};
 
 struct Ctx<'a> {
     path: &'a Path,
+    /// Configuration values naming environment variables, set when the job starts.
+    settings: RefCell<Vec<EnvSetting>>,
 }
 
 impl Ctx<'_> {
+    /// A configuration value: `Some(text)` when it is plain text, `None` when it names
+    /// environment variables (then it is recorded, to be set once the job's environment is
+    /// known).
+    fn setting(
+        &self,
+        key: SettingKey,
+        name: &'static str,
+        text: &str,
+        loc: Location,
+    ) -> Result<Option<String>, WorkflowError> {
+        let parsed = EnvText::parse(text).map_err(|e| self.err(loc, format!("{name}: {e}")))?;
+        if !parsed.has_vars() {
+            return Ok(Some(text.to_owned()));
+        }
+        self.settings.borrow_mut().push(EnvSetting {
+            key,
+            name,
+            text: parsed,
+            line: loc.line() as usize,
+            column: loc.column() as usize,
+        });
+        Ok(None)
+    }
+
+    /// A count (`offset`, `max_items`): a number or an environment variable.
+    fn count_setting(
+        &self,
+        key: SettingKey,
+        name: &'static str,
+        v: Option<&Spanned<Scalar>>,
+    ) -> Result<Option<usize>, WorkflowError> {
+        let Some(v) = v else { return Ok(None) };
+        match self.setting(key, name, &v.value.0, v.referenced)? {
+            Some(t) => t.trim().parse::<usize>().map(Some).map_err(|_| {
+                self.err(
+                    v.referenced,
+                    format!("{name} must be a number or an environment variable such as \"${{N}}\", not {t:?}"),
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
     fn err(&self, loc: Location, msg: impl Into<String>) -> WorkflowError {
         WorkflowError::at(self.path, loc, msg)
     }
@@ -63,7 +111,10 @@ impl Ctx<'_> {
 /// job recorded), where steps run and relative paths resolve unless the workflow's
 /// `working_dir:` (relative to the file at `path`) says otherwise.
 pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
-    let cx = Ctx { path };
+    let cx = Ctx {
+        path,
+        settings: RefCell::new(Vec::new()),
+    };
     let dir = &working_dir(&cx, raw.working_dir.as_ref(), path, start)?;
     cx.prodigy_only(
         "merge",
@@ -127,8 +178,10 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
     };
     let setup_captures = setup_scope.captures().to_vec();
     let setup_timeout = match raw.setup.as_ref().and_then(|s| s.value.timeout.clone()) {
-        Some(t) => Some(duration(
+        Some(t) => duration_setting(
             &cx,
+            SettingKey::SetupTimeout,
+            "setup.timeout",
             &Spanned::new(
                 t,
                 raw.setup
@@ -137,7 +190,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
                     .unwrap_or(Location::UNKNOWN),
                 Location::UNKNOWN,
             ),
-        )?),
+        )?,
         None => None,
     };
 
@@ -169,6 +222,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
         executor,
         slurm,
         notify,
+        env_settings: cx.settings.into_inner(),
     })
 }
 
@@ -545,9 +599,19 @@ fn map_spec(
     setup_captures: &[String],
 ) -> Result<MapSpec, WorkflowError> {
     let r = &m.value;
+    let loc = r.input.referenced;
     let input = match &r.input.value {
+        // A single word is a path, which may name environment variables; a command is the
+        // shell's to expand.
+        RawInput::Bare(s) if !s.trim().contains(char::is_whitespace) => {
+            cx.setting(SettingKey::BareInput, "map.input", s, loc)?;
+            Input::from_bare(s, dir)
+        }
         RawInput::Bare(s) => Input::from_bare(s, dir),
-        RawInput::File(f) => Input::File(dir.join(f)),
+        RawInput::File(f) => {
+            cx.setting(SettingKey::FileInput, "map.input.file", f, loc)?;
+            Input::File(dir.join(f))
+        }
         RawInput::Command(c) => Input::Command(c.clone()),
     };
     let format = r
@@ -562,8 +626,10 @@ fn map_spec(
         filter: r.filter.as_ref().map(|s| s.value.clone()),
         sort_by: r.sort_by.as_ref().map(|s| s.value.clone()),
         distinct: r.distinct.as_ref().map(|s| s.value.clone()),
-        offset: r.offset.as_ref().map(|s| s.value as usize).unwrap_or(0),
-        max_items: r.max_items.as_ref().map(|s| s.value as usize),
+        offset: cx
+            .count_setting(SettingKey::Offset, "map.offset", r.offset.as_ref())?
+            .unwrap_or(0),
+        max_items: cx.count_setting(SettingKey::MaxItems, "map.max_items", r.max_items.as_ref())?,
     };
     if let Err(e) = crate::items::compile(&selection) {
         let loc = selection_key_loc(r, &e.to_string()).unwrap_or(m.referenced);
@@ -576,24 +642,24 @@ fn map_spec(
             .transpose()?;
     let max_parallel = match &r.max_parallel {
         None => MaxParallel::Cpus,
-        Some(s) => {
-            match s.value.0.trim().parse::<usize>() {
-                Ok(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
-                Ok(n) => MaxParallel::Fixed(n),
-                Err(_) => {
-                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Part::Env))?;
-                    if t.is_static() {
-                        return Err(cx.err(s.referenced, format!("max_parallel must be a positive number or \"${{env.NAME}}\", not {:?}", s.value.0)));
-                    }
-                    MaxParallel::Template(t)
-                }
-            }
-        }
+        Some(s) => match cx.count_setting(SettingKey::MaxParallel, "map.max_parallel", Some(s))? {
+            Some(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
+            Some(n) => MaxParallel::Fixed(n),
+            None => MaxParallel::Cpus,
+        },
     };
     let timeout = match (&r.timeout, &r.agent_timeout_secs, &r.timeout_per_agent) {
-        (Some(t), _, _) => Some(duration(cx, t)?),
-        (None, Some(s), _) => Some(Duration::from_secs(s.value)),
-        (None, None, Some(t)) => Some(duration(cx, t)?),
+        (Some(t), _, _) => duration_setting(cx, SettingKey::MapTimeout, "map.timeout", t)?,
+        (None, Some(s), _) => cx
+            .count_setting(
+                SettingKey::AgentTimeoutSecs,
+                "map.agent_timeout_secs",
+                Some(s),
+            )?
+            .map(|n| Duration::from_secs(n as u64)),
+        (None, None, Some(t)) => {
+            duration_setting(cx, SettingKey::MapTimeout, "map.timeout_per_agent", t)?
+        }
         _ => None,
     };
     let kill_grace = match &r.kill_grace {
@@ -804,7 +870,13 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
 
 /// A duration key (humantime text or seconds); errors name the file, line and column.
 pub fn parse_duration(path: &Path, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
-    duration(&Ctx { path }, d)
+    duration(
+        &Ctx {
+            path,
+            settings: RefCell::new(Vec::new()),
+        },
+        d,
+    )
 }
 
 fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
@@ -814,20 +886,21 @@ fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowEr
             d.referenced,
             format!("invalid duration {s}: must be a non-negative number of seconds"),
         )),
-        DurationValue::Text(t) => {
-            let t = t.trim();
-            if let Ok(secs) = t.parse::<f64>()
-                && secs.is_finite()
-                && secs >= 0.0
-            {
-                return Ok(Duration::from_secs_f64(secs));
-            }
-            humantime::parse_duration(t).map_err(|e| {
-                cx.err(
-                    d.referenced,
-                    format!("invalid duration {t:?} ({e}): write e.g. \"30s\", \"5m\", \"1h 30m\""),
-                )
-            })
-        }
+        DurationValue::Text(t) => duration_text(t).map_err(|e| cx.err(d.referenced, e)),
     }
+}
+
+/// A duration that may name environment variables (`None` then: set when the job starts).
+fn duration_setting(
+    cx: &Ctx,
+    key: SettingKey,
+    name: &'static str,
+    d: &Spanned<DurationValue>,
+) -> Result<Option<Duration>, WorkflowError> {
+    if let DurationValue::Text(t) = &d.value
+        && cx.setting(key, name, t, d.referenced)?.is_none()
+    {
+        return Ok(None);
+    }
+    duration(cx, d).map(Some)
 }

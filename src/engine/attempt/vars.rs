@@ -23,18 +23,22 @@ pub struct JobVars {
 }
 
 impl JobVars {
-    /// The workflow's own env entries (and `--set` overrides) with their final values, for
-    /// child processes.
+    /// The workflow's own env entries (and `--set` overrides, and the variables its
+    /// configuration values name) with their final values, for child processes and workers.
     pub fn env_pairs(&self, wf: &crate::workflow::model::Workflow) -> Vec<(String, String)> {
-        let extra = self
+        let mut keys: Vec<&str> = wf.env.iter().map(|(k, _)| k.as_str()).collect();
+        for k in self
             .override_keys
             .iter()
-            .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
-        wf.env
-            .iter()
-            .map(|(k, _)| k)
-            .chain(extra)
-            .filter_map(|k| self.env.get(k).map(|v| (k.clone(), v.clone())))
+            .map(String::as_str)
+            .chain(wf.setting_env())
+        {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.into_iter()
+            .filter_map(|k| self.env.get(k).map(|v| (k.to_owned(), v.clone())))
             .collect()
     }
 

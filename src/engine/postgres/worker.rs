@@ -484,6 +484,10 @@ impl Worker {
             wf.dir = here;
         }
         let vars = spec.vars(&wf);
+        let wf = wf.with_env(&vars.env).map_err(|e| Failure::Spawn {
+            message: format!("the worker could not set the job's configuration: {e}"),
+            step: 0,
+        })?;
         let cancel = self.shutdown.child_token();
         let mut controls = Controls::default();
         controls.cancel = cancel.clone();
