@@ -37,14 +37,14 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
     for s in &wf.setup {
         let _ = writeln!(out, "setup: {}", s.source);
     }
-    for it in &items {
+    for (idx, it) in items.iter().enumerate() {
         if writeln!(out, "item {}: {}", it.id, it.value).is_err() {
             return Ok(0); // closed pipe: stop quietly
         }
         for st in &wf.map.steps {
             let cmd = st
                 .shell
-                .render_shell(&|v: &VarRef| item_lookup(&vars, it, 1, &empty, v))
+                .render_shell(&|v: &VarRef| item_lookup(&vars, it, idx, 1, &empty, v))
                 .unwrap_or_else(|e| format!("<cannot render: {e}>"));
             let _ = writeln!(out, "  $ {cmd}");
         }

@@ -397,14 +397,14 @@ async fn run_phase<E: Executor>(
                     }
                 }
             }
-            Err(failure) => StepOutcome::Failed {
-                failure,
-                stderr_tail: String::new(),
-            },
+            Err(failure) => StepOutcome::not_run(failure),
         };
+        if let Some(s) = outcome.shell() {
+            local.insert(crate::engine::attempt::run::SHELL.into(), s.clone());
+        }
         let ms = started.elapsed().as_millis() as u64;
         match outcome {
-            StepOutcome::Ok { captured } => {
+            StepOutcome::Ok { captured, .. } => {
                 if let Some((k, v)) = &captured {
                     local.insert(k.clone(), v.clone());
                 }
@@ -425,6 +425,7 @@ async fn run_phase<E: Executor>(
             StepOutcome::Failed {
                 failure,
                 stderr_tail,
+                ..
             } => {
                 let cancelled = matches!(failure, crate::state::records::Failure::Cancelled { .. });
                 let mut error = failure.to_string();
@@ -551,9 +552,10 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
     let wants_results = wf.reduce.iter().any(|s| {
         s.shell.placeholders().any(|p| {
             p.var.root == "map"
-                && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results")
+                && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results" || k == "results_json")
         })
     });
+    let logs = rec.dir.logs_dir().join("items");
     let mut read_error = None;
     crate::state::atomic::write_atomic_with(&path, |out| {
         for (idx, item) in items.iter().map_err(std::io::Error::other)?.enumerate() {
@@ -576,7 +578,13 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
             if wants_results {
-                all.push(line);
+                all.push(prodigy_result(
+                    line,
+                    &item.value,
+                    &logs,
+                    &item.id,
+                    st.attempts,
+                ));
             }
         }
         Ok(())
@@ -589,12 +597,48 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
         "total": c.total,
         "successful": c.successful,
         "failed": c.failed_total(),
+        "completed": c.successful + c.failed_total(),
+        // Prodigy's: a whole percentage.
+        "success_rate": (c.successful * 100).checked_div(c.total).unwrap_or(0),
         "results_file": path_text(&path),
     });
     if wants_results {
-        m["results"] = Value::Array(all);
+        let all = Value::Array(all);
+        m["results_json"] = Value::String(all.to_string());
+        m["results"] = all;
     }
     Ok(m)
+}
+
+/// How much of an item's stdout `${map.results}` carries (its end).
+const RESULT_OUTPUT_CAP: u64 = 64 * 1024;
+
+/// A `${map.results}` entry: the `results.jsonl` line with Prodigy's fields added: `item`,
+/// `success`, `output` (the end of the last attempt's stdout), `error`, `commits`.
+fn prodigy_result(mut line: Value, item: &Value, logs: &Path, id: &str, attempts: u32) -> Value {
+    let ok = line["status"] == "succeeded";
+    let error = match (&line["exit_code"], ok) {
+        (_, true) => Value::Null,
+        (Value::Number(n), _) => Value::String(format!("exited with code {n}")),
+        _ => Value::String(format!(
+            "item {}",
+            line["status"].as_str().unwrap_or("failed")
+        )),
+    };
+    let out = logs
+        .join(crate::state::layout::item_file_stem(id))
+        .join(format!("{attempts}.out"));
+    line["item"] = item.clone();
+    line["success"] = Value::Bool(ok);
+    let (end, _) = crate::state::logs::read_end(&out, RESULT_OUTPUT_CAP);
+    line["output"] = Value::String(
+        String::from_utf8_lossy(&end)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+    );
+    line["error"] = error;
+    line["commits"] = Value::Array(Vec::new());
+    line
 }
 
 fn path_text(p: &Path) -> String {

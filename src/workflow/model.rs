@@ -190,9 +190,9 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub capture: Option<String>,
     pub capture_format: CaptureFormat,
-    /// Store the captured value under this key of an object instead of directly: Prodigy's
-    /// `capture_output: true` is read back as `${shell.output}` (capture `shell`, key `output`).
-    pub capture_key: Option<String>,
+    /// Keep stdout (and the end of stderr) for `${shell.output}` / `${shell.stderr}` of the
+    /// next steps: set when a step of the same phase uses them.
+    pub keep_output: bool,
     pub on_failure: Vec<Step>,
     /// Prodigy's `fail_workflow: false`: a failure is forgiven when the `on_failure` steps succeed.
     pub forgive_on_handled: bool,

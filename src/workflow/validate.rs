@@ -20,9 +20,9 @@ use crate::workflow::raw::{
     RawRetry, RawStep, RawWorkflow, Scalar, Steps,
 };
 use crate::workflow::settings::duration_text;
-use crate::workflow::template::Template;
 use crate::workflow::template::env_text::EnvText;
 use crate::workflow::template::scope::{Part, Scope};
+use crate::workflow::template::{Syntax, Template, TemplateError};
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -88,12 +88,26 @@ impl Ctx<'_> {
         loc: Location,
         scope: &Scope,
     ) -> Result<Template, WorkflowError> {
-        Template::parse(text, &|root| scope.knows(root)).map_err(|e| WorkflowError::At {
+        let at = |message: String| WorkflowError::At {
             path: self.path.to_path_buf(),
             line: loc.line() as usize,
             column: loc.column() as usize,
-            message: format!("{e}{}", scope.hint()),
-        })
+            message,
+        };
+        let t = Template::parse_with(text, &|root| scope.knows(root), Syntax { defaults: true })
+            .map_err(|e| {
+                let shell = match &e {
+                    TemplateError::UnknownVariable { name, .. } if name == "shell" => {
+                        scope.shell_hint().map(|h| format!("; {h}"))
+                    }
+                    _ => None,
+                };
+                at(format!("{e}{}{}", shell.unwrap_or_default(), scope.hint()))
+            })?;
+        for ph in t.placeholders().filter(|p| p.default.is_none()) {
+            scope.check(&ph.var).map_err(at)?;
+        }
+        Ok(t)
     }
 
     fn prodigy_only(&self, key: &str, v: &ProdigyOnly, why: &str) -> Result<(), WorkflowError> {
@@ -373,7 +387,9 @@ fn phase_steps(
             .find(|(_, idx)| **idx == i)
             .map(|(n, _)| n.clone());
         steps.push(step(cx, &raw.value, raw.referenced, scope, extra)?);
+        scope.after_shell_step();
     }
+    keep_output_for_shell(&mut steps);
     for (name, idx) in &s.value.capture_outputs {
         if *idx >= steps.len() {
             return Err(cx.err(
@@ -435,12 +451,6 @@ fn step_inner(
         Some(of) => on_failure(cx, of, scope)?,
     };
     let capture = capture_name(cx, r, extra_capture)?;
-    let prodigy_flag = r.capture.is_none()
-        && matches!(
-            r.capture_output.as_ref().map(|c| &c.value),
-            Some(CaptureOutput::Flag(true))
-        );
-    let capture_key = prodigy_flag.then(|| "output".to_owned());
     let capture_format = match r.capture_format.as_ref().map(|f| f.value.as_str()) {
         Some("json") => CaptureFormat::Json,
         Some("lines") => CaptureFormat::Lines,
@@ -458,7 +468,7 @@ fn step_inner(
         timeout,
         capture,
         capture_format,
-        capture_key,
+        keep_output: false,
         on_failure: on_failure.0,
         forgive_on_handled: on_failure.1,
         working_dir,
@@ -466,13 +476,36 @@ fn step_inner(
     })
 }
 
+/// When a step of a phase uses `${shell.output}` or `${shell.stderr}` (the previous shell
+/// step's), every step of the phase keeps its output for it.
+fn keep_output_for_shell(steps: &mut [Step]) {
+    fn uses_shell(s: &Step) -> bool {
+        s.shell.placeholders().any(|p| p.var.root == "shell")
+            || s.env
+                .iter()
+                .any(|(_, t)| t.placeholders().any(|p| p.var.root == "shell"))
+            || s.on_failure.iter().any(uses_shell)
+    }
+    fn mark(steps: &mut [Step]) {
+        for s in steps {
+            s.keep_output = true;
+            mark(&mut s.on_failure);
+        }
+    }
+    if steps.iter().any(uses_shell) {
+        mark(steps);
+    }
+}
+
 fn on_failure(
     cx: &Ctx,
     of: &Spanned<OnFailure>,
     scope: &Scope,
 ) -> Result<(Vec<Step>, bool), WorkflowError> {
-    // Handlers see the step's scope but cannot declare captures for later steps.
+    // Handlers see the step's scope (and the failed step's `${shell.output}`) but cannot
+    // declare captures for later steps.
     let mut inner = scope.clone();
+    inner.after_shell_step();
     match &of.value {
         OnFailure::List(list) => {
             let steps = list
@@ -563,15 +596,8 @@ fn capture_name(
                 ..
             }),
         ) => Some((n.clone(), *referenced)),
-        // Prodigy's `capture_output: true` is read back as `${shell.output}`.
-        (
-            None,
-            Some(Spanned {
-                value: CaptureOutput::Flag(true),
-                referenced,
-                ..
-            }),
-        ) => Some(("shell".to_owned(), *referenced)),
+        // Prodigy's `capture_output: true`: the output is `${shell.output}` of the next
+        // steps, as every step's is.
         _ => None,
     };
     let name = name.or(extra.map(|e| (e, Location::UNKNOWN)));

@@ -17,6 +17,9 @@ use crate::state::records::{Attempt, Failure};
 use crate::state::time::Timestamp;
 use crate::workflow::model::Step;
 
+/// The key of `${shell.*}` among a unit's values.
+pub(crate) const SHELL: &str = "shell";
+
 /// Run attempt `run.attempt` of item `run.idx`; `on_spawn` is told each step's process
 /// group as soon as it exists.
 pub async fn run_attempt<E: Executor>(
@@ -49,16 +52,24 @@ pub async fn run_attempt<E: Executor>(
     let mut stderr_tail = String::new();
     for (i, step) in ctx.steps.iter().enumerate() {
         let (limit, item_limited) = limit_for(step.timeout, deadline);
-        match cx.step(&captured, step, i, limit).await {
+        let outcome = cx.step(&captured, step, i, limit).await;
+        // `${shell.*}` of the next steps (and of this one's handlers); "shell" is reserved,
+        // so it is no capture, and it is not kept with the item.
+        if let Some(s) = outcome.shell() {
+            captured.insert(SHELL.into(), s.clone());
+        }
+        match outcome {
             StepOutcome::Ok {
                 captured: Some((k, v)),
+                ..
             } => {
                 captured.insert(k, v);
             }
-            StepOutcome::Ok { captured: None } => {}
+            StepOutcome::Ok { captured: None, .. } => {}
             StepOutcome::Failed {
                 failure: f,
                 stderr_tail: tail,
+                ..
             } => {
                 let f = match (f, item_limited, ctx.timeout) {
                     // Report the item's own limit when it is what ran out.
@@ -78,6 +89,7 @@ pub async fn run_attempt<E: Executor>(
             }
         }
     }
+    captured.remove(SHELL);
     if failure.is_some() {
         captured.clear();
     }
@@ -130,6 +142,7 @@ impl<E: Executor> AttemptCx<'_, E> {
                 item_lookup(
                     &self.ctx.vars,
                     &self.run.item,
+                    self.run.idx,
                     self.run.attempt,
                     captured,
                     v,
@@ -150,10 +163,7 @@ impl<E: Executor> AttemptCx<'_, E> {
                 )
                 .await
             }
-            Err(failure) => StepOutcome::Failed {
-                failure,
-                stderr_tail: String::new(),
-            },
+            Err(failure) => StepOutcome::not_run(failure),
         }
     }
 

@@ -109,6 +109,10 @@ impl JobVars {
                 &serde_json::json!({ "name": self.workflow_name }),
                 &var.path,
             ),
+            // `${shell.*}` of a step that ran before a resume is gone: empty.
+            "shell" if !local.contains_key("shell") => {
+                Some(Cow::Owned(Value::String(String::new())))
+            }
             name => local
                 .get(name)
                 .or_else(|| self.captures.get(name))
@@ -122,18 +126,23 @@ fn owned_path(v: &Value, path: &[PathSeg]) -> Option<Cow<'static, Value>> {
     resolve_path(v, path).map(|v| Cow::Owned(v.clone()))
 }
 
-/// `${item...}`, `${item_id}`, `${attempt}` on top of the job values.
+/// `${item...}`, `${item_id}`, `${item_index}` (0-based, the item's place in the job),
+/// `${item_json}` (the item as compact JSON text), `${attempt}` on top of the job values.
 pub fn item_lookup<'a>(
     job: &'a JobVars,
     item: &'a Item,
+    index: usize,
     attempt: u32,
     captures: &'a Map<String, Value>,
     var: &VarRef,
 ) -> Option<Cow<'a, Value>> {
+    let single = |v: Value| var.path.is_empty().then_some(Cow::Owned(v));
     match var.root.as_str() {
         "item" => resolve_path(&item.value, &var.path).map(Cow::Borrowed),
-        "item_id" if var.path.is_empty() => Some(Cow::Owned(Value::String(item.id.clone()))),
-        "attempt" if var.path.is_empty() => Some(Cow::Owned(Value::from(attempt))),
+        "item_id" => single(Value::String(item.id.clone())),
+        "item_index" => single(Value::from(index)),
+        "item_json" => single(Value::String(item.value.to_string())),
+        "attempt" => single(Value::from(attempt)),
         _ => job.lookup(var, captures),
     }
 }
