@@ -11,15 +11,14 @@ use tokio::sync::mpsc;
 
 use crate::engine::attempt::context::AttemptCtx;
 use crate::engine::attempt::executor::Executor;
-use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
-use crate::engine::attempt::vars::{JobVars, reduce_lookup};
+use crate::engine::attempt::vars::JobVars;
 use crate::engine::controls::{ControlMsg, Controls};
 use crate::engine::error::EngineError;
 use crate::engine::map::dispatch::{MapRun, dispatch};
 use crate::engine::map::local::LocalBackend;
 use crate::engine::map::policy::MapEnd;
-use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
+use crate::engine::serial::run_phase;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
 use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
@@ -30,7 +29,7 @@ use crate::state::items_file::{self, ItemStore};
 use crate::state::job::{Counts, JobMeta};
 use crate::state::records::{ItemStatus, JobState, Phase, Record};
 use crate::state::time::Timestamp;
-use crate::workflow::model::{ExecutorKind, MaxParallel, Step, Workflow};
+use crate::workflow::model::{ExecutorKind, MaxParallel, Workflow};
 use crate::workflow::template::{PathSeg, VarRef};
 
 /// Which items a run takes on.
@@ -177,7 +176,7 @@ async fn phases<E: Executor + Clone>(
         if let Some(end) = run_phase(
             &exec,
             Phase::Setup,
-            &wf.setup,
+            wf,
             rec.view.setup_done,
             &vars,
             run,
@@ -286,7 +285,7 @@ async fn phases<E: Executor + Clone>(
         if let Some(end) = run_phase(
             &exec,
             Phase::Reduce,
-            &wf.reduce,
+            wf,
             rec.view.reduce_done,
             &vars,
             run,
@@ -309,164 +308,6 @@ fn end_state(rec: &Recorder) -> JobState {
     } else {
         JobState::Failed
     }
-}
-
-/// Run setup or reduce steps from `from`; `Some(end)` when the phase failed or was cancelled.
-#[allow(clippy::too_many_arguments)]
-async fn run_phase<E: Executor>(
-    exec: &E,
-    phase: Phase,
-    steps: &[Step],
-    from: usize,
-    vars: &JobVars,
-    run: &JobRun<'_>,
-    rec: &mut Recorder,
-    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
-    map: Option<&Value>,
-) -> Result<Option<(JobState, Option<String>)>, EngineError> {
-    let wf = run.workflow;
-    // Prodigy's setup-phase timeout bounds every setup step by what is left of it.
-    let deadline = if phase == Phase::Setup {
-        wf.setup_timeout.map(|t| std::time::Instant::now() + t)
-    } else {
-        None
-    };
-    rec.report(&Event::PhaseStarted { phase });
-    let phase_started = Instant::now();
-    let name = if phase == Phase::Setup {
-        "setup"
-    } else {
-        "reduce"
-    };
-    let mut local: Map<String, Value> = if phase == Phase::Reduce {
-        rec.view.reduce_captures.clone()
-    } else {
-        Map::new()
-    };
-    for (i, st) in steps.iter().enumerate().skip(from) {
-        // A pause holds the next step (the running one finishes).
-        let mut paused = rec.view.paused().is_some();
-        while let Ok(msg) = control.try_recv() {
-            paused = rec.apply_control(msg, 0)?;
-        }
-        while paused && !run.controls.stop.is_cancelled() {
-            tokio::select! {
-                Some(msg) = control.recv() => paused = rec.apply_control(msg, 0)?,
-                _ = run.controls.stop.cancelled() => {}
-            }
-        }
-        if run.controls.stop.is_cancelled() {
-            return Ok(Some((JobState::Interrupted, None)));
-        }
-        let (spawned_tx, mut spawned_rx) = mpsc::unbounded_channel::<(i32, u64)>();
-        let senv = StepEnv {
-            dir: wf.dir.clone(),
-            env: vars.env_pairs(wf),
-            kill_grace: wf.map.kill_grace,
-            log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
-            tee: run.tee_output,
-            on_spawn: Some(SpawnHook(Arc::new(move |pgid, start| {
-                let _ = spawned_tx.send((pgid, start));
-            }))),
-            kill: run.controls.kill.clone(),
-        };
-        let started = Instant::now();
-        let rendered = {
-            // Setup sees its own captures so far; reduce sees `${map.*}` and its captures.
-            let lookup = |v: &VarRef| match map {
-                Some(m) => reduce_lookup(vars, m, &local, v),
-                None => vars.lookup(v, &local),
-            };
-            step::render(st, i, &senv, &lookup)
-        };
-        let outcome = match rendered {
-            Ok(r) => {
-                let (limit, _) = crate::engine::attempt::run::limit_for(st.timeout, deadline);
-                let running = step::run(exec, st, i, r, &senv, limit, &run.controls.cancel);
-                tokio::pin!(running);
-                // Record the step's process group as soon as it exists.
-                loop {
-                    tokio::select! {
-                        out = &mut running => break out,
-                        Some((pgid, pid_start)) = spawned_rx.recv() => {
-                            rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start })?;
-                        }
-                        Some(msg) = control.recv() => {
-                            rec.apply_control(msg, 1)?;
-                        }
-                    }
-                }
-            }
-            Err(failure) => StepOutcome::not_run(failure),
-        };
-        if let Some(s) = outcome.shell() {
-            local.insert(crate::engine::attempt::run::SHELL.into(), s.clone());
-        }
-        let ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            StepOutcome::Ok { captured, .. } => {
-                if let Some((k, v)) = &captured {
-                    local.insert(k.clone(), v.clone());
-                }
-                rec.record_durable(Record::StepDone {
-                    phase,
-                    index: i,
-                    captured,
-                })?;
-                rec.report(&Event::StepFinished {
-                    phase,
-                    index: i,
-                    command: st.source.clone(),
-                    ok: true,
-                    duration_ms: ms,
-                    error: None,
-                });
-            }
-            StepOutcome::Failed {
-                failure,
-                stderr_tail,
-                ..
-            } => {
-                let cancelled = matches!(failure, crate::state::records::Failure::Cancelled { .. });
-                let mut error = failure.to_string();
-                if let Some(last) = stderr_tail.lines().last() {
-                    error.push_str(&format!(": {last}"));
-                }
-                rec.report(&Event::StepFinished {
-                    phase,
-                    index: i,
-                    command: st.source.clone(),
-                    ok: false,
-                    duration_ms: ms,
-                    error: Some(error.clone()),
-                });
-                rec.report(&Event::PhaseFinished {
-                    phase,
-                    ok: false,
-                    duration_ms: phase_started.elapsed().as_millis() as u64,
-                });
-                if cancelled || run.controls.cancel.is_cancelled() {
-                    return Ok(Some((JobState::Interrupted, None)));
-                }
-                let command = crate::report::human::one_line(&st.source);
-                let what = failure.to_string();
-                let what = what
-                    .strip_prefix(&format!("step {} ", i + 1))
-                    .unwrap_or(&what);
-                let mut reason = format!("{name} step {} (`{command}`) {what}", i + 1);
-                if let Some(last) = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                    reason.push_str(&format!(": {}", last.trim()));
-                }
-                return Ok(Some((JobState::Failed, Some(reason))));
-            }
-        }
-    }
-    rec.report(&Event::PhaseFinished {
-        phase,
-        ok: true,
-        duration_ms: phase_started.elapsed().as_millis() as u64,
-    });
-    Ok(None)
 }
 
 fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {

@@ -19,7 +19,17 @@ pub struct Loaded {
 /// defined: by the workflow's `env:`, the environment, or `set` (the `--set` keys).
 pub fn load_file_with(path: &Path, set: &[String]) -> Result<Loaded, WorkflowError> {
     let loaded = load_file(path)?;
-    let defined = |name: &str| set.iter().any(|s| s == name) || std::env::var_os(name).is_some();
+    let mut from_files = Vec::new();
+    for f in &loaded.workflow.env_files {
+        let pairs = crate::workflow::env_file::read(f).map_err(|message| WorkflowError::File {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        from_files.extend(pairs.into_iter().map(|(k, _)| k));
+    }
+    let defined = |name: &str| {
+        set.iter().chain(&from_files).any(|s| s == name) || std::env::var_os(name).is_some()
+    };
     if let Some(e) = loaded
         .workflow
         .undefined_env(path, &defined)

@@ -1,5 +1,6 @@
 //! The workflow file: YAML model, validation with line/column, `${...}` templates.
 
+pub mod env_file;
 pub mod error;
 pub mod load;
 pub mod model;

@@ -14,6 +14,9 @@ pub struct Workflow {
     /// workflow's `working_dir:` (relative to the file), else the directory runner was
     /// started in (recorded in the job, so `resume` from elsewhere uses it again).
     pub dir: PathBuf,
+    /// Prodigy's `env_files:` (absolute), read in order when the job's environment is built,
+    /// between the runner's environment and the workflow's `env`; a missing file is skipped.
+    pub env_files: Vec<PathBuf>,
     /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
     pub env: Vec<(String, Template)>,
     pub setup: Vec<Step>,
@@ -193,11 +196,27 @@ pub struct Step {
     /// Keep stdout (and the end of stderr) for `${shell.output}` / `${shell.stderr}` of the
     /// next steps: set when a step of the same phase uses them.
     pub keep_output: bool,
-    pub on_failure: Vec<Step>,
-    /// Prodigy's `fail_workflow: false`: a failure is forgiven when the `on_failure` steps succeed.
-    pub forgive_on_handled: bool,
+    /// What runs when the step fails (`None`: the step just fails).
+    pub on_failure: Option<OnFailure>,
+    /// A handler only (Prodigy's `continue_on_error`): its failure does not count.
+    pub continue_on_error: bool,
     pub working_dir: Option<Template>,
     pub env: Vec<(String, Template)>,
+}
+
+/// A step's `on_failure`, in every phase: after a failed attempt of the step its handlers run
+/// in order (stopping at the first that fails, unless it has `continue_on_error`); while
+/// attempts are left the step runs again; at the end the failure is forgiven (the phase goes
+/// on with the next step) when the last handlers succeeded and `fail` is false.
+#[derive(Debug, Clone)]
+pub struct OnFailure {
+    pub handlers: Vec<Step>,
+    /// The step still fails after successful handlers (runner's list of steps; Prodigy's
+    /// `fail_workflow: true`).
+    pub fail: bool,
+    /// Attempts of the failing step, the first included (Prodigy's `max_attempts` /
+    /// `max_retries`; 1 = no retry).
+    pub attempts: u32,
 }
 
 /// Retry as data: how many attempts, which failures, how long to wait.
@@ -209,6 +228,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     pub jitter: bool,
     pub on: Vec<RetryOn>,
+}
+
+impl RetryPolicy {
+    /// Attempts of an item under Prodigy's `on_item_failure: retry` without a retry policy.
+    pub const PRODIGY_RETRY_ATTEMPTS: u32 = 3;
 }
 
 impl Default for RetryPolicy {

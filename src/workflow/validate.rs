@@ -1,160 +1,64 @@
 //! From the file as written ([`RawWorkflow`]) to settings the engine runs ([`Workflow`]).
 //!
 //! Every rejection names the key, its line and column, and what to write instead.
+//! Validation goes on after an error, so that `runner validate` reports all of them, in
+//! file order.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+mod ctx;
+mod map;
+mod steps;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, CaptureFormat, EnvSetting, ErrorPolicy, ExecutorKind, MapSpec, MaxParallel,
-    OnItemFailure, RetryOn, RetryPolicy, SettingKey, SlurmOptions, Step, Workflow,
+    ErrorPolicy, ExecutorKind, OnItemFailure, RetryPolicy, SettingKey, SlurmOptions, Workflow,
 };
-use crate::workflow::raw::{
-    CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
-    RawRetry, RawStep, RawWorkflow, Scalar, Steps,
-};
-use crate::workflow::settings::duration_text;
-use crate::workflow::template::env_text::EnvText;
+use crate::workflow::raw::{DurationValue, RawErrorPolicy, RawWorkflow};
 use crate::workflow::template::scope::{Part, Scope};
-use crate::workflow::template::{Syntax, Template, TemplateError};
-
-struct Ctx<'a> {
-    path: &'a Path,
-    /// Configuration values naming environment variables, set when the job starts.
-    settings: RefCell<Vec<EnvSetting>>,
-}
-
-impl Ctx<'_> {
-    /// A configuration value: `Some(text)` when it is plain text, `None` when it names
-    /// environment variables (then it is recorded, to be set once the job's environment is
-    /// known).
-    fn setting(
-        &self,
-        key: SettingKey,
-        name: &'static str,
-        text: &str,
-        loc: Location,
-    ) -> Result<Option<String>, WorkflowError> {
-        let parsed = EnvText::parse(text).map_err(|e| self.err(loc, format!("{name}: {e}")))?;
-        if !parsed.has_vars() {
-            return Ok(Some(text.to_owned()));
-        }
-        self.settings.borrow_mut().push(EnvSetting {
-            key,
-            name,
-            text: parsed,
-            line: loc.line() as usize,
-            column: loc.column() as usize,
-        });
-        Ok(None)
-    }
-
-    /// A count (`offset`, `max_items`): a number or an environment variable.
-    fn count_setting(
-        &self,
-        key: SettingKey,
-        name: &'static str,
-        v: Option<&Spanned<Scalar>>,
-    ) -> Result<Option<usize>, WorkflowError> {
-        let Some(v) = v else { return Ok(None) };
-        match self.setting(key, name, &v.value.0, v.referenced)? {
-            Some(t) => t.trim().parse::<usize>().map(Some).map_err(|_| {
-                self.err(
-                    v.referenced,
-                    format!("{name} must be a number or an environment variable such as \"${{N}}\", not {t:?}"),
-                )
-            }),
-            None => Ok(None),
-        }
-    }
-
-    fn err(&self, loc: Location, msg: impl Into<String>) -> WorkflowError {
-        WorkflowError::at(self.path, loc, msg)
-    }
-
-    fn template(&self, s: &Spanned<String>, scope: &Scope) -> Result<Template, WorkflowError> {
-        self.template_str(&s.value, s.referenced, scope)
-    }
-
-    fn template_str(
-        &self,
-        text: &str,
-        loc: Location,
-        scope: &Scope,
-    ) -> Result<Template, WorkflowError> {
-        let at = |message: String| WorkflowError::At {
-            path: self.path.to_path_buf(),
-            line: loc.line() as usize,
-            column: loc.column() as usize,
-            message,
-        };
-        let t = Template::parse_with(text, &|root| scope.knows(root), Syntax { defaults: true })
-            .map_err(|e| {
-                let shell = match &e {
-                    TemplateError::UnknownVariable { name, .. } if name == "shell" => {
-                        scope.shell_hint().map(|h| format!("; {h}"))
-                    }
-                    _ => None,
-                };
-                at(format!("{e}{}{}", shell.unwrap_or_default(), scope.hint()))
-            })?;
-        for ph in t.placeholders().filter(|p| p.default.is_none()) {
-            scope.check(&ph.var).map_err(at)?;
-        }
-        Ok(t)
-    }
-
-    fn prodigy_only(&self, key: &str, v: &ProdigyOnly, why: &str) -> Result<(), WorkflowError> {
-        match v {
-            Some(s) => Err(self.err(
-                s.referenced,
-                format!("`{key}` is a Prodigy-only key and runner does not support it: {why}"),
-            )),
-            None => Ok(()),
-        }
-    }
-}
+use ctx::{Ctx, duration, duration_setting};
+use map::map_spec;
+use steps::{env_map, phase_steps};
 
 /// Validate a parsed workflow; `start` is the directory runner was started in (or the one a
 /// job recorded), where steps run and relative paths resolve unless the workflow's
 /// `working_dir:` (relative to the file at `path`) says otherwise.
 pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
-    let cx = Ctx {
-        path,
-        settings: RefCell::new(Vec::new()),
-    };
-    let dir = &working_dir(&cx, raw.working_dir.as_ref(), path, start)?;
-    cx.prodigy_only(
-        "merge",
-        &raw.merge,
-        "runner does not manage git worktrees; merge results in a reduce step",
-    )?;
-    cx.prodigy_only(
-        "secrets",
-        &raw.secrets,
-        "pass secrets through the environment instead",
-    )?;
-    cx.prodigy_only(
-        "profiles",
-        &raw.profiles,
-        "use `env:` and `--set KEY=VALUE`",
-    )?;
-    cx.prodigy_only(
-        "worktree",
-        &raw.worktree,
-        "runner runs steps in the workflow's directory",
-    )?;
-    cx.prodigy_only(
-        "commit_required",
-        &raw.commit_required,
-        "runner does not make git commits",
-    )?;
+    let cx = Ctx::new(path);
+    let dir = &cx
+        .keep(working_dir(&cx, raw.working_dir.as_ref(), path, start))
+        .unwrap_or_else(|| start.to_path_buf());
+    let prodigy_only = [
+        (
+            "merge",
+            &raw.merge,
+            "runner does not manage git worktrees (not supported yet); merge results in a reduce step",
+        ),
+        (
+            "secrets",
+            &raw.secrets,
+            "pass secrets through the environment instead",
+        ),
+        (
+            "profiles",
+            &raw.profiles,
+            "use `env:` and `--set KEY=VALUE`",
+        ),
+        (
+            "worktree",
+            &raw.worktree,
+            "runner runs steps in the job's working directory (git worktrees are not supported yet)",
+        ),
+        (
+            "commit_required",
+            &raw.commit_required,
+            "runner does not make git commits (not supported yet)",
+        ),
+    ];
+    cx.prodigy_only_keys(&prodigy_only);
 
     let name = raw.name.value.trim().to_owned();
     if name.is_empty()
@@ -162,7 +66,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
-        return Err(cx.err(
+        cx.report(cx.err(
             raw.name.referenced,
             format!(
                 "invalid workflow name {:?}: use letters, digits, '.', '_' and '-' only",
@@ -173,7 +77,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
     if let Some(mode) = &raw.mode
         && !mode.value.eq_ignore_ascii_case("mapreduce")
     {
-        return Err(cx.err(
+        cx.report(cx.err(
             mode.referenced,
             format!(
                 "`mode: {}` is not supported: runner runs MapReduce workflows (`mode: mapreduce`)",
@@ -183,50 +87,67 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
     }
 
     let env_scope = Scope::new(Part::Env);
-    let env = env_map(&cx, raw.env.as_ref(), &env_scope)?;
+    let env = env_map(&cx, raw.env.as_ref(), &env_scope);
+    let env_files = env_files(&cx, &raw, dir);
 
     let mut setup_scope = Scope::new(Part::Setup);
     let setup = match &raw.setup {
-        Some(s) => phase_steps(&cx, s, &mut setup_scope)?,
+        Some(s) => phase_steps(&cx, s, &mut setup_scope),
         None => Vec::new(),
     };
     let setup_captures = setup_scope.captures().to_vec();
     let setup_timeout = match raw.setup.as_ref().and_then(|s| s.value.timeout.clone()) {
-        Some(t) => duration_setting(
-            &cx,
-            SettingKey::SetupTimeout,
-            "setup.timeout",
-            &Spanned::new(
-                t,
-                raw.setup
-                    .as_ref()
-                    .map(|s| s.referenced)
-                    .unwrap_or(Location::UNKNOWN),
-                Location::UNKNOWN,
-            ),
-        )?,
+        Some(t) => cx
+            .keep(duration_setting(
+                &cx,
+                SettingKey::SetupTimeout,
+                "setup.timeout",
+                &Spanned::new(
+                    t,
+                    raw.setup
+                        .as_ref()
+                        .map(|s| s.referenced)
+                        .unwrap_or(Location::UNKNOWN),
+                    Location::UNKNOWN,
+                ),
+            ))
+            .flatten(),
         None => None,
     };
 
-    let map = map_spec(&cx, &raw.map, dir, &setup_captures)?;
+    let map = map_spec(&cx, &raw.map, dir, &setup_captures);
 
     let mut reduce_scope = Scope::new(Part::Reduce).with_captures(&setup_captures);
     let reduce = match &raw.reduce {
-        Some(s) => phase_steps(&cx, s, &mut reduce_scope)?,
+        Some(s) => phase_steps(&cx, s, &mut reduce_scope),
         None => Vec::new(),
     };
 
-    let error_policy = error_policy(&cx, &raw)?;
-    let (executor, slurm) = executor(&cx, &raw)?;
-    let notify = crate::notify::spec::validate_notify(
-        path,
-        raw.notify.as_deref().unwrap_or_default(),
-        &crate::notify::spec::NotifyOn::ALL,
-        "",
-    )?;
+    let (error_policy, retry_items) = cx.keep(error_policy(&cx, &raw)).unwrap_or_default();
+    let (executor, slurm) = cx.keep(executor(&cx, &raw)).unwrap_or_default();
+    let notify = cx
+        .keep(crate::notify::spec::validate_notify(
+            path,
+            raw.notify.as_deref().unwrap_or_default(),
+            &crate::notify::spec::NotifyOn::ALL,
+            "",
+        ))
+        .unwrap_or_default();
+    if let Some(e) = cx.failed() {
+        return Err(e);
+    }
+    let Some(mut map) = map else {
+        return Err(cx.err(raw.map.referenced, "the map phase is invalid"));
+    };
+    // Prodigy's `on_item_failure: retry`: items are retried (3 attempts) unless the map
+    // says how.
+    if retry_items && raw.map.value.retry.is_none() && raw.map.value.retry_on_failure.is_none() {
+        map.retry.max_attempts = RetryPolicy::PRODIGY_RETRY_ATTEMPTS;
+    }
     Ok(Workflow {
         name,
         dir: dir.to_path_buf(),
+        env_files,
         env,
         setup,
         setup_timeout,
@@ -236,7 +157,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
         executor,
         slurm,
         notify,
-        env_settings: cx.settings.into_inner(),
+        env_settings: cx.settings.take(),
     })
 }
 
@@ -348,487 +269,8 @@ fn at_least_one(cx: &Ctx, name: &str, n: &Spanned<u32>) -> Result<u32, WorkflowE
     Ok(n.value)
 }
 
-fn env_map(
-    cx: &Ctx,
-    env: Option<&BTreeMap<String, Spanned<Scalar>>>,
-    scope: &Scope,
-) -> Result<Vec<(String, Template)>, WorkflowError> {
-    let Some(env) = env else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::with_capacity(env.len());
-    for (k, v) in env {
-        if k.is_empty()
-            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || k.starts_with(|c: char| c.is_ascii_digit())
-        {
-            return Err(cx.err(
-                v.referenced,
-                format!("invalid environment variable name {k:?}: use letters, digits and '_'"),
-            ));
-        }
-        out.push((k.clone(), cx.template_str(&v.value.0, v.referenced, scope)?));
-    }
-    Ok(out)
-}
-
-fn phase_steps(
-    cx: &Ctx,
-    s: &Spanned<Steps>,
-    scope: &mut Scope,
-) -> Result<Vec<Step>, WorkflowError> {
-    let mut steps = Vec::with_capacity(s.value.steps.len());
-    for (i, raw) in s.value.steps.iter().enumerate() {
-        // Prodigy setup's `capture_outputs: {NAME: index}` names the capture of step `index`.
-        let extra = s
-            .value
-            .capture_outputs
-            .iter()
-            .find(|(_, idx)| **idx == i)
-            .map(|(n, _)| n.clone());
-        steps.push(step(cx, &raw.value, raw.referenced, scope, extra)?);
-        scope.after_shell_step();
-    }
-    keep_output_for_shell(&mut steps);
-    for (name, idx) in &s.value.capture_outputs {
-        if *idx >= steps.len() {
-            return Err(cx.err(
-                s.referenced,
-                format!(
-                    "capture_outputs: `{name}` names step {idx}, but there are {} steps",
-                    steps.len()
-                ),
-            ));
-        }
-    }
-    Ok(steps)
-}
-
-/// One step; `in_single_handler` allows Prodigy's `fail_workflow` (single-step `on_failure`).
-fn step(
-    cx: &Ctx,
-    r: &RawStep,
-    loc: Location,
-    scope: &mut Scope,
-    extra_capture: Option<String>,
-) -> Result<Step, WorkflowError> {
-    step_inner(cx, r, loc, scope, extra_capture, false)
-}
-
-fn step_inner(
-    cx: &Ctx,
-    r: &RawStep,
-    loc: Location,
-    scope: &mut Scope,
-    extra_capture: Option<String>,
-    in_single_handler: bool,
-) -> Result<Step, WorkflowError> {
-    reject_prodigy_step_keys(cx, r)?;
-    let Some(shell) = &r.shell else {
-        return Err(cx.err(loc, "a step needs `shell:` (the command to run)"));
-    };
-    if r.fail_workflow.is_some() && !in_single_handler {
-        let l = r
-            .fail_workflow
-            .as_ref()
-            .map(|f| f.referenced)
-            .unwrap_or(loc);
-        return Err(cx.err(
-            l,
-            "`fail_workflow` is only allowed in a single-step `on_failure:`",
-        ));
-    }
-    let template = cx.template(shell, scope)?;
-    let timeout = r.timeout.as_ref().map(|t| duration(cx, t)).transpose()?;
-    let working_dir = r
-        .working_dir
-        .as_ref()
-        .map(|w| cx.template(w, scope))
-        .transpose()?;
-    let env = env_map(cx, r.env.as_ref(), scope)?;
-    let on_failure = match &r.on_failure {
-        None => (Vec::new(), false),
-        Some(of) => on_failure(cx, of, scope)?,
-    };
-    let capture = capture_name(cx, r, extra_capture)?;
-    let capture_format = match r.capture_format.as_ref().map(|f| f.value.as_str()) {
-        Some("json") => CaptureFormat::Json,
-        Some("lines") => CaptureFormat::Lines,
-        Some("number") => CaptureFormat::Number,
-        Some("boolean") => CaptureFormat::Boolean,
-        _ => CaptureFormat::String,
-    };
-    if let Some(c) = &capture {
-        scope.declare_capture(c);
-    }
-    Ok(Step {
-        shell: template,
-        source: shell.value.clone(),
-        line: loc.line() as usize,
-        timeout,
-        capture,
-        capture_format,
-        keep_output: false,
-        on_failure: on_failure.0,
-        forgive_on_handled: on_failure.1,
-        working_dir,
-        env,
-    })
-}
-
-/// When a step of a phase uses `${shell.output}` or `${shell.stderr}` (the previous shell
-/// step's), every step of the phase keeps its output for it.
-fn keep_output_for_shell(steps: &mut [Step]) {
-    fn uses_shell(s: &Step) -> bool {
-        s.shell.placeholders().any(|p| p.var.root == "shell")
-            || s.env
-                .iter()
-                .any(|(_, t)| t.placeholders().any(|p| p.var.root == "shell"))
-            || s.on_failure.iter().any(uses_shell)
-    }
-    fn mark(steps: &mut [Step]) {
-        for s in steps {
-            s.keep_output = true;
-            mark(&mut s.on_failure);
-        }
-    }
-    if steps.iter().any(uses_shell) {
-        mark(steps);
-    }
-}
-
-fn on_failure(
-    cx: &Ctx,
-    of: &Spanned<OnFailure>,
-    scope: &Scope,
-) -> Result<(Vec<Step>, bool), WorkflowError> {
-    // Handlers see the step's scope (and the failed step's `${shell.output}`) but cannot
-    // declare captures for later steps.
-    let mut inner = scope.clone();
-    inner.after_shell_step();
-    match &of.value {
-        OnFailure::List(list) => {
-            let steps = list
-                .iter()
-                .map(|s| step(cx, &s.value, s.referenced, &mut inner, None))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((steps, false))
-        }
-        OnFailure::One(one) => {
-            let forgive = one
-                .fail_workflow
-                .as_ref()
-                .map(|f| !f.value)
-                .unwrap_or(false);
-            let handler = step_inner(cx, one, of.referenced, &mut inner, None, true)?;
-            Ok((vec![handler], forgive))
-        }
-    }
-}
-
-fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> Result<(), WorkflowError> {
-    cx.prodigy_only("claude", &r.claude, "runner runs `shell:` steps only")?;
-    cx.prodigy_only("goal_seek", &r.goal_seek, "runner runs `shell:` steps only")?;
-    cx.prodigy_only("foreach", &r.foreach, "use the map phase to fan out")?;
-    cx.prodigy_only(
-        "validate",
-        &r.validate,
-        "add a `shell:` step that checks the result",
-    )?;
-    cx.prodigy_only("test", &r.test, "use a `shell:` step")?;
-    cx.prodigy_only("analyze", &r.analyze, "runner runs `shell:` steps only")?;
-    cx.prodigy_only(
-        "write_file",
-        &r.write_file,
-        "write the file from a `shell:` step",
-    )?;
-    cx.prodigy_only(
-        "when",
-        &r.when,
-        "put the condition in the shell command (`if ...; then ...; fi`)",
-    )?;
-    cx.prodigy_only(
-        "on_success",
-        &r.on_success,
-        "add the command as the next step",
-    )?;
-    cx.prodigy_only(
-        "max_attempts",
-        &r.max_attempts,
-        "use `map.retry.max_attempts`",
-    )?;
-    if let Some(c) = &r.commit_required
-        && c.value
-    {
-        return Err(cx.err(
-            c.referenced,
-            "`commit_required: true` is Prodigy-only: runner does not make git commits",
-        ));
-    }
-    Ok(())
-}
-
-fn capture_name(
-    cx: &Ctx,
-    r: &RawStep,
-    extra: Option<String>,
-) -> Result<Option<String>, WorkflowError> {
-    if let Some(f) = &r.capture_format {
-        let ok = ["string", "json", "lines", "number", "boolean"];
-        if !ok.contains(&f.value.as_str()) {
-            return Err(cx.err(
-                f.referenced,
-                format!(
-                    "unknown capture_format {:?}: use one of {}",
-                    f.value,
-                    ok.join(", ")
-                ),
-            ));
-        }
-    }
-    let name = match (&r.capture, &r.capture_output) {
-        (Some(c), _) => Some((c.value.clone(), c.referenced)),
-        (
-            None,
-            Some(Spanned {
-                value: CaptureOutput::Name(n),
-                referenced,
-                ..
-            }),
-        ) => Some((n.clone(), *referenced)),
-        // Prodigy's `capture_output: true`: the output is `${shell.output}` of the next
-        // steps, as every step's is.
-        _ => None,
-    };
-    let name = name.or(extra.map(|e| (e, Location::UNKNOWN)));
-    if let Some((n, loc)) = &name {
-        let valid = n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
-            return Err(cx.err(*loc, format!("invalid capture name {n:?}: use letters, digits, '_' and '-', starting with a letter")));
-        }
-        if Scope::is_reserved(n) {
-            return Err(cx.err(
-                *loc,
-                format!("capture name `{n}` is a built-in variable; choose another name"),
-            ));
-        }
-    }
-    Ok(name.map(|(n, _)| n))
-}
-
-fn map_spec(
-    cx: &Ctx,
-    m: &Spanned<RawMap>,
-    dir: &Path,
-    setup_captures: &[String],
-) -> Result<MapSpec, WorkflowError> {
-    let r = &m.value;
-    let loc = r.input.referenced;
-    let input = match &r.input.value {
-        // A single word is a path, which may name environment variables; a command is the
-        // shell's to expand.
-        RawInput::Bare(s) if !s.trim().contains(char::is_whitespace) => {
-            cx.setting(SettingKey::BareInput, "map.input", s, loc)?;
-            Input::from_bare(s, dir)
-        }
-        RawInput::Bare(s) => Input::from_bare(s, dir),
-        RawInput::File(f) => {
-            cx.setting(SettingKey::FileInput, "map.input.file", f, loc)?;
-            Input::File(dir.join(f))
-        }
-        RawInput::Command(c) => Input::Command(c.clone()),
-    };
-    let format = r
-        .input_format
-        .as_ref()
-        .map(|f| f.value.parse().map_err(|e: String| cx.err(f.referenced, e)))
-        .transpose()?;
-    let selection = Selection {
-        input,
-        format,
-        json_path: r.json_path.as_ref().map(|s| s.value.clone()),
-        filter: r.filter.as_ref().map(|s| s.value.clone()),
-        sort_by: r.sort_by.as_ref().map(|s| s.value.clone()),
-        distinct: r.distinct.as_ref().map(|s| s.value.clone()),
-        offset: cx
-            .count_setting(SettingKey::Offset, "map.offset", r.offset.as_ref())?
-            .unwrap_or(0),
-        max_items: cx.count_setting(SettingKey::MaxItems, "map.max_items", r.max_items.as_ref())?,
-    };
-    if let Err(e) = crate::items::compile(&selection) {
-        let loc = selection_key_loc(r, &e.to_string()).unwrap_or(m.referenced);
-        return Err(cx.err(loc, e.to_string()));
-    }
-    let item_scope = Scope::new(Part::ItemId);
-    let id =
-        r.id.as_ref()
-            .map(|s| cx.template(s, &item_scope))
-            .transpose()?;
-    let max_parallel = match &r.max_parallel {
-        None => MaxParallel::Cpus,
-        Some(s) => match cx.count_setting(SettingKey::MaxParallel, "map.max_parallel", Some(s))? {
-            Some(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
-            Some(n) => MaxParallel::Fixed(n),
-            None => MaxParallel::Cpus,
-        },
-    };
-    let timeout = match (&r.timeout, &r.agent_timeout_secs, &r.timeout_per_agent) {
-        (Some(t), _, _) => duration_setting(cx, SettingKey::MapTimeout, "map.timeout", t)?,
-        (None, Some(s), _) => cx
-            .count_setting(
-                SettingKey::AgentTimeoutSecs,
-                "map.agent_timeout_secs",
-                Some(s),
-            )?
-            .map(|n| Duration::from_secs(n as u64)),
-        (None, None, Some(t)) => {
-            duration_setting(cx, SettingKey::MapTimeout, "map.timeout_per_agent", t)?
-        }
-        _ => None,
-    };
-    let kill_grace = match &r.kill_grace {
-        Some(g) => duration(cx, g)?,
-        None => Duration::from_secs(5),
-    };
-    let stuck_after = r
-        .stuck_after
-        .as_ref()
-        .map(|d| duration(cx, d))
-        .transpose()?;
-    if let (Some(d), Some(s)) = (stuck_after, &r.stuck_after)
-        && d.is_zero()
-    {
-        return Err(cx.err(s.referenced, "map.stuck_after must be above zero"));
-    }
-    let mut retry = match &r.retry {
-        Some(rr) => retry_policy(cx, rr)?,
-        None => RetryPolicy::default(),
-    };
-    if r.retry.is_none()
-        && let Some(extra) = &r.retry_on_failure
-    {
-        retry.max_attempts = extra.value.saturating_add(1);
-    }
-    let steps_raw = match (&r.agent_template, &r.steps) {
-        (Some(_), Some(s)) => {
-            return Err(cx.err(
-                s.referenced,
-                "give either `agent_template:` or `steps:`, not both",
-            ));
-        }
-        (Some(s), None) | (None, Some(s)) => s,
-        (None, None) => {
-            return Err(cx.err(
-                m.referenced,
-                "map needs `agent_template:` (or `steps:`): the steps to run for each item",
-            ));
-        }
-    };
-    let mut scope = Scope::new(Part::Map).with_captures(setup_captures);
-    let steps = phase_steps(cx, steps_raw, &mut scope)?;
-    if steps.is_empty() {
-        return Err(cx.err(steps_raw.referenced, "map.agent_template has no steps"));
-    }
-    let bare_input = match &r.input.value {
-        RawInput::Bare(s) => Some(s.clone()),
-        _ => None,
-    };
-    Ok(MapSpec {
-        selection,
-        bare_input,
-        id,
-        max_parallel,
-        timeout,
-        kill_grace,
-        stuck_after,
-        retry,
-        steps,
-    })
-}
-
-/// Point an expression error at the key it came from (the items module names the key).
-fn selection_key_loc(r: &RawMap, message: &str) -> Option<Location> {
-    let keys: [(&str, Option<Location>); 4] = [
-        ("json_path", r.json_path.as_ref().map(|s| s.referenced)),
-        ("filter", r.filter.as_ref().map(|s| s.referenced)),
-        ("sort_by", r.sort_by.as_ref().map(|s| s.referenced)),
-        ("distinct", r.distinct.as_ref().map(|s| s.referenced)),
-    ];
-    keys.iter()
-        .find(|(k, l)| l.is_some() && message.contains(k))
-        .and_then(|(_, l)| *l)
-}
-
-fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, WorkflowError> {
-    let mut p = RetryPolicy::default();
-    let v = &r.value;
-    if let Some(m) = &v.max_attempts {
-        if m.value == 0 {
-            return Err(cx.err(
-                m.referenced,
-                "retry.max_attempts must be at least 1 (1 means no retry)",
-            ));
-        }
-        p.max_attempts = m.value;
-    } else {
-        p.max_attempts = 3;
-    }
-    if let Some(b) = &v.backoff {
-        p.backoff = match b.value.to_ascii_lowercase().as_str() {
-            "fixed" | "constant" => Backoff::Fixed,
-            "linear" => Backoff::Linear,
-            "exponential" => Backoff::Exponential,
-            other => {
-                return Err(cx.err(
-                    b.referenced,
-                    format!("unknown retry.backoff {other:?}: use fixed, linear or exponential"),
-                ));
-            }
-        };
-    }
-    if let Some(d) = &v.initial_delay {
-        p.initial_delay = duration(cx, d)?;
-    }
-    if let Some(d) = &v.max_delay {
-        p.max_delay = duration(cx, d)?;
-    }
-    if p.max_delay < p.initial_delay {
-        p.max_delay = p.initial_delay;
-    }
-    if let Some(j) = &v.jitter {
-        p.jitter = j.value;
-    }
-    if let Some(on) = &v.on {
-        p.on = on.value.iter().map(|s| retry_on(s).ok_or_else(|| {
-            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, or exit:<code>"))
-        })).collect::<Result<_, _>>()?;
-        if p.on.is_empty() {
-            return Err(cx.err(
-                on.referenced,
-                "retry.on is empty: list at least one failure class (e.g. [any])",
-            ));
-        }
-    }
-    Ok(p)
-}
-
-fn retry_on(s: &str) -> Option<RetryOn> {
-    let s = s.trim();
-    match s {
-        "any" => Some(RetryOn::Any),
-        "timeout" => Some(RetryOn::Timeout),
-        "signal" => Some(RetryOn::Signal),
-        "exit" => Some(RetryOn::AnyExit),
-        _ => s
-            .strip_prefix("exit:")
-            .and_then(|c| c.trim().parse().ok())
-            .map(RetryOn::Exit),
-    }
-}
-
-fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowError> {
+/// The error policy, and whether items are retried (Prodigy's `on_item_failure: retry`).
+fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<(ErrorPolicy, bool), WorkflowError> {
     let empty = RawErrorPolicy {
         on_item_failure: None,
         max_failures: None,
@@ -843,22 +285,27 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
         .as_ref()
         .map(|e| &e.value)
         .unwrap_or(&empty);
-    cx.prodigy_only(
+    cx.keep(cx.prodigy_only(
         "circuit_breaker",
         &ep.circuit_breaker,
         "use max_failures / failure_threshold",
-    )?;
-    cx.prodigy_only("retry_config", &ep.retry_config, "use `map.retry`")?;
+    ));
+    cx.keep(cx.prodigy_only("retry_config", &ep.retry_config, "use `map.retry`"));
     let mut p = ErrorPolicy::default();
+    let mut retry_items = false;
     if let Some(s) = ep.on_item_failure.as_ref().or(raw.on_item_failure.as_ref()) {
         p.on_item_failure = match s.value.to_ascii_lowercase().as_str() {
             "dlq" => OnItemFailure::Dlq,
+            "retry" => {
+                retry_items = true;
+                OnItemFailure::Dlq
+            }
             "skip" | "continue" => OnItemFailure::Skip,
             "stop" | "fail" => OnItemFailure::Stop,
             other => {
                 return Err(cx.err(
                     s.referenced,
-                    format!("unknown on_item_failure {other:?}: use dlq, skip or stop"),
+                    format!("unknown on_item_failure {other:?}: use dlq, retry, skip or stop"),
                 ));
             }
         };
@@ -891,42 +338,27 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
         }
         p.failure_threshold = Some(t.value);
     }
-    Ok(p)
+    Ok((p, retry_items))
+}
+
+/// Prodigy's `env_files`, relative to the working directory; they are read when the job's
+/// environment is built (a missing one is skipped, as Prodigy does).
+fn env_files(cx: &Ctx, raw: &RawWorkflow, dir: &Path) -> Vec<PathBuf> {
+    let Some(files) = &raw.env_files else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for f in &files.value {
+        if f.trim().is_empty() {
+            cx.report(cx.err(files.referenced, "env_files: an empty path"));
+            continue;
+        }
+        out.push(dir.join(f.trim()));
+    }
+    out
 }
 
 /// A duration key (humantime text or seconds); errors name the file, line and column.
 pub fn parse_duration(path: &Path, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
-    duration(
-        &Ctx {
-            path,
-            settings: RefCell::new(Vec::new()),
-        },
-        d,
-    )
-}
-
-fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
-    match &d.value {
-        DurationValue::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok(Duration::from_secs_f64(*s)),
-        DurationValue::Seconds(s) => Err(cx.err(
-            d.referenced,
-            format!("invalid duration {s}: must be a non-negative number of seconds"),
-        )),
-        DurationValue::Text(t) => duration_text(t).map_err(|e| cx.err(d.referenced, e)),
-    }
-}
-
-/// A duration that may name environment variables (`None` then: set when the job starts).
-fn duration_setting(
-    cx: &Ctx,
-    key: SettingKey,
-    name: &'static str,
-    d: &Spanned<DurationValue>,
-) -> Result<Option<Duration>, WorkflowError> {
-    if let DurationValue::Text(t) = &d.value
-        && cx.setting(key, name, t, d.referenced)?.is_none()
-    {
-        return Ok(None);
-    }
-    duration(cx, d).map(Some)
+    duration(&Ctx::new(path), d)
 }

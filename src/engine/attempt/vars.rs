@@ -18,7 +18,8 @@ pub struct JobVars {
     pub env: BTreeMap<String, String>,
     /// Captures of setup steps, visible in map and reduce.
     pub captures: Map<String, Value>,
-    /// `--set` keys, exported to steps even when the workflow `env` does not list them.
+    /// `--set` keys and the keys of the workflow's `env_files`, exported to steps even when
+    /// the workflow `env` does not list them.
     pub override_keys: Vec<String>,
 }
 
@@ -42,8 +43,8 @@ impl JobVars {
             .collect()
     }
 
-    /// The runner's environment, then the workflow `env` (each value may use `${env.X}` of
-    /// what came before), then `--set` overrides.
+    /// The runner's environment, then the workflow's `env_files`, then the workflow `env`
+    /// (each value may use `${env.X}` of what came before), then `--set` overrides.
     pub fn build(
         job_id: &str,
         wf: &crate::workflow::model::Workflow,
@@ -56,6 +57,14 @@ impl JobVars {
             captures: Map::new(),
             override_keys: overrides.iter().map(|(k, _)| k.clone()).collect(),
         };
+        for f in &wf.env_files {
+            for (k, v) in crate::workflow::env_file::read(f)? {
+                if !vars.override_keys.contains(&k) {
+                    vars.override_keys.push(k.clone());
+                }
+                vars.env.insert(k, v);
+            }
+        }
         let empty = Map::new();
         // `--set` wins over the workflow's value, and values that use `${env.KEY}` see it.
         for (k, v) in overrides {
