@@ -31,7 +31,10 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
         }
         return Ok(0);
     }
-    let items = select_items(wf, &vars)?;
+    let (items, warning) = select_items(wf, &vars)?;
+    if let Some(w) = warning {
+        crate::cli::out::errln!("warning: {w}");
+    }
     let mut out = std::io::stdout().lock();
     let empty = Map::new();
     for s in &wf.setup {

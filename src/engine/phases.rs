@@ -22,7 +22,7 @@ use crate::engine::serial::run_phase;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
 use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
-use crate::items::{Item, assign_ids};
+use crate::items::{Item, RepeatedIds, assign_ids_with};
 use crate::report::event::Event;
 use crate::state::error::StateError;
 use crate::state::items_file::{self, ItemStore};
@@ -201,7 +201,13 @@ async fn phases<E: Executor + Clone>(
     } else {
         let selected = match &run.preselected {
             Some(items) => items.clone(),
-            None => select_items(wf, &vars)?,
+            None => {
+                let (items, warning) = select_items(wf, &vars)?;
+                if let Some(message) = warning {
+                    rec.report(&Event::Warning { message });
+                }
+                items
+            }
         };
         let hash = items_file::write(&rec.dir.items(), &selected)?;
         rec.record_durable(Record::MapStarted {
@@ -314,7 +320,12 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
     JobVars::build(&meta.job_id, wf, &meta.overrides).map_err(EngineError::Config)
 }
 
-pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, EngineError> {
+/// Select the workflow's items; also a warning when items of a Prodigy-format file shared an
+/// id and were identified by position and content instead.
+pub fn select_items(
+    wf: &Workflow,
+    vars: &JobVars,
+) -> Result<(Vec<Arc<Item>>, Option<String>), EngineError> {
     let mut selection = wf.map.selection.clone();
     if let Some(bare) = &wf.map.bare_input {
         selection.input = crate::items::Input::from_bare(bare, &wf.dir);
@@ -323,7 +334,13 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
     let env: Vec<(String, String)> = vars.env_pairs(wf);
     let values = compiled.load(&wf.dir, &env)?;
     let empty = Map::new();
-    let items = match &wf.map.id {
+    // Prodigy does not require unique ids.
+    let repeated = if wf.prodigy {
+        RepeatedIds::ByPosition
+    } else {
+        RepeatedIds::Reject
+    };
+    let (items, renamed) = match &wf.map.id {
         Some(t) => {
             let id_fn = |v: &Value| -> Result<String, String> {
                 t.render_plain(&|r: &VarRef| match r.root.as_str() {
@@ -333,11 +350,17 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
                 })
                 .map_err(|e| e.to_string())
             };
-            assign_ids(values, Some(&id_fn))?
+            assign_ids_with(values, Some(&id_fn), repeated)?
         }
-        None => assign_ids(values, None)?,
+        None => assign_ids_with(values, None, repeated)?,
     };
-    Ok(items.into_iter().map(Arc::new).collect())
+    let warning = renamed.map(|r| {
+        format!(
+            "{} items share an `id` with another item (Prodigy allows it), so they are identified by position and content instead: `{}` became `{}`; give the map an `id:` template to choose",
+            r.count, r.example.0, r.example.1
+        )
+    });
+    Ok((items.into_iter().map(Arc::new).collect(), warning))
 }
 
 fn build_queue(

@@ -62,6 +62,7 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
     }
     // Without setup nothing comes before item selection: select first, so that bad input
     // (exit 2) leaves no job behind. With setup the items are selected after it, in the job.
+    let mut warnings = Vec::new();
     let preselected = if loaded.workflow.setup.is_empty() {
         let vars =
             JobVars::build(&job_id, &loaded.workflow, &overrides).map_err(SessionError::Usage)?;
@@ -69,7 +70,9 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
             .workflow
             .with_env(&vars.env)
             .map_err(SessionError::Usage)?;
-        Some(select_items(&wf, &vars)?)
+        let (items, warning) = select_items(&wf, &vars)?;
+        warnings.extend(warning);
+        Some(items)
     } else {
         None
     };
@@ -99,6 +102,6 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         lock,
         kind: RunKind::Run,
         preselected,
-        warnings: Vec::new(),
+        warnings,
     })
 }

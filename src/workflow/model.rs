@@ -17,6 +17,9 @@ pub struct Workflow {
     /// Prodigy's `env_files:` (absolute), read in order when the job's environment is built,
     /// between the runner's environment and the workflow's `env`; a missing file is skipped.
     pub env_files: Vec<PathBuf>,
+    /// A Prodigy-format file (`mode: mapreduce`): its items may repeat an `id` (Prodigy does
+    /// not require unique ids); such items are identified by position and content.
+    pub prodigy: bool,
     /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
     pub env: Vec<(String, Template)>,
     pub setup: Vec<Step>,
