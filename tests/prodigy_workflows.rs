@@ -108,3 +108,20 @@ fn debt_shape() {
     let results: serde_json::Value = serde_json::from_str(&p.read("results.json")).unwrap();
     assert_eq!(results.as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn the_shipped_prodigy_example_runs_from_the_project_root() {
+    let p = Project::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/prodigy.yml");
+    p.file(
+        "workflows/prodigy.yml",
+        &std::fs::read_to_string(src).expect("example"),
+    );
+    let out = run_expect(&p, &["run", "workflows/prodigy.yml"], 0);
+    assert!(
+        stderr(&out).contains("processed 3 items (100%)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.read("out/beta.txt").trim(), "processing beta");
+}
