@@ -161,3 +161,28 @@ error_policy:
         );
     }
 }
+
+#[test]
+fn validate_reports_every_unknown_key() {
+    let p = Project::new();
+    p.file("items.json", r#"[{"id":"a"}]"#);
+    p.file(
+        "wf.yml",
+        "name: typos\nmap:\n  input: items.json\n  max_paralel: 2\n  agent_template:\n    - shell: \"true\"\n      timout: 5\n      claude: \"/x\"\nreduse:\n  - shell: \"true\"\n",
+    );
+    let err = stderr(&run_expect(&p, &["validate", "wf.yml"], 2));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    for (line, (at, key)) in lines.iter().zip([
+        ("wf.yml:4:3", "max_paralel"),
+        ("wf.yml:7:7", "timout"),
+        ("wf.yml:9:1", "reduse"),
+    ]) {
+        assert!(
+            line.starts_with(&format!(
+                "runner: {at}: unknown field `{key}`, expected one of"
+            )),
+            "{line}\n{err}"
+        );
+    }
+}

@@ -81,7 +81,22 @@ pub fn read_yaml_file(path: &Path, what: &str) -> Result<(String, PathBuf), Work
 /// (a relative `path` is relative to `start`); `start` is the directory runner was started
 /// in, or the one the job recorded.
 pub fn load_str(text: &str, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
-    let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| {
+        let first = yaml_error(path, &e);
+        if !first.to_string().contains("unknown field") {
+            return first;
+        }
+        // Reading stopped at the first unknown key: find them all.
+        let mut all = crate::workflow::unknown_keys::unknown_keys(text, path);
+        if !all.iter().any(|u| u.position() == first.position()) {
+            all.push(first);
+        }
+        all.sort_by_key(WorkflowError::position);
+        match all.len() {
+            1 => all.remove(0),
+            _ => WorkflowError::Many(all),
+        }
+    })?;
     validate(raw, path, start)
 }
 

@@ -8,4 +8,5 @@ pub mod ordered;
 pub mod raw;
 pub mod settings;
 pub mod template;
+pub mod unknown_keys;
 pub mod validate;
