@@ -174,3 +174,22 @@ fn claude_handlers_and_misplaced_keys_are_rejected() {
     assert!(err.contains("Claude command"), "{err}");
     assert!(err.contains("`continue_on_error` is only allowed"), "{err}");
 }
+
+#[test]
+fn a_reduce_handler_sees_the_map_results() {
+    let p = Project::new();
+    workflow(
+        &p,
+        r#"map:
+  input: items.json
+  agent_template:
+    - shell: "true"
+reduce:
+  - shell: "false"
+    on_failure: "printf '%s' '${map.results_json}' > results.json"
+"#,
+    );
+    run_expect(&p, &["run", "wf.yml"], 0);
+    let r: serde_json::Value = serde_json::from_str(&p.read("results.json")).unwrap();
+    assert_eq!(r[0]["item_id"], "a");
+}

@@ -414,9 +414,9 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
     let path = rec.dir.results();
     let mut all = Vec::new();
     let wants_results = wf.reduce.iter().any(|s| {
-        s.shell.placeholders().any(|p| {
-            p.var.root == "map"
-                && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results" || k == "results_json")
+        s.uses(&|v| {
+            v.root == "map"
+                && matches!(v.path.first(), Some(PathSeg::Key(k)) if k == "results" || k == "results_json")
         })
     });
     let logs = rec.dir.logs_dir().join("items");

@@ -207,6 +207,21 @@ pub struct Step {
     pub env: Vec<(String, Template)>,
 }
 
+impl Step {
+    /// Whether a placeholder of the step (its command, `working_dir`, `env`, or one of its
+    /// `on_failure` handlers) names a variable for which `pred` holds.
+    pub fn uses(&self, pred: &dyn Fn(&crate::workflow::template::VarRef) -> bool) -> bool {
+        let in_template = |t: &Template| t.placeholders().any(|p| pred(&p.var));
+        in_template(&self.shell)
+            || self.working_dir.as_ref().is_some_and(in_template)
+            || self.env.iter().any(|(_, t)| in_template(t))
+            || self
+                .on_failure
+                .as_ref()
+                .is_some_and(|o| o.handlers.iter().any(|h| h.uses(pred)))
+    }
+}
+
 /// A step's `on_failure`, in every phase: after a failed attempt of the step its handlers run
 /// in order (stopping at the first that fails, unless it has `continue_on_error`); while
 /// attempts are left the step runs again; at the end the failure is forgiven (the phase goes

@@ -166,14 +166,6 @@ fn step(
 /// When a step of a phase uses `${shell.output}` or `${shell.stderr}` (the previous shell
 /// step's), every step of the phase keeps its output for it.
 fn keep_output_for_shell(steps: &mut [Step]) {
-    fn uses_shell(s: &Step) -> bool {
-        let in_template = |t: &Template| t.placeholders().any(|p| p.var.root == "shell");
-        in_template(&s.shell)
-            || s.env.iter().any(|(_, t)| in_template(t))
-            || s.on_failure
-                .as_ref()
-                .is_some_and(|o| o.handlers.iter().any(uses_shell))
-    }
     fn mark(steps: &mut [Step]) {
         for s in steps {
             s.keep_output = true;
@@ -182,7 +174,7 @@ fn keep_output_for_shell(steps: &mut [Step]) {
             }
         }
     }
-    if steps.iter().any(uses_shell) {
+    if steps.iter().any(|s| s.uses(&|v| v.root == "shell")) {
         mark(steps);
     }
 }
