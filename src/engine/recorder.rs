@@ -34,6 +34,13 @@ pub struct ItemOutcome<'a> {
     pub duration: Duration,
 }
 
+/// A position in the journal: see [`Recorder::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableMark {
+    segment: u64,
+    records: u64,
+}
+
 /// Size of the active journal segment past which it is sealed and a checkpoint taken
 /// (bounds both the state directory and the replay after a crash). Tests lower it with the
 /// hidden variable `RUNNER_JOURNAL_SEGMENT_BYTES`.
@@ -105,6 +112,21 @@ impl Recorder {
 
     pub fn flush(&mut self) -> Result<(), StateError> {
         self.journal.flush()
+    }
+
+    /// A mark of everything recorded so far, to ask later (without waiting) whether it is
+    /// on disk yet: see [`Self::is_durable`].
+    pub fn mark(&self) -> DurableMark {
+        DurableMark {
+            segment: self.segments.active_seq,
+            records: self.journal.appended(),
+        }
+    }
+
+    /// Whether everything recorded before `mark` was taken is on disk now. (A rotation
+    /// flushes the sealed segment, so a mark of an older segment is durable.)
+    pub fn is_durable(&self, mark: DurableMark) -> bool {
+        mark.segment < self.segments.active_seq || self.journal.durable() >= mark.records
     }
 
     pub fn report(&mut self, ev: &Event) {

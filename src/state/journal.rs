@@ -195,6 +195,16 @@ impl<T> JournalWriter<T> {
         &self.path
     }
 
+    /// How many records were accepted by [`Self::append`] so far.
+    pub fn appended(&self) -> u64 {
+        self.shared.lock().appended
+    }
+
+    /// How many records are known to be on disk (written and fdatasynced), without waiting.
+    pub fn durable(&self) -> u64 {
+        self.shared.lock().durable
+    }
+
     /// File offset just after the last record known to be durable.
     pub fn durable_len(&self) -> u64 {
         self.shared.lock().durable_len
