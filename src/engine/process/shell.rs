@@ -15,6 +15,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::controls::KillSwitch;
+use crate::engine::process::direct;
 use crate::engine::process::output::{Sink, StreamTarget};
 use crate::engine::process::reaper;
 use crate::engine::process::watchdog;
@@ -161,10 +162,27 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
 }
 
 fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
+    // A simple command runs without the shell; if it cannot be started (not found, not
+    // executable, a script without `#!`), the shell runs it, to fail or succeed as it would.
+    if let Some(argv) = direct::simple_argv(&cmd.script) {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        // The shell would have set PWD to the directory it runs in.
+        if cmd.cwd.is_absolute() {
+            c.env("PWD", &cmd.cwd);
+        }
+        if let Ok(child) = spawn_in_group(c, cmd) {
+            return Ok(child);
+        }
+    }
     let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(&cmd.script)
-        .current_dir(&cmd.cwd)
+    c.arg("-c").arg(&cmd.script);
+    spawn_in_group(c, cmd)
+}
+
+/// Spawn `c` in its own process group, with the step's directory, environment and pipes.
+fn spawn_in_group(mut c: Command, cmd: &ShellCommand) -> std::io::Result<Child> {
+    c.current_dir(&cmd.cwd)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
