@@ -17,7 +17,7 @@ use crate::state::error::StateError;
 use crate::state::job::{CheckpointRef, JobView};
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
-use crate::state::records::{Attempt, ItemStatus, Record};
+use crate::state::records::{Attempt, ItemStatus, Ran, Record};
 use crate::state::time::Timestamp;
 use crate::workflow::model::OnItemFailure;
 
@@ -201,6 +201,10 @@ impl Recorder {
         let failure = last.and_then(|a| a.failure.as_ref());
         let attempts = last.map(|a| a.attempt).unwrap_or(0);
         let duration_ms = r.duration.as_millis() as u64;
+        // A failed last attempt has its own record; a successful one is told here.
+        let ran = last
+            .filter(|a| a.failure.is_none())
+            .map(|a| Ran::new(a.started_at, a.duration_ms, a.usage));
         self.record(Record::ItemDone {
             idx: r.idx,
             status,
@@ -208,6 +212,7 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             captured: r.captured,
+            ran,
         })?;
         self.report(&Event::ItemFinished {
             item_id: id.clone(),
@@ -216,7 +221,9 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             error: failure.map(|f| f.to_string()),
+            failure_class: failure.map(|f| f.class()),
             stderr_tail: last.map(|a| a.stderr_tail.clone()).unwrap_or_default(),
+            usage: last.and_then(|a| a.usage),
         });
         Ok(status)
     }

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::session::error::SessionError;
 use crate::session::open::{open_job, wait_for};
-use crate::state::mailbox::{ControlRequest, send};
 use crate::state::layout::{JobDir, StateDir};
 use crate::state::lock::is_held;
+use crate::state::mailbox::{ControlRequest, send};
 use crate::state::records::JobState;
 use crate::state::recover::{display_state, recover};
 use crate::state::time::Timestamp;

@@ -24,6 +24,25 @@ pub struct Percentiles {
     pub p95: Option<u64>,
 }
 
+/// p50, p95 and max of a usage figure over the items whose last attempt was measured.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Spread {
+    pub fn of(mut values: Vec<u64>) -> Spread {
+        values.sort_unstable();
+        Spread {
+            p50: percentile(&values, 0.5),
+            p95: percentile(&values, 0.95),
+            max: values.last().copied(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Holder {
     pub pid: u32,
@@ -71,6 +90,10 @@ pub struct JobStatus {
     pub started_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
     pub durations_ms: Percentiles,
+    /// Peak resident memory (KiB) of each item's last attempt.
+    pub peak_rss_kb: Spread,
+    /// CPU time (ms, user + system) of each item's last attempt.
+    pub cpu_ms: Spread,
     pub throughput_per_s: Option<f64>,
     pub lock: Option<Holder>,
     pub heartbeat_age_s: Option<f64>,
@@ -130,6 +153,7 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
         .unwrap_or((0, 0));
     let mut durations = view.durations();
     durations.sort_unstable();
+    let (rss, cpu) = view.usages();
     let finished = view.counts.total - view.counts.pending;
     // The journal's modification time is when anything was last recorded.
     let updated_at = std::fs::metadata(dir.journal())
@@ -169,6 +193,8 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
             p50: percentile(&durations, 0.5),
             p95: percentile(&durations, 0.95),
         },
+        peak_rss_kb: Spread::of(rss),
+        cpu_ms: Spread::of(cpu),
         throughput_per_s: elapsed
             .filter(|e| *e > 0.0)
             .map(|e| (finished as f64 / e * 10.0).round() / 10.0),

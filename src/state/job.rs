@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::state::records::{ItemStatus, JobState, Phase, Record};
+use crate::state::records::{ItemStatus, JobState, Phase, Record, Usage};
 use crate::state::time::Timestamp;
 
 /// Facts fixed when the job is created (`job.json`).
@@ -43,6 +43,26 @@ pub struct ItemState {
     pub exit_code: Option<i32>,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub captured: Option<Box<Map<String, Value>>>,
+    /// Peak RSS (KiB) of the item's last recorded attempt; 0 when not measured.
+    #[serde(rename = "m", default, skip_serializing_if = "is_zero")]
+    pub peak_rss_kb: u32,
+    /// CPU time (ms) of the item's last recorded attempt; 0 when not measured.
+    #[serde(rename = "u", default, skip_serializing_if = "is_zero")]
+    pub cpu_ms: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl ItemState {
+    /// Keep the usage of the item's latest attempt (saturating: u32 KiB is 4 TiB, u32 ms
+    /// is 49 days).
+    fn set_usage(&mut self, u: Option<Usage>) {
+        let u = u.unwrap_or_default();
+        self.peak_rss_kb = u32::try_from(u.peak_rss_kb).unwrap_or(u32::MAX);
+        self.cpu_ms = u32::try_from(u.cpu_ms).unwrap_or(u32::MAX);
+    }
 }
 
 /// Counts of items by status.
@@ -157,6 +177,7 @@ impl JobView {
                 index,
                 pgid,
                 pid_start,
+                ..
             } => {
                 self.live_groups.push(LiveGroup {
                     phase: *phase,
@@ -180,6 +201,7 @@ impl JobView {
                 phase,
                 index,
                 captured,
+                ..
             } => {
                 self.end_group(*phase, *index);
                 let (done, caps) = match phase {
@@ -224,6 +246,7 @@ impl JobView {
                 if let Some(it) = self.items.get_mut(*idx) {
                     it.attempts = it.attempts.max(attempt.attempt);
                     it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
+                    it.set_usage(attempt.usage);
                 }
             }
             Record::ItemDone {
@@ -233,6 +256,7 @@ impl JobView {
                 duration_ms,
                 exit_code,
                 captured,
+                ran,
             } => {
                 self.end_group(Phase::Map, *idx);
                 self.set_status(*idx, *status);
@@ -241,6 +265,9 @@ impl JobView {
                     it.duration_ms = *duration_ms;
                     it.exit_code = *exit_code;
                     it.captured = (!captured.is_empty()).then(|| Box::new(captured.clone()));
+                    if let Some(ran) = ran {
+                        it.set_usage(ran.usage());
+                    }
                 }
             }
             Record::ItemReset { idx, status } => {
@@ -285,6 +312,15 @@ impl JobView {
             .filter(|i| i.status != ItemStatus::Pending)
             .map(|i| i.duration_ms)
             .collect()
+    }
+
+    /// Peak RSS (KiB) and CPU time (ms) of the items whose last attempt was measured.
+    pub fn usages(&self) -> (Vec<u64>, Vec<u64>) {
+        self.items
+            .iter()
+            .filter(|i| i.peak_rss_kb > 0 || i.cpu_ms > 0)
+            .map(|i| (u64::from(i.peak_rss_kb), u64::from(i.cpu_ms)))
+            .unzip()
     }
 }
 
@@ -333,6 +369,7 @@ mod tests {
             duration_ms: 5,
             exit_code: None,
             captured: Map::new(),
+            ran: None,
         }
     }
 
@@ -352,6 +389,7 @@ mod tests {
                 duration_ms: 1,
                 failure: Some(Failure::Exit { code: 4, step: 0 }),
                 stderr_tail: String::new(),
+                usage: None,
             },
         });
         v.apply(&done(1, ItemStatus::Dlq));

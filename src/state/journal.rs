@@ -385,6 +385,7 @@ mod tests {
                     duration_ms: 12,
                     failure: Some(Failure::Exit { code: 3, step: 0 }),
                     stderr_tail: "boom\n".into(),
+                    usage: None,
                 },
             },
             Record::ItemDone {
@@ -394,6 +395,7 @@ mod tests {
                 duration_ms: 12,
                 exit_code: Some(3),
                 captured: Default::default(),
+                ran: None,
             },
             Record::MapDone,
         ]
@@ -750,6 +752,7 @@ mod tests {
             duration_ms: 3,
             exit_code: None,
             captured: Default::default(),
+            ran: None,
         };
         let t = std::time::Instant::now();
         let w = JournalWriter::<Record>::open(&p).unwrap();

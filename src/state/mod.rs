@@ -1,7 +1,6 @@
 //! The job directory: layout, journal, checkpoint, DLQ, lock and logs.
 
 pub mod atomic;
-pub mod mailbox;
 pub mod dlq;
 pub mod dlq_select;
 pub mod error;
@@ -13,6 +12,8 @@ pub mod jsonl;
 pub mod layout;
 pub mod lock;
 pub mod logs;
+pub mod mailbox;
 pub mod records;
 pub mod recover;
 pub mod time;
+pub mod usage;

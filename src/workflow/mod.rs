@@ -6,6 +6,7 @@ pub mod model;
 pub mod raw;
 pub mod scope;
 pub mod shell_quote;
+pub mod size;
 pub mod template;
 pub mod template_scan;
 pub mod validate;

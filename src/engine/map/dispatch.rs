@@ -234,7 +234,9 @@ impl Loop<'_> {
                             item_id: work.run.item.id.clone(),
                             attempt: end.attempt.attempt,
                             error: f.to_string(),
+                            failure_class: f.class(),
                             delay_ms: wait.as_millis() as u64,
+                            usage: end.attempt.usage,
                         });
                         self.waiting.push_delayed(idx, Instant::now() + wait);
                         Ok(())
@@ -265,7 +267,7 @@ impl Loop<'_> {
                 attempts: &work.attempts,
                 succeeded,
                 captured: end.captured,
-                duration: work.started.elapsed(),
+                duration: work.started.map(|s| s.elapsed()).unwrap_or_default(),
             },
             self.run.policy.on_item_failure,
         )?;

@@ -32,7 +32,9 @@ pub struct Work {
     pub lost: u32,
     /// The highest attempt number used so far.
     pub last_attempt: u32,
-    pub started: Instant,
+    /// When its first attempt of this run was submitted (not when the run began: an item
+    /// waiting for a slot has not started).
+    pub started: Option<Instant>,
 }
 
 impl Work {
@@ -43,12 +45,13 @@ impl Work {
             attempts: Vec::new(),
             tries: 0,
             lost: 0,
-            started: Instant::now(),
+            started: None,
         }
     }
 
     /// The next attempt of this item.
     pub fn next_attempt(&mut self) -> AttemptRun {
+        self.started.get_or_insert_with(Instant::now);
         self.last_attempt += 1;
         AttemptRun {
             idx: self.run.idx,
