@@ -12,6 +12,7 @@ pub mod log_format;
 pub mod logs;
 pub mod out;
 pub mod pause;
+pub mod report;
 pub mod reporting;
 pub mod resume;
 pub mod resume_preview;

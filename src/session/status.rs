@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::report::stats::{Spread, percentile};
 use crate::session::error::SessionError;
 use crate::session::open::{read_meta, snapshot_workflow};
 use crate::state::job::JobView;
@@ -22,25 +23,6 @@ pub struct Progress {
 pub struct Percentiles {
     pub p50: Option<u64>,
     pub p95: Option<u64>,
-}
-
-/// p50, p95 and max of a usage figure over the items whose last attempt was measured.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spread {
-    pub p50: Option<u64>,
-    pub p95: Option<u64>,
-    pub max: Option<u64>,
-}
-
-impl Spread {
-    pub fn of(mut values: Vec<u64>) -> Spread {
-        values.sort_unstable();
-        Spread {
-            p50: percentile(&values, 0.5),
-            p95: percentile(&values, 0.95),
-            max: values.last().copied(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,9 +72,9 @@ pub struct JobStatus {
     pub started_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
     pub durations_ms: Percentiles,
-    /// Peak resident memory (KiB) of each item's last attempt.
+    /// Peak resident memory (KiB) of each item's last attempt: p50, p95, max.
     pub peak_rss_kb: Spread,
-    /// CPU time (ms, user + system) of each item's last attempt.
+    /// CPU time (ms, user + system) of each item's last attempt: p50, p95, max.
     pub cpu_ms: Spread,
     pub throughput_per_s: Option<f64>,
     pub lock: Option<Holder>,
@@ -124,15 +106,6 @@ fn phase(view: &JobView, reduce_total: usize) -> &'static str {
     } else {
         "done"
     }
-}
-
-/// The value at rank `p` (0..1) of sorted values.
-pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
 }
 
 fn elapsed_secs(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<f64> {

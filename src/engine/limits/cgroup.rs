@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::engine::limits::cgroup_path::own_cgroup_dir;
 use crate::state::records::Usage;
 use crate::workflow::model::Resources;
 
@@ -143,38 +144,6 @@ fn read(p: &Path) -> io::Result<String> {
     std::fs::read_to_string(p)
 }
 
-/// The directory of this process's cgroup v2.
-fn own_cgroup_dir() -> Result<PathBuf, String> {
-    let cgroup = read(Path::new("/proc/self/cgroup"))
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-    let path = v2_path(&cgroup).ok_or("this process is in no cgroup v2 hierarchy")?;
-    let mounts = read(Path::new("/proc/self/mountinfo"))
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let (root, mount) = v2_mount(&mounts).ok_or("no cgroup v2 file system is mounted")?;
-    let rel = path.strip_prefix(root.as_str()).unwrap_or(&path);
-    Ok(Path::new(&mount).join(rel.trim_start_matches('/')))
-}
-
-/// The cgroup v2 path in `/proc/self/cgroup` (the `0::PATH` line).
-pub fn v2_path(proc_cgroup: &str) -> Option<String> {
-    proc_cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| p.trim().to_owned())
-}
-
-/// The root and mount point of the first cgroup2 mount in `/proc/self/mountinfo`.
-pub fn v2_mount(mountinfo: &str) -> Option<(String, String)> {
-    mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        let f: Vec<&str> = left.split_whitespace().collect();
-        Some((f.get(3)?.to_string(), f.get(4)?.to_string()))
-    })
-}
-
 /// The value of `key` in a flat-keyed cgroup file (`memory.events`, `cpu.stat`, ...).
 pub fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
@@ -274,6 +243,7 @@ pub fn usage_over(cg: &StepCgroup, rusage: Option<Usage>) -> Option<Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::limits::cgroup_path::{v2_mount, v2_path};
 
     #[test]
     fn finds_the_v2_cgroup_and_mount() {

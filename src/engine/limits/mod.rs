@@ -2,6 +2,7 @@
 //! where runner can create cgroups, rlimits and a sampling watch elsewhere.
 
 pub mod cgroup;
+pub mod cgroup_path;
 pub mod classify;
 pub mod enforcer;
 pub mod meter;
