@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(over(&caps, &many), Some(LimitHit::Processes { limit: 3 }));
         let big = Sample {
             rss_bytes: 101,
-            ..many
+            ..ok
         };
         assert_eq!(
             over(&caps, &big),

@@ -99,6 +99,16 @@ impl ShellChild {
     }
 }
 
+impl Drop for ShellChild {
+    /// A child dropped before it was reaped (a task that panicked) is left to the reaper,
+    /// which collects it once it is a zombie.
+    fn drop(&mut self) {
+        if self.waited.is_none() {
+            reaper::forget(self.pid);
+        }
+    }
+}
+
 /// `wait4(pid, WNOHANG)`: the status and usage once the child has exited.
 fn reap(pid: i32) -> io::Result<Option<Waited>> {
     let mut status = 0;

@@ -172,8 +172,11 @@ mod tests {
         let started: u32 = p.cells.iter().map(|c| c.ok + c.failed).sum();
         assert_eq!(started, 10_000);
         assert_eq!(p.cells.iter().map(|c| c.failed).sum::<u32>(), 100);
-        // Fully busy lanes.
-        assert!(p.cells.iter().all(|c| c.busy > 0.99), "{:?}", p.cells[0]);
+        // Fully busy lanes (but in the last bucket, which the job ends inside).
+        let last = agg.buckets - 1;
+        for c in p.cells.iter().filter(|c| c.bucket < last) {
+            assert!(c.busy > 0.99, "{c:?}");
+        }
     }
 
     #[test]
