@@ -406,28 +406,31 @@ struct Rendered {
     console: Vec<String>,
 }
 
+/// Headless Chromium as root with a fresh profile in `profile`, logging to stderr.
+fn chromium_cmd(profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(chromium());
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,2400",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
 fn render(html: &Path) -> Rendered {
     let tmp = tempfile::tempdir().expect("tempdir");
     let shot = tmp.path().join("shot.png");
-    let out = std::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2400",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            tmp.path().join("profile").display()
-        ))
+    let out = chromium_cmd(&tmp.path().join("profile"))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
         .output()
@@ -502,14 +505,7 @@ fn chromium_draws_the_small_job() {
     // The page's script ran to its end.
     let (_, path) = report_html(p, job);
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", tmp.path().display()))
+    let out = chromium_cmd(tmp.path())
         .arg("--dump-dom")
         .arg(format!("file://{}", path.display()))
         .output()

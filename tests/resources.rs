@@ -41,6 +41,23 @@ fn rlimit_run(p: &Project, args: &[&str]) -> std::process::Output {
         .expect("run runner")
 }
 
+/// `runner -v run wf.yml --json` on the cgroup path (exit 1: an item went over a limit).
+fn cgroup_run(p: &Project) -> std::process::Output {
+    let out = p
+        .cmd()
+        .env("RUNNER_LIMITS", "cgroup")
+        .args(["-v", "run", "wf.yml", "--json"])
+        .output()
+        .expect("run runner");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resource limits: cgroup v2"),
+        "{}",
+        stderr(&out)
+    );
+    out
+}
+
 /// `dlq list --json` as (item id, failure class) pairs, sorted.
 fn dlq_classes(p: &Project, job: &str) -> Vec<(String, String)> {
     let out = run_expect(p, &["dlq", "list", job, "--json"], 0);
@@ -304,18 +321,7 @@ map:
     - shell: '(while :; do :; done) & (while :; do :; done) & wait'
 "#,
     );
-    let out = p
-        .cmd()
-        .env("RUNNER_LIMITS", "cgroup")
-        .args(["-v", "run", "wf.yml", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("resource limits: cgroup v2"),
-        "{}",
-        stderr(&out)
-    );
+    let out = cgroup_run(&p);
     let done = &events_named(&out, "item_finished")[0];
     assert_eq!(done["failure_class"], "cpu_limit", "{done}");
     assert!(
@@ -337,14 +343,7 @@ fn cgroup_path_enforces_memory_and_processes() {
         "wf.yml",
         &misbehaving(r"mem\nfork\nok\n", "{ memory: 64M, processes: 20 }", ""),
     );
-    let out = p
-        .cmd()
-        .env("RUNNER_LIMITS", "cgroup")
-        .args(["-v", "run", "wf.yml", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("resource limits: cgroup v2"));
+    cgroup_run(&p);
     assert_eq!(
         dlq_classes(&p, &p.only_job()),
         [

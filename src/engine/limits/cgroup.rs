@@ -218,7 +218,7 @@ impl Drop for StepCgroup {
     fn drop(&mut self) {
         if self.populated() {
             self.kill();
-            let until = Instant::now() + Duration::from_secs(2);
+            let until = Instant::now() + Duration::from_millis(500);
             while self.populated() && Instant::now() < until {
                 crate::engine::process::reaper::reap_orphans();
                 std::thread::sleep(Duration::from_millis(2));
