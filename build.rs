@@ -1,6 +1,8 @@
 //! Test gating for what the machine offers or CI starts:
 //! - `RUNNER_REQUIRE_SLURM=1` (set by `.ci/run` after starting single-node Slurm): the Slurm
-//!   tests run and fail when Slurm is unusable; without it they are `#[ignore]`d.
+//!   tests run and fail when Slurm is unusable; without it they are `#[ignore]`d. Likewise
+//!   `RUNNER_REQUIRE_POSTGRES=1` (set after starting a throwaway PostgreSQL) for the
+//!   PostgreSQL tests.
 //! - `RUNNER_REQUIRE_CHROMIUM=1` (set by `.ci/run` after installing Chromium): the report's
 //!   browser tests run and fail when Chromium is missing or broken; without it, `ignored`.
 //! - `runner_cgroups`: this machine lets the build (as the tests will) create cgroup v2
@@ -14,21 +16,20 @@ use std::path::Path;
 mod cgroup_path;
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(runner_require_slurm)");
-    println!("cargo::rustc-check-cfg=cfg(runner_require_chromium)");
-    println!("cargo::rustc-check-cfg=cfg(runner_cgroups)");
-    println!("cargo::rustc-check-cfg=cfg(runner_cgroup_controllers)");
-    println!("cargo::rerun-if-env-changed=RUNNER_REQUIRE_SLURM");
-    println!("cargo::rerun-if-env-changed=RUNNER_REQUIRE_CHROMIUM");
     println!("cargo::rerun-if-changed=build.rs");
     for (var, cfg) in [
         ("RUNNER_REQUIRE_SLURM", "runner_require_slurm"),
+        ("RUNNER_REQUIRE_POSTGRES", "runner_require_postgres"),
         ("RUNNER_REQUIRE_CHROMIUM", "runner_require_chromium"),
     ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
         if std::env::var(var).is_ok_and(|v| v == "1") {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+    println!("cargo::rustc-check-cfg=cfg(runner_cgroups)");
+    println!("cargo::rustc-check-cfg=cfg(runner_cgroup_controllers)");
     if let Ok(dir) = cgroup_path::own_cgroup_dir()
         && writable(&dir)
     {

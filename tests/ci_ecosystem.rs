@@ -663,7 +663,7 @@ fn quiet_and_verbose_change_human_output() {
 fn rust_log_filters_diagnostics() {
     let p = project();
     run_expect(&p, &["run", "wf.yml", "--job-id", "rl"], 1);
-    std::fs::write(p.job_dir("rl").join("checkpoint.json"), "garbage").unwrap();
+    std::fs::write(p.job_dir("rl").join("checkpoint.bin"), "garbage").unwrap();
     let default = stderr(&run_expect(&p, &["status", "rl"], 0));
     assert!(default.contains("ignoring the checkpoint"), "{default}");
     let off = p

@@ -14,7 +14,7 @@ fn job_with_bad_checkpoint(p: &Project) {
     );
     let out = p.run(&["run", "wf.yml", "--job-id", "cp"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    std::fs::write(p.job_dir("cp").join("checkpoint.json"), "garbage\n").unwrap();
+    std::fs::write(p.job_dir("cp").join("checkpoint.bin"), "garbage\n").unwrap();
 }
 
 #[test]

@@ -7,6 +7,10 @@
 //!   the fix (a flag file) `dlq retry` clears them, on Slurm too.
 //! - The coordinator is SIGKILLed mid-run; `resume` adopts the tasks still queued or running
 //!   and collects finished ones: every item runs once and is submitted once.
+//! - A task whose `runner exec-item` is killed loses its item, which goes back to the queue
+//!   (`task_lost`) until the lost limit, then to the DLQ.
+//! - Batched tasks (10 items each): one array task is `scancel`led mid-batch; its finished
+//!   items are kept, its unfinished ones run again, every item is recorded once.
 
 mod common;
 #[path = "common/crash.rs"]
@@ -64,17 +68,26 @@ fn status(p: &Project, job: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("status json")
 }
 
+/// Item index -> how many submissions held an attempt of it (`slurm/submissions.jsonl`:
+/// one line per sbatch, `tasks` holding each array task's `{idx, attempt}` batch).
 fn submitted_items(p: &Project, job: &str) -> BTreeMap<u64, usize> {
-    let text =
-        std::fs::read_to_string(p.job_dir(job).join("slurm/submissions.jsonl")).unwrap_or_default();
     let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("submission line");
-        for idx in v["items"].as_array().expect("items") {
-            *m.entry(idx.as_u64().unwrap()).or_default() += 1;
+    for v in submissions(p, job) {
+        for task in v["tasks"].as_array().expect("tasks") {
+            for a in task.as_array().expect("a task's batch") {
+                *m.entry(a["idx"].as_u64().expect("idx")).or_default() += 1;
+            }
         }
     }
     m
+}
+
+fn submissions(p: &Project, job: &str) -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(p.job_dir(job).join("slurm/submissions.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("submission line"))
+        .collect()
 }
 
 #[test]
@@ -194,12 +207,12 @@ fn killed_coordinator_resumes_by_adopting_its_tasks() {
     not(runner_require_slurm),
     ignore = "needs Slurm: RUNNER_REQUIRE_SLURM=1 (set by .ci/run)"
 )]
-fn a_task_that_ends_without_an_outcome_is_a_failed_attempt() {
+fn a_task_that_ends_without_an_outcome_loses_its_item_until_the_lost_limit() {
     require_slurm!();
     let p = Project::new();
     p.file("items.json", &numbered_items(3));
     // Item 2's task dies under it (`runner exec-item` is SIGKILLed, as by an OOM kill or a
-    // node failure): no outcome file.
+    // node failure): no outcome file, every time.
     p.file(
         "wf.yml",
         &workflow(
@@ -213,8 +226,105 @@ fn a_task_that_ends_without_an_outcome_is_a_failed_attempt() {
     let dlq = dlq_list(&p, "lost1");
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     assert_eq!(dlq[0]["item_id"], "2");
-    assert_eq!(dlq[0]["last_error"]["class"], "signal", "{dlq:?}");
+    assert_eq!(dlq[0]["last_error"]["class"], "task_lost", "{dlq:?}");
+    assert_eq!(
+        dlq[0]["attempts"], 4,
+        "lost once, then three more times: {dlq:?}"
+    );
     let tail = dlq[0]["stderr_tail"].as_str().unwrap_or("").to_owned();
     assert!(tail.contains("without an outcome"), "{dlq:?}");
     assert_eq!(status(&p, "lost1")["successful"], 2);
+}
+
+#[test]
+#[cfg_attr(
+    not(runner_require_slurm),
+    ignore = "needs Slurm: RUNNER_REQUIRE_SLURM=1 (set by .ci/run)"
+)]
+fn a_task_cancelled_mid_batch_loses_only_its_unfinished_items() {
+    require_slurm!();
+    let p = Project::new();
+    p.file("items.json", &numbered_items(40));
+    // 4 tasks of 10 items, 2 at a time: task 0 runs items 1..=10 for about 5 s.
+    p.file(
+        "wf.yml",
+        r#"name: slurm-batch
+executor: slurm
+slurm:
+  poll_interval: 200ms
+  items_per_task: 10
+  parallel_per_task: 2
+map:
+  input: items.json
+  max_parallel: 8
+  timeout: 1m
+  agent_template:
+    - shell: 'sleep 1; echo ${item.id} >> done.log'
+"#,
+    );
+    let mut bg = spawn(&p, &["run", "wf.yml", "--job-id", "batch1"]);
+    wait_until("the array to be submitted", Duration::from_secs(60), || {
+        !submissions(&p, "batch1").is_empty()
+    });
+    let job = submissions(&p, "batch1")[0]["slurm_job_id"]
+        .as_str()
+        .expect("job id")
+        .to_owned();
+    let first_task: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    let done_in_first = || {
+        line_counts(&p.read("done.log"))
+            .keys()
+            .filter(|id| first_task.contains(id))
+            .count()
+    };
+    wait_until(
+        "two items of task 0 to finish",
+        Duration::from_secs(60),
+        || done_in_first() >= 2,
+    );
+    let out = std::process::Command::new("scancel")
+        .arg(format!("{job}_0"))
+        .output()
+        .expect("scancel");
+    assert!(out.status.success(), "{out:?}");
+    let code = bg.wait_code(Duration::from_secs(120));
+    let stderr = bg.stderr();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(status(&p, "batch1")["successful"], 40);
+
+    let records = journal_records(&p.job_dir("batch1").join("journal.log"));
+    assert!(
+        succeeded_records(&records).values().all(|&n| n == 1),
+        "an item was recorded twice"
+    );
+    assert_eq!(succeeded_records(&records).len(), 40);
+    let lost: Vec<u64> = records
+        .iter()
+        .filter(|r| r["t"] == "attempt" && r["attempt"]["failure"]["class"] == "task_lost")
+        .map(|r| r["idx"].as_u64().expect("idx"))
+        .collect();
+    assert!(!lost.is_empty(), "task 0 was cut short: {stderr}");
+    assert!(
+        lost.iter().all(|&i| i < 10),
+        "only task 0's items were lost: {lost:?}"
+    );
+    let kept = 10 - lost.len();
+    assert!(kept >= 2, "its finished items were kept: {lost:?}");
+    // Items that were not lost ran once; the lost ones ran again (once more each).
+    let done = line_counts(&p.read("done.log"));
+    for idx in 0..40u64 {
+        let id = (idx + 1).to_string();
+        let n = done.get(&id).copied().unwrap_or(0);
+        if lost.contains(&idx) {
+            assert!((1..=2).contains(&n), "lost item {id} done {n} times");
+        } else {
+            assert_eq!(n, 1, "item {id} ran {n} times");
+        }
+    }
+    let again: Vec<u64> = submitted_items(&p, "batch1")
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(again, lost, "exactly the lost items were submitted again");
 }

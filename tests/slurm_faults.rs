@@ -1,7 +1,8 @@
-//! Slurm faults, against stand-in `sbatch`/`squeue`/`sacct`/`scancel` scripts on `PATH`
-//! (no real Slurm needed): a refused submission is an infrastructure failure (exit 1 with
-//! Slurm's reason), and a `squeue` that cannot answer while a resume decides what to adopt
-//! stops the resume instead of submitting the items a second time.
+//! Slurm against stand-in `sbatch`/`squeue`/`sacct`/`scancel` scripts on `PATH` (no real
+//! Slurm needed): a refused submission is an infrastructure failure (exit 1 with Slurm's
+//! reason), a `squeue` that cannot answer while a resume decides what to adopt stops the
+//! resume instead of submitting the items a second time, and an array's shape (tasks,
+//! throttle, CPUs) follows `items_per_task`, `parallel_per_task` and `max_parallel`.
 
 mod common;
 #[path = "common/crash.rs"]
@@ -154,4 +155,57 @@ fn resume_stops_instead_of_submitting_again_when_squeue_cannot_answer() {
     });
     bg.kill9();
     assert_eq!(sbatch_calls(&p), 1, "{}", p.read("sbatch.log"));
+}
+
+#[test]
+fn items_are_batched_per_task_and_the_throttle_counts_items_in_flight() {
+    let p = Project::new();
+    let path = fake_slurm(&p);
+    p.file("items.json", &numbered_items(7));
+    // The old name `cpus_per_item` still works; a task runs 2 items at once (its CPUs).
+    p.file(
+        "wf.yml",
+        "name: fake-slurm
+executor: slurm
+slurm:
+  poll_interval: 100ms
+  cpus_per_item: 2
+  items_per_task: 3
+map:
+  input: items.json
+  max_parallel: 4
+  agent_template:
+    - shell: 'true'
+",
+    );
+    let mut bg = spawn_with(
+        &p,
+        &p.state_dir(),
+        &["run", "wf.yml", "--job-id", "batched"],
+        &[("PATH", &path)],
+    );
+    let subs = p.job_dir("batched").join("slurm/submissions.jsonl");
+    wait_until("the submission", Duration::from_secs(20), || {
+        std::fs::read_to_string(&subs).is_ok_and(|s| s.ends_with('\n'))
+    });
+    bg.kill9();
+    let call = p.read("sbatch.log");
+    // 7 items in tasks of 3: 3 tasks; 4 items in flight at 2 per task: 2 tasks at once.
+    assert!(call.contains("--array=0-2%2 "), "{call}");
+    assert!(call.contains("--cpus-per-task=2 "), "{call}");
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&subs).unwrap().trim()).unwrap();
+    let batches: Vec<Vec<u64>> = line["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["idx"].as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(batches, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
 }

@@ -129,7 +129,7 @@ fn truncated_journal_always_resumes() {
             .set_len(cut as u64)
             .unwrap();
         if drop_checkpoint {
-            std::fs::remove_file(job.join("checkpoint.json")).unwrap();
+            std::fs::remove_file(job.join("checkpoint.bin")).unwrap();
         }
         let recorded = recorded_before(&journal_bytes, cut, &dir);
 
@@ -176,14 +176,19 @@ fn truncated_journal_always_resumes() {
     }
 }
 
-/// `journal_offset` of a job's checkpoint (0 when there is none).
+/// The journal offset a job's checkpoint covers (0 when there is none): the `offset` of its
+/// header line (these small jobs never rotate their journal, so it is segment 0).
 fn checkpoint_offset(job: &Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(job.join("checkpoint.json")) else {
+    let Ok(bytes) = std::fs::read(job.join("checkpoint.bin")) else {
         return 0;
     };
-    let body = &text[text.find('\n').expect("snapshot header") + 1..];
-    let v: serde_json::Value = serde_json::from_str(body).expect("checkpoint JSON");
-    v["journal_offset"].as_u64().expect("journal_offset")
+    let header = bytes
+        .split(|&b| b == b'\n')
+        .nth(1)
+        .expect("checkpoint header");
+    let v: serde_json::Value = serde_json::from_slice(header).expect("checkpoint header JSON");
+    assert_eq!(v["segment"], 0, "{v}");
+    v["offset"].as_u64().expect("offset")
 }
 
 /// A record that resume must replay (in the middle, not the last, and after the checkpoint's
@@ -206,7 +211,7 @@ fn flipped_byte_mid_journal_is_reported_as_corruption() {
         copy_dir(base, &state);
         let job = state.join("jobs/j");
         if drop_checkpoint {
-            std::fs::remove_file(job.join("checkpoint.json")).unwrap();
+            std::fs::remove_file(job.join("checkpoint.bin")).unwrap();
         }
         let from = checkpoint_offset(&job) as usize;
         let journal = job.join("journal.log");

@@ -641,3 +641,51 @@ fn retry_block_keys_validate() {
         );
     }
 }
+
+#[test]
+fn slurm_block_keys_validate_with_old_names_accepted() {
+    let p = Project::new();
+    p.file(
+        "ok.yml",
+        "name: s\nexecutor: slurm\nslurm:\n  cpus_per_item: 2\n  mem_per_item: 1G\n  items_per_task: 50\n  parallel_per_task: 4\n  array_size: 500\nmap:\n  input: x.json\n  agent_template:\n    - shell: \"true\"\n",
+    );
+    run_expect(&p, &["validate", "ok.yml"], 0);
+    for (bad, word, line) in [
+        (
+            "cpus_per_task: 2\n  cpus_per_item: 2",
+            "cpus_per_item is the old name",
+            5,
+        ),
+        (
+            "mem_per_task: 1G\n  mem_per_item: 1G",
+            "mem_per_item is the old name",
+            5,
+        ),
+        (
+            "items_per_task: 0",
+            "slurm.items_per_task must be at least 1",
+            4,
+        ),
+        (
+            "parallel_per_task: 0",
+            "slurm.parallel_per_task must be at least 1",
+            4,
+        ),
+        (
+            "cpus_per_task: 0",
+            "slurm.cpus_per_task must be at least 1",
+            4,
+        ),
+    ] {
+        p.file(
+            "bad.yml",
+            &format!(
+                "name: s\nexecutor: slurm\nslurm:\n  {bad}\nmap:\n  input: x.json\n  agent_template:\n    - shell: \"true\"\n"
+            ),
+        );
+        let out = run_expect(&p, &["validate", "bad.yml"], 2);
+        let err = stderr(&out);
+        assert!(err.contains(word), "{bad}: {err}");
+        assert!(err.contains(&format!("bad.yml:{line}:")), "{bad}: {err}");
+    }
+}

@@ -70,21 +70,33 @@ pub enum Command {
     Report(ReportCmdArgs),
     /// Remove finished (with --all-states also interrupted) job directories; never a running one
     Clean(CleanArgs),
+    /// Start workflows and pipelines on cron expressions, intervals and dates (a foreground
+    /// service), or list the schedules, or fire what is due once
+    Schedule(ScheduleArgs),
+    /// Check the state directory: stale jobs, stuck items, error rates (exit 1 if unhealthy)
+    Health(HealthArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout
     Man,
     /// Print the JSON Schema of the workflow file on stdout
     Schema,
+    /// Run map items of jobs on the PostgreSQL executor (any number, on any machines)
+    Worker(WorkerArgs),
+    /// List the workers registered in PostgreSQL
+    Workers(WorkersArgs),
+    /// Administer the PostgreSQL executor's database
+    #[command(subcommand)]
+    Postgres(PostgresCommand),
     /// Internal: the watchdog that kills a dead runner's process groups
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
-    /// Internal: run one item of a job on a Slurm node (an array task of the Slurm executor)
+    /// Internal: run one array task of the Slurm backend (a batch of a job's items) on a node
     #[command(name = "exec-item", hide = true)]
     ExecItem(ExecItemArgs),
 }
 
-/// `runner exec-item`: the item is the submission's entry at `$SLURM_ARRAY_TASK_ID`.
+/// `runner exec-item`: the task is the submission's batch at `$SLURM_ARRAY_TASK_ID`.
 #[derive(Debug, Args)]
 pub struct ExecItemArgs {
     /// The job directory (on a filesystem shared with the coordinator)
@@ -98,11 +110,49 @@ pub struct ExecItemArgs {
     pub task: Option<usize>,
 }
 
+/// `runner worker`: claims and runs items of jobs queued in PostgreSQL
+/// (`RUNNER_POSTGRES_URL`) until SIGTERM/SIGINT.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Items run at once (default: the number of CPUs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub slots: Option<u32>,
+    /// How long a claim holds without a heartbeat; then its item goes back to the queue
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
+    /// Time between heartbeats (at most half the lease)
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub heartbeat: std::time::Duration,
+    /// How often to look at the queue should a notification be missed
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
+    /// Bytes of each item's stdout and stderr (their ends) sent to the coordinator's logs
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub tail_bytes: usize,
+    /// After SIGTERM/SIGINT, how long running items may finish before they are handed back
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// One JSON document on stdout (an array of workers)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostgresCommand {
+    /// Create or upgrade the runner schema (idempotent; run once per database and release)
+    Migrate,
+}
+
 /// `--executor`: where the map's items run.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ExecutorArg {
     Local,
     Slurm,
+    Postgres,
 }
 
 impl From<ExecutorArg> for crate::workflow::model::ExecutorKind {
@@ -110,6 +160,7 @@ impl From<ExecutorArg> for crate::workflow::model::ExecutorKind {
         match e {
             ExecutorArg::Local => crate::workflow::model::ExecutorKind::Local,
             ExecutorArg::Slurm => crate::workflow::model::ExecutorKind::Slurm,
+            ExecutorArg::Postgres => crate::workflow::model::ExecutorKind::Postgres,
         }
     }
 }
@@ -342,4 +393,64 @@ impl From<&DlqFilterArgs> for crate::state::dlq_select::DlqFilter {
 pub struct ValidateArgs {
     /// The workflow file
     pub workflow: PathBuf,
+}
+
+/// `runner schedule FILE` (the service) or `runner schedule list|run-due FILE`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// The schedules file: run the service until SIGTERM/SIGINT
+    #[arg(required = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub now: NowArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Each schedule's next fire times, last run and its outcome
+    List {
+        /// The schedules file
+        file: PathBuf,
+        /// One JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Fire whatever is due now, wait for those runs, exit (for cron or a CI timer)
+    RunDue {
+        /// The schedules file
+        file: PathBuf,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+/// Tests only: the clock reads this instant when the command starts.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NowArg {
+    #[arg(long = "now", hide = true, value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// A running job whose heartbeat is older than this is stale
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stale_after: std::time::Duration,
+    /// Jobs updated within this window count for error rates
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
+    /// Unhealthy when a workflow's failed / finished items exceed this fraction
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    pub max_error_rate: f64,
+    /// Error rates count once a workflow has finished at least this many items
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_items: usize,
 }

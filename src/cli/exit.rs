@@ -31,7 +31,8 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         crate::items::ItemsError,
         crate::state::error::StateError,
         crate::state::lock::LockError,
-        crate::engine::error::EngineError
+        crate::engine::error::EngineError,
+        crate::engine::postgres::error::PgError
     );
     exit_code::FAILURES
 }

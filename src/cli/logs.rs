@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::args::{Global, LogsArgs};
 use crate::cli::exit::usage;
 use crate::session::open::open_job;
-use crate::state::items_file;
+use crate::state::items_file::ItemStore;
 use crate::state::layout::StateDir;
 use crate::state::lock::is_held;
 use crate::state::logs::log_files;
@@ -22,9 +22,9 @@ struct Source {
 pub fn logs(g: &Global, a: &LogsArgs) -> anyhow::Result<i32> {
     let dir = open_job(&StateDir::new(&g.state_dir), &a.job)?;
     if let Some(item) = &a.item {
-        let known = items_file::read(&dir.items())
-            .map(|v| v.iter().any(|i| &i.id == item))
-            .unwrap_or(false);
+        let known = ItemStore::open(&dir.items(), None, None)
+            .and_then(|s| s.find_ids(&[item.as_str()].into()))
+            .is_ok_and(|found| !found.is_empty());
         if !known {
             return Err(usage(format!("job {} has no item {item:?}", a.job)));
         }

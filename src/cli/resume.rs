@@ -9,11 +9,17 @@ use crate::state::layout::StateDir;
 use crate::state::records::JobState;
 
 pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
+    let state = StateDir::new(&g.state_dir);
+    if let Ok(dir) = state.job(&a.job)
+        && crate::pipeline::journal::is_pipeline(&dir)
+    {
+        return resume_pipeline(g, a, &state);
+    }
     if a.dry_run {
         return crate::cli::resume_preview::preview(g, a);
     }
     let start = open_resume(
-        &StateDir::new(&g.state_dir),
+        &state,
         ResumeRequest {
             job: a.job.clone(),
             pending_only: a.pending_only,
@@ -58,6 +64,33 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
                 };
                 crate::cli::out::line(&serde_json::to_string(&ev)?);
             }
+            Ok(exit_code::COMPLETED)
+        }
+    }
+}
+
+fn resume_pipeline(g: &Global, a: &ResumeArgs, state: &StateDir) -> anyhow::Result<i32> {
+    use crate::pipeline::run::{PipelineStart, resume};
+    if a.dry_run || a.pending_only || a.executor.is_some() {
+        return Err(crate::cli::exit::usage(
+            "--dry-run, --pending-only and --executor apply to jobs; resume a pipeline's job by its id (`<pipeline-id>.<job>`) for those",
+        ));
+    }
+    match resume(state, &a.job, a.force)? {
+        PipelineStart::Run(open) => crate::cli::pipeline::run(
+            *open,
+            crate::cli::pipeline::options(g, a.max_parallel)?,
+            a.report.json,
+        ),
+        PipelineStart::Unpaused => {
+            crate::cli::out::errln!("runner: pipeline {} resumed: its jobs run again", a.job);
+            Ok(exit_code::COMPLETED)
+        }
+        PipelineStart::AlreadyCompleted => {
+            crate::cli::out::errln!(
+                "runner: pipeline {} already completed; nothing to do",
+                a.job
+            );
             Ok(exit_code::COMPLETED)
         }
     }

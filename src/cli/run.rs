@@ -8,6 +8,9 @@ use crate::state::layout::StateDir;
 use crate::workflow::load::load_file;
 
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
+    if crate::pipeline::load::is_pipeline_file(&a.workflow) {
+        return run_pipeline(g, a);
+    }
     let loaded = load_file(&a.workflow)?;
     let overrides = parse_sets(&a.set)?;
     if a.dry_run {
@@ -31,6 +34,31 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         job,
         run_options(g, None, a.interrupt.kill_grace),
     )
+}
+
+/// `runner run PIPELINE.yml`: `--set` and `--max-parallel` go to every job.
+fn run_pipeline(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
+    if a.dry_run
+        || a.executor.is_some()
+        || a.report.junit.is_some()
+        || a.report.metrics_file.is_some()
+    {
+        return Err(usage(
+            "--dry-run, --executor, --junit and --metrics-file apply to workflows, not to a pipeline; give them in the jobs' workflows",
+        ));
+    }
+    let loaded = crate::pipeline::load::load_pipeline_file(&a.workflow)?;
+    let open = crate::pipeline::run::create(
+        &StateDir::new(&g.state_dir),
+        crate::pipeline::run::CreatePipeline {
+            loaded,
+            path: a.workflow.clone(),
+            job_id: a.job_id.clone(),
+            overrides: parse_sets(&a.set)?,
+            max_parallel: a.max_parallel.map(|n| n as usize),
+        },
+    )?;
+    crate::cli::pipeline::run(open, crate::cli::pipeline::options(g, None)?, a.report.json)
 }
 
 /// `--set KEY=VALUE` pairs.

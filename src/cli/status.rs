@@ -23,7 +23,11 @@ fn or_dash(v: &Option<Timestamp>) -> String {
 }
 
 fn one(state: &StateDir, id: &str, json_out: bool) -> anyhow::Result<i32> {
-    let d = job_status(&open_job(state, id)?)?;
+    let dir = open_job(state, id)?;
+    if crate::pipeline::journal::is_pipeline(&dir) {
+        return pipeline(state, &dir, json_out);
+    }
+    let d = job_status(&dir)?;
     let mut out = std::io::stdout().lock();
     if json_out {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&d)?);
@@ -149,6 +153,15 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
                 or_dash(&d.started_at),
                 or_dash(&d.updated_at)
             ),
+            Row::Pipeline(d) => format!(
+                "{:<40} {:<16} {:<12} {:>22}  {:<24} {:<24}",
+                d.job_id,
+                format!("{} (pipeline)", d.pipeline),
+                state_name(d.state),
+                format!("{}/{}/{} jobs", d.successful, d.failed, d.total),
+                or_dash(&d.started_at),
+                or_dash(&d.updated_at)
+            ),
             Row::Unreadable {
                 job_id,
                 state,
@@ -159,6 +172,68 @@ fn table(state: &StateDir, json_out: bool) -> anyhow::Result<i32> {
             ),
         };
         if writeln!(out, "{}", line.trim_end()).is_err() {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+fn pipeline(
+    state: &StateDir,
+    dir: &crate::state::layout::JobDir,
+    json_out: bool,
+) -> anyhow::Result<i32> {
+    let d = crate::pipeline::status::pipeline_status(state, dir)?;
+    if json_out {
+        crate::cli::out::line(&serde_json::to_string_pretty(&d)?);
+        return Ok(0);
+    }
+    let mut lines = vec![
+        format!("pipeline:   {}", d.job_id),
+        format!("file:       {} ({})", d.pipeline, d.pipeline_path.display()),
+        format!("state:      {}", state_name(d.state)),
+        format!(
+            "jobs:       {} total, {} completed, {} failed, {} skipped, {} running, {} pending",
+            d.total, d.successful, d.failed, d.skipped, d.running, d.pending
+        ),
+        format!(
+            "runs:       {}   started: {}   updated: {}",
+            d.runs,
+            or_dash(&d.started_at),
+            or_dash(&d.updated_at)
+        ),
+    ];
+    if let Some(l) = &d.lock {
+        lines.push(format!(
+            "lock:       pid {} on {} since {}",
+            l.pid, l.host, l.started_at
+        ));
+    }
+    if let Some(p) = &d.paused {
+        lines.push(format!("paused:     since {}", p.since));
+    }
+    lines.push(format!(
+        "{:<16} {:<12} {:>20} {:>10}  {}",
+        "JOB", "STATE", "DONE/FAILED/TOTAL", "DURATION", "JOB ID"
+    ));
+    for n in &d.nodes {
+        let mut row = format!(
+            "{:<16} {:<12} {:>20} {:>10}  {}",
+            n.node,
+            n.state.name(),
+            format!("{}/{}/{}", n.successful, n.failed, n.total),
+            n.duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            n.job_id
+        );
+        if let Some(r) = &n.reason {
+            row.push_str(&format!("  ({r})"));
+        }
+        lines.push(row);
+    }
+    for l in lines {
+        if !crate::cli::out::line(&l) {
             break;
         }
     }

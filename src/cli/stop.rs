@@ -12,7 +12,13 @@ pub fn stop(g: &Global, a: &StopArgs) -> anyhow::Result<i32> {
             a.job
         );
     }
-    stop_job(&StateDir::new(&g.state_dir), &a.job, a.grace, !a.no_wait)?;
+    let state = StateDir::new(&g.state_dir);
+    match state.job(&a.job) {
+        Ok(dir) if crate::pipeline::journal::is_pipeline(&dir) => {
+            crate::pipeline::live::stop(&dir, &a.job, a.grace, !a.no_wait)?
+        }
+        _ => stop_job(&state, &a.job, a.grace, !a.no_wait)?,
+    }
     if a.no_wait {
         crate::cli::out::errln!("runner: asked job {} to stop (grace {grace})", a.job);
     } else {

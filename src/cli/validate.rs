@@ -5,6 +5,9 @@ use crate::items::{Input, InputFormat};
 use crate::workflow::load::load_file;
 
 pub fn validate(a: &ValidateArgs) -> anyhow::Result<i32> {
+    if crate::pipeline::load::is_pipeline_file(&a.workflow) {
+        return crate::cli::pipeline::validate(&a.workflow);
+    }
     let w = load_file(&a.workflow)?.workflow;
     let sel = &w.map.selection;
     let input = match (&w.map.bare_input, &sel.input) {

@@ -7,5 +7,7 @@ pub mod error;
 pub mod limits;
 pub mod map;
 pub mod phases;
+pub mod postgres;
 pub mod process;
 pub mod recorder;
+pub mod slurm;

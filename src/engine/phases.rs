@@ -1,6 +1,7 @@
 //! One run of a job (`run`, `resume` or `dlq retry`): setup from the first unfinished step,
 //! item selection (once, then frozen), the map over whatever is left to do, and reduce.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,13 +20,15 @@ use crate::engine::limits::meter::AttemptResources;
 use crate::engine::map::dispatch::{MapRun, dispatch};
 use crate::engine::map::local::LocalBackend;
 use crate::engine::map::policy::MapEnd;
-use crate::engine::map::work::ItemRun;
 use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
+use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
+use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
 use crate::items::{Item, assign_ids};
 use crate::report::event::Event;
-use crate::state::items_file;
+use crate::state::error::StateError;
+use crate::state::items_file::{self, ItemStore};
 use crate::state::job::{Counts, JobMeta};
 use crate::state::records::{ItemStatus, JobState, Phase, Ran, Record};
 use crate::state::time::Timestamp;
@@ -166,10 +169,11 @@ async fn phases<E: Executor + Clone>(
     let wf = run.workflow;
     let mut vars = job_vars(run.meta, wf)?;
     vars.captures = rec.view.captures.clone();
-    // Limits that cannot be enforced here stop the run before anything runs.
+    // Limits that cannot be enforced here stop the run before anything runs. PostgreSQL
+    // workers enforce them on their own machines; Slurm has its own (docs/resources.md).
     let limits = match wf.executor {
         ExecutorKind::Local => Enforcer::probe(&wf.map.resources).map_err(EngineError::Config)?,
-        ExecutorKind::Slurm => None,
+        ExecutorKind::Slurm | ExecutorKind::Postgres => None,
     };
     if let Some(l) = &limits {
         tracing::info!("{}", l.describe());
@@ -195,25 +199,26 @@ async fn phases<E: Executor + Clone>(
         vars.captures = rec.view.captures.clone();
     }
 
-    // Item selection, once per job.
+    // Item selection, once per job; afterwards the items stay on disk.
     let items = if rec.view.map_started {
-        items_file::read_verified(
+        ItemStore::open(
             &rec.dir.items(),
             rec.view.items_hash.as_deref(),
-            rec.view.items.len(),
+            Some(rec.view.items.len()),
         )?
     } else {
-        let items = match &run.preselected {
+        let selected = match &run.preselected {
             Some(items) => items.clone(),
             None => select_items(wf, &vars)?,
         };
-        let hash = items_file::write(&rec.dir.items(), &items)?;
+        let hash = items_file::write(&rec.dir.items(), &selected)?;
         rec.record_durable(Record::MapStarted {
-            total: items.len(),
+            total: selected.len(),
             items_hash: hash,
         })?;
         rec.checkpoint()?;
-        items
+        drop(selected);
+        ItemStore::open(&rec.dir.items(), None, Some(rec.view.items.len()))?
     };
 
     // Map.
@@ -229,9 +234,11 @@ async fn phases<E: Executor + Clone>(
         let map_started = Instant::now();
         let map_run = MapRun {
             queue,
+            items: &items,
             policy: &wf.error_policy,
             retry: &wf.map.retry,
             controls: &run.controls,
+            stuck_after: wf.map.stuck_after,
         };
         let end = match wf.executor {
             ExecutorKind::Local => {
@@ -247,9 +254,21 @@ async fn phases<E: Executor + Clone>(
                 dispatch(&mut backend, map_run, rec, control).await?
             }
             ExecutorKind::Slurm => {
-                return Err(EngineError::Infra(
-                    "the Slurm executor is not available in this build".into(),
-                ));
+                let job = SlurmJob::new(&rec.dir, wf, &rec.view, max_parallel)?;
+                let mut backend = SlurmBackend::new(CliClient, job, vars.captures.clone())?;
+                dispatch(&mut backend, map_run, rec, control).await?
+            }
+            ExecutorKind::Postgres => {
+                // Without an explicit max_parallel, the workers' slots decide.
+                let explicit = run.max_parallel.or(run.meta.max_parallel).is_some()
+                    || !matches!(wf.map.max_parallel, MaxParallel::Cpus);
+                let pg = crate::engine::postgres::map::PgMap {
+                    meta: run.meta,
+                    workflow: wf,
+                    vars: &vars,
+                    max_parallel: explicit.then_some(max_parallel),
+                };
+                crate::engine::postgres::map::run_map(pg, map_run, rec, control).await?
             }
         };
         rec.report(&Event::PhaseFinished {
@@ -493,25 +512,32 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
 fn build_queue(
     kind: &RunKind,
     rec: &mut Recorder,
-    items: &[Arc<Item>],
-) -> Result<Vec<ItemRun>, EngineError> {
+    items: &ItemStore,
+) -> Result<Vec<u32>, EngineError> {
+    // Only `dlq retry` of named items needs ids, and only of the DLQ's items.
+    let ids: HashMap<usize, String> = match kind {
+        RunKind::DlqRetry { items: wanted } if !wanted.is_empty() => rec
+            .view
+            .with_status(ItemStatus::Dlq)
+            .map(|idx| Ok((idx, items.get(idx)?.id.clone())))
+            .collect::<Result<_, StateError>>()?,
+        _ => HashMap::new(),
+    };
     let order = crate::engine::map::order::queue_order(kind, &rec.view, |i| {
-        items.get(i).map(|it| it.id.as_str())
+        ids.get(&i).map(String::as_str)
     });
     let mut queue = Vec::with_capacity(order.len());
     for idx in order {
-        let Some(item) = items.get(idx) else { continue };
-        if rec.view.items[idx].status != ItemStatus::Pending {
+        if idx >= items.len() {
+            continue;
+        }
+        if rec.view.items.status(idx) != ItemStatus::Pending {
             rec.record(Record::ItemReset {
                 idx,
                 status: ItemStatus::Pending,
             })?;
         }
-        queue.push(ItemRun {
-            idx,
-            item: item.clone(),
-            prior_attempts: rec.view.items[idx].attempts,
-        });
+        queue.push(idx as u32);
     }
     // A later success cleans the DLQ entry of an item that was also pending.
     Ok(queue)
@@ -546,9 +572,8 @@ fn resolve_max_parallel(
 }
 
 /// `${map.*}` for reduce; writes `results.jsonl` (one line per item).
-fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value, EngineError> {
+fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, EngineError> {
     let path = rec.dir.results();
-    let mut buf = Vec::with_capacity(items.len() * 96);
     let mut all = Vec::new();
     let wants_results = wf.reduce.iter().any(|s| {
         s.shell.placeholders().any(|p| {
@@ -556,26 +581,40 @@ fn map_value(rec: &Recorder, items: &[Arc<Item>], wf: &Workflow) -> Result<Value
                 && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results")
         })
     });
-    for (item, st) in items.iter().zip(&rec.view.items) {
-        let mut line = serde_json::json!({
-            "item_id": item.id,
-            "status": st.status,
-            "exit_code": if st.status == ItemStatus::Succeeded { Some(0) } else { st.exit_code },
-            "attempts": st.attempts,
-            "duration_ms": st.duration_ms,
-            "captured": st.captured.as_deref().cloned().unwrap_or_default(),
-        });
-        if st.peak_rss_kb > 0 || st.cpu_ms > 0 {
-            line["peak_rss_kb"] = st.peak_rss_kb.into();
-            line["cpu_ms"] = st.cpu_ms.into();
+    let mut read_error = None;
+    crate::state::atomic::write_atomic_with(&path, |out| {
+        for (idx, item) in items.iter().map_err(std::io::Error::other)?.enumerate() {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            };
+            let st = rec.view.items.get(idx);
+            let mut line = serde_json::json!({
+                "item_id": item.id,
+                "status": st.status,
+                "exit_code": if st.status == ItemStatus::Succeeded { Some(0) } else { st.exit_code },
+                "attempts": st.attempts,
+                "duration_ms": st.duration_ms,
+                "captured": st.captured.as_deref().cloned().unwrap_or_default(),
+            });
+            if let Some(u) = st.usage {
+                line["peak_rss_kb"] = u.peak_rss_kb.into();
+                line["cpu_ms"] = u.cpu_ms.into();
+            }
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+            if wants_results {
+                all.push(line);
+            }
         }
-        let _ = serde_json::to_writer(&mut buf, &line);
-        buf.push(b'\n');
-        if wants_results {
-            all.push(line);
-        }
+        Ok(())
+    })?;
+    if let Some(e) = read_error {
+        return Err(e.into());
     }
-    crate::state::atomic::write_atomic(&path, &buf)?;
     let c = rec.view.counts;
     let mut m = serde_json::json!({
         "total": c.total,

@@ -11,13 +11,14 @@ use crate::engine::controls::ControlMsg;
 use crate::items::Item;
 use crate::report::event::Event;
 use crate::report::reporter::Reporter;
-use crate::state::atomic::write_checksummed;
+use crate::state::checkpoint::{self, JournalPos};
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::error::StateError;
-use crate::state::job::{CheckpointRef, JobView};
+use crate::state::job::JobView;
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
 use crate::state::records::{Attempt, ItemStatus, Ran, Record};
+use crate::state::segments::Segments;
 use crate::state::time::Timestamp;
 use crate::workflow::model::OnItemFailure;
 
@@ -33,8 +34,18 @@ pub struct ItemOutcome<'a> {
     pub duration: Duration,
 }
 
-/// Records between periodic checkpoints (bounds journal replay on resume).
-const CHECKPOINT_EVERY: usize = 50_000;
+/// Size of the active journal segment past which it is sealed and a checkpoint taken
+/// (bounds both the state directory and the replay after a crash). Tests lower it with the
+/// hidden variable `RUNNER_JOURNAL_SEGMENT_BYTES`.
+const SEGMENT_BYTES: u64 = 16 << 20;
+
+fn segment_bytes() -> u64 {
+    std::env::var("RUNNER_JOURNAL_SEGMENT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(SEGMENT_BYTES)
+}
 
 pub struct Recorder {
     pub dir: JobDir,
@@ -42,7 +53,8 @@ pub struct Recorder {
     journal: JournalWriter<Record>,
     reporter: Box<dyn Reporter>,
     dlq: HashMap<String, DlqEntry>,
-    since_checkpoint: usize,
+    segments: Segments,
+    segment_bytes: u64,
 }
 
 impl Recorder {
@@ -51,7 +63,15 @@ impl Recorder {
         view: JobView,
         reporter: Box<dyn Reporter>,
     ) -> Result<Self, StateError> {
+        let segments = Segments::find(&dir)?;
+        let fresh = !dir.journal().exists();
         let journal = JournalWriter::open(&dir.journal())?;
+        if fresh && segments.active_seq > 0 {
+            // A crash sealed the last segment before starting the next one.
+            journal.append_durable(Record::Segment {
+                seq: segments.active_seq,
+            })?;
+        }
         let dlq = dlq::load(&dir.dlq())?
             .into_iter()
             .map(|e| (e.item_id.clone(), e))
@@ -62,17 +82,17 @@ impl Recorder {
             journal,
             reporter,
             dlq,
-            since_checkpoint: 0,
+            segments,
+            segment_bytes: segment_bytes(),
         })
     }
 
     /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
     pub fn record(&mut self, rec: Record) -> Result<(), StateError> {
         self.view.apply(&rec);
-        self.journal.append(rec)?;
-        self.since_checkpoint += 1;
-        if self.since_checkpoint >= CHECKPOINT_EVERY {
-            self.checkpoint()?;
+        let end = self.journal.append(rec)?;
+        if end >= self.segment_bytes {
+            self.rotate()?;
         }
         Ok(())
     }
@@ -143,19 +163,23 @@ impl Recorder {
         Ok(())
     }
 
-    /// Write the compacted checkpoint (everything in the journal so far).
+    /// Write the checkpoint (everything in the journal so far).
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
         self.journal.flush()?;
-        let journal_offset = self.journal.durable_len();
-        write_checksummed(
-            &self.dir.checkpoint(),
-            &CheckpointRef {
-                journal_offset,
-                view: &self.view,
-            },
-        )?;
-        self.since_checkpoint = 0;
-        Ok(())
+        let pos = JournalPos {
+            segment: self.segments.active_seq,
+            offset: self.journal.durable_len(),
+        };
+        checkpoint::write(&self.dir, pos, &mut self.view)
+    }
+
+    /// Seal the active journal segment, checkpoint at the start of the next one, and drop
+    /// the segments the checkpoint covers.
+    fn rotate(&mut self) -> Result<(), StateError> {
+        self.segments.rotate(&self.dir, &mut self.journal)?;
+        self.checkpoint()?;
+        let seq = self.segments.active_seq;
+        self.segments.drop_before(&self.dir, seq)
     }
 
     /// Record an item's end: the DLQ entry when it failed for good (written before the

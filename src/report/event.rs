@@ -61,6 +61,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    /// An attempt of an item ran out of time (the item may be retried).
+    ItemTimedOut {
+        item_id: String,
+        attempt: u32,
+        error: String,
+    },
+    /// An item has been running for longer than `map.stuck_after` (said once per attempt;
+    /// the item is not killed).
+    ItemStuck {
+        item_id: String,
+        attempt: u32,
+        running_ms: u64,
+    },
     PhaseFinished {
         phase: Phase,
         ok: bool,

@@ -310,6 +310,17 @@ impl Reporter for Human {
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("warning:", YELLOW)))
             }
+            // Said by the item's retry or its end.
+            Event::ItemTimedOut { .. } => {}
+            Event::ItemStuck {
+                item_id,
+                attempt,
+                running_ms,
+            } => self.line(&format!(
+                "{} item {item_id} (attempt {attempt}) has been running for {} (map.stuck_after); it is not killed",
+                self.paint("warning:", YELLOW),
+                secs(*running_ms)
+            )),
             Event::Paused { reason } => self.line(&format!(
                 "paused: no new item starts until `runner resume`{}",
                 reason

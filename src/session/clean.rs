@@ -75,6 +75,9 @@ pub fn clean(state: &StateDir, req: &CleanRequest) -> Result<CleanReport, Sessio
 /// Is the job in a state `req` removes, and old enough? (The caller saw its lock free, or
 /// holds it.)
 fn removable(dir: &JobDir, req: &CleanRequest) -> bool {
+    if crate::pipeline::journal::is_pipeline(dir) {
+        return pipeline_removable(dir, req);
+    }
     let Ok(view) = recover(dir, false) else {
         return false;
     };
@@ -108,6 +111,30 @@ fn removable(dir: &JobDir, req: &CleanRequest) -> bool {
         && SystemTime::now()
             .duration_since(last)
             .is_ok_and(|age| age >= min_age)
+}
+
+/// A pipeline's directory (its jobs are job directories of their own, cleaned as jobs).
+fn pipeline_removable(dir: &JobDir, req: &CleanRequest) -> bool {
+    let Ok(view) = crate::pipeline::journal::read_view(dir) else {
+        return false;
+    };
+    let wanted = match view.recorded_state() {
+        JobState::Completed => true,
+        JobState::Failed => !req.completed_only,
+        JobState::Interrupted => req.all_states,
+        JobState::Running | JobState::Paused | JobState::Stale => false,
+    };
+    let touched = std::fs::metadata(crate::pipeline::journal::journal_path(dir))
+        .and_then(|m| m.modified())
+        .ok();
+    wanted
+        && req.older_than.is_none_or(|min| {
+            touched.is_some_and(|t| {
+                SystemTime::now()
+                    .duration_since(t)
+                    .is_ok_and(|age| age >= min)
+            })
+        })
 }
 
 /// Bytes of the files under `path` (their apparent size; symbolic links are not followed).

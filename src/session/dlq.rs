@@ -2,6 +2,7 @@
 //! (an entry counts only while its item is in the `dlq` state), filtered, retried under the
 //! job lock, or purged through the job's [`Recorder`].
 
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use crate::session::runtime::OpenRun;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::dlq_select::{Counted, DlqFilter, by_journal};
 use crate::state::executor::choose_executor;
-use crate::state::items_file;
+use crate::state::items_file::ItemStore;
 use crate::state::job::JobView;
 use crate::state::layout::{JobDir, StateDir};
 use crate::state::records::{Failure, ItemStatus};
@@ -62,12 +63,21 @@ impl<'a> EntryDoc<'a> {
 /// The entries of `dlq.jsonl` split by the journal's view of their items.
 fn counted(dir: &JobDir, view: &JobView) -> Result<Counted, SessionError> {
     let entries = dlq::load(&dir.dlq())?;
-    let items = if view.map_started && !entries.is_empty() {
-        items_file::read(&dir.items())?
-    } else {
-        Vec::new()
-    };
-    Ok(by_journal(entries, &items, view))
+    let index = item_index(dir, view, entries.iter().map(|e| e.item_id.as_str()))?;
+    Ok(by_journal(entries, &index, view))
+}
+
+/// The indexes of the items with these ids (one pass over the frozen items).
+fn item_index<'a>(
+    dir: &JobDir,
+    view: &JobView,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, usize>, SessionError> {
+    let ids: HashSet<&str> = ids.collect();
+    if !view.map_started || ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(ItemStore::open(&dir.items(), None, None)?.find_ids(&ids)?)
 }
 
 /// What `dlq list` shows.
@@ -186,22 +196,10 @@ pub fn purge(state: &StateDir, job: &str, items: &[String]) -> Result<usize, Ses
     } else {
         items.to_vec()
     };
-    let idxs: Vec<usize> = if view.map_started {
-        items_file::read(&dir.items())?
-            .iter()
-            .enumerate()
-            .filter(|(idx, it)| {
-                ids.contains(&it.id)
-                    && view
-                        .items
-                        .get(*idx)
-                        .is_some_and(|s| s.status == ItemStatus::Dlq)
-            })
-            .map(|(idx, _)| idx)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let idxs: Vec<usize> = item_index(&dir, &view, ids.iter().map(String::as_str))?
+        .into_values()
+        .filter(|idx| view.items.status(*idx) == ItemStatus::Dlq)
+        .collect();
     // Entries of items already purged (a purge cut short by a crash) go too.
     let unfinished = counted
         .stray

@@ -88,11 +88,16 @@ pub fn stop(state: &StateDir, id: &str, grace: Duration, wait: bool) -> Result<(
     if !wait {
         return Ok(());
     }
+    wait_released(&dir, &format!("job {id}"), grace)
+}
+
+/// Wait until `dir`'s lock is free: up to `grace` and a minute, then an error naming `what`.
+pub fn wait_released(dir: &JobDir, what: &str, grace: Duration) -> Result<(), SessionError> {
     let deadline = Instant::now() + grace + Duration::from_secs(60);
     while is_held(&dir.lock()) {
         if Instant::now() >= deadline {
             return Err(SessionError::Infra(format!(
-                "job {id} is still running after the grace period"
+                "{what} is still running after the grace period"
             )));
         }
         std::thread::sleep(Duration::from_millis(50));

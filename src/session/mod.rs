@@ -6,6 +6,7 @@ pub mod clean;
 pub mod create;
 pub mod dlq;
 pub mod error;
+pub mod health;
 pub mod live;
 pub mod open;
 pub mod preview;

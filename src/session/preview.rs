@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::engine::map::order::{BySource, resume_plan};
 use crate::session::error::SessionError;
 use crate::session::open::{WorkflowFile, open_job, read_meta, snapshot_workflow, workflow_file};
-use crate::state::items_file;
+use crate::state::items_file::ItemStore;
 use crate::state::job::JobView;
 use crate::state::layout::{JobDir, StateDir};
 use crate::state::lock::{LockInfo, is_held, read_info};
@@ -152,9 +152,9 @@ pub fn preview(
 /// The process groups the journal records as running, and whether each still runs.
 fn leftovers(dir: &JobDir, view: &JobView) -> Vec<Leftover> {
     let items = if view.live_groups.iter().any(|g| g.phase == Phase::Map) {
-        items_file::read(&dir.items()).unwrap_or_default()
+        ItemStore::open(&dir.items(), None, None).ok()
     } else {
-        Vec::new()
+        None
     };
     view.live_groups
         .iter()
@@ -163,7 +163,12 @@ fn leftovers(dir: &JobDir, view: &JobView) -> Vec<Leftover> {
             phase: g.phase,
             index: g.idx,
             item_id: (g.phase == Phase::Map)
-                .then(|| items.get(g.idx).map(|it| it.id.clone()))
+                .then(|| {
+                    items
+                        .as_ref()
+                        .and_then(|s| s.get(g.idx).ok())
+                        .map(|it| it.id.clone())
+                })
                 .flatten(),
             alive: crate::engine::process::orphans::still_running(g),
         })

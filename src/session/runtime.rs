@@ -73,6 +73,7 @@ pub fn run_job(
         mut warnings,
     } = job;
     let controls = Controls::default();
+    let reporter = crate::notify::notifier::with_notifications(reporter, &workflow, &meta, &dir);
     let outcome: Result<JobOutcome, SessionError> = (|| {
         let mut rec = Recorder::new(dir, view, reporter)?;
         let killed = orphans::kill_leftovers(&rec.view.live_groups);

@@ -88,6 +88,7 @@ pub struct JobStatus {
 #[serde(untagged)]
 pub enum Row {
     Job(Box<JobStatus>),
+    Pipeline(Box<crate::pipeline::status::PipelineStatus>),
     Unreadable {
         job_id: String,
         /// Always `unreadable`.
@@ -204,6 +205,19 @@ pub fn all_jobs(state: &StateDir) -> Result<Vec<Row>, SessionError> {
     let mut rows = Vec::new();
     for id in state.list_jobs()? {
         let dir = state.job(&id)?;
+        if crate::pipeline::journal::is_pipeline(&dir) {
+            rows.push(
+                match crate::pipeline::status::pipeline_status(state, &dir) {
+                    Ok(s) => Row::Pipeline(Box::new(s)),
+                    Err(e) => Row::Unreadable {
+                        job_id: id,
+                        state: "unreadable",
+                        error: crate::session::runtime::error_chain(&e),
+                    },
+                },
+            );
+            continue;
+        }
         rows.push(match job_status(&dir) {
             Ok(s) => Row::Job(Box::new(s)),
             Err(e) => Row::Unreadable {

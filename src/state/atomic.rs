@@ -48,6 +48,36 @@ pub fn create_dir_private(dir: &Path) -> Result<(), StateError> {
 /// Replace `path` with `bytes` atomically (temp file, fsync, rename, fsync of the directory).
 /// The file gets mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    replace(path, true, |f| f.write_all(bytes))?;
+    fsync_dir(&parent_dir(path))
+}
+
+/// [`write_atomic`] for content produced piece by piece (buffered; nothing is held whole
+/// in memory): `fill` writes the new content.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), StateError> {
+    replace(path, true, |f| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        w.flush()
+    })?;
+    fsync_dir(&parent_dir(path))
+}
+
+/// Replace `path` with `bytes` atomically but without fsync: a reader sees the old file or
+/// all of the new one, never part of it; a power cut may lose it. For hand-off files whose
+/// reader makes their content durable itself (Slurm's outcome files).
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    replace(path, false, |f| f.write_all(bytes))
+}
+
+fn replace(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), StateError> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -72,17 +102,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
             .mode(FILE_MODE)
             .open(&tmp)
             .map_err(|e| StateError::io("create temporary file", &tmp, e))?;
-        f.write_all(bytes)
-            .map_err(|e| StateError::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| StateError::io("fsync", &tmp, e))?;
+        fill(&mut f).map_err(|e| StateError::io("write", &tmp, e))?;
+        if sync {
+            f.sync_all().map_err(|e| StateError::io("fsync", &tmp, e))?;
+        }
         drop(f);
         fs::rename(&tmp, path).map_err(|e| StateError::io("rename temporary file over", path, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    fsync_dir(&dir)
+    result
 }
 
 /// Encode `value` as a checksummed snapshot (header line + JSON body).

@@ -9,10 +9,8 @@
 //! Filters (`--class`, `--since`) narrow the counted entries further.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::items::Item;
 use crate::state::dlq::DlqEntry;
 use crate::state::job::JobView;
 use crate::state::records::ItemStatus;
@@ -26,19 +24,25 @@ pub struct Counted {
     pub stray: Vec<(DlqEntry, Option<ItemStatus>)>,
 }
 
-/// Split `entries` by the journal's status of their items (`items` are the job's frozen
-/// items, index-aligned with `view.items`). Order is kept.
-pub fn by_journal(entries: Vec<DlqEntry>, items: &[Arc<Item>], view: &JobView) -> Counted {
-    let status: HashMap<&str, ItemStatus> = items
-        .iter()
-        .zip(&view.items)
-        .map(|(it, st)| (it.id.as_str(), st.status))
-        .collect();
+/// Split `entries` by the journal's status of their items (`index` gives the index of each
+/// entry's item among the job's frozen items; ids it lacks are not items of the job). Order
+/// is kept.
+pub fn by_journal(
+    entries: Vec<DlqEntry>,
+    index: &HashMap<String, usize>,
+    view: &JobView,
+) -> Counted {
+    let status = |id: &str| {
+        index
+            .get(id)
+            .filter(|idx| view.items.contains(**idx))
+            .map(|idx| view.items.status(*idx))
+    };
     let mut out = Counted::default();
     for e in entries {
-        match status.get(e.item_id.as_str()) {
+        match status(&e.item_id) {
             Some(ItemStatus::Dlq) => out.in_dlq.push(e),
-            other => out.stray.push((e, other.copied())),
+            other => out.stray.push((e, other)),
         }
     }
     out
@@ -101,13 +105,6 @@ mod tests {
         }
     }
 
-    fn item(id: &str) -> Arc<Item> {
-        Arc::new(Item {
-            id: id.into(),
-            value: serde_json::json!({ "id": id }),
-        })
-    }
-
     const T: &str = "2024-01-01T00:00:00Z";
 
     #[test]
@@ -119,9 +116,10 @@ mod tests {
             entry("c", exit.clone(), T),
             entry("gone", exit.clone(), T),
         ];
-        let items = [item("a"), item("b"), item("c")];
+        let index: HashMap<String, usize> =
+            [("a".to_string(), 0), ("b".into(), 1), ("c".into(), 2)].into();
         let v = JobView::with_statuses(&[ItemStatus::Dlq, ItemStatus::Pending, ItemStatus::Purged]);
-        let c = by_journal(entries.clone(), &items, &v);
+        let c = by_journal(entries.clone(), &index, &v);
         assert_eq!(c.in_dlq, vec![entries[0].clone()]);
         assert_eq!(
             c.stray,

@@ -52,7 +52,7 @@ pub enum StateError {
     /// A replay was asked to start somewhere that is not a record boundary of the journal.
     #[error(
         "cannot replay journal {} from byte {offset}: {detail}; the checkpoint does not match this \
-         journal, delete checkpoint.json to replay the journal from the start",
+         journal (restored or cut?); delete checkpoint.bin to replay the journal from its first segment",
         path.display()
     )]
     BadOffset {

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::state::records::{ItemStatus, JobState, Phase, Record, Usage};
+use crate::state::item_states::ItemStates;
+use crate::state::records::{ItemStatus, JobState, Phase, Record};
 use crate::state::time::Timestamp;
 
 /// Facts fixed when the job is created (`job.json`).
@@ -28,41 +29,6 @@ pub struct JobMeta {
     /// `--max-parallel` given to `run`.
     #[serde(default)]
     pub max_parallel: Option<usize>,
-}
-
-/// One item's recorded state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ItemState {
-    #[serde(rename = "s")]
-    pub status: ItemStatus,
-    #[serde(rename = "a", default)]
-    pub attempts: u32,
-    #[serde(rename = "d", default)]
-    pub duration_ms: u64,
-    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
-    pub captured: Option<Box<Map<String, Value>>>,
-    /// Peak RSS (KiB) of the item's last recorded attempt; 0 when not measured.
-    #[serde(rename = "m", default, skip_serializing_if = "is_zero")]
-    pub peak_rss_kb: u32,
-    /// CPU time (ms) of the item's last recorded attempt; 0 when not measured.
-    #[serde(rename = "u", default, skip_serializing_if = "is_zero")]
-    pub cpu_ms: u32,
-}
-
-fn is_zero(v: &u32) -> bool {
-    *v == 0
-}
-
-impl ItemState {
-    /// Keep the usage of the item's latest attempt (saturating: u32 KiB is 4 TiB, u32 ms
-    /// is 49 days).
-    fn set_usage(&mut self, u: Option<Usage>) {
-        let u = u.unwrap_or_default();
-        self.peak_rss_kb = u32::try_from(u.peak_rss_kb).unwrap_or(u32::MAX);
-        self.cpu_ms = u32::try_from(u.cpu_ms).unwrap_or(u32::MAX);
-    }
 }
 
 /// Counts of items by status.
@@ -130,7 +96,7 @@ pub struct JobView {
     pub map_done: bool,
     pub reduce_done: usize,
     pub reduce_captures: Map<String, Value>,
-    pub items: Vec<ItemState>,
+    pub items: ItemStates,
     pub counts: Counts,
     pub started_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
@@ -216,7 +182,7 @@ impl JobView {
             Record::MapStarted { total, items_hash } => {
                 self.map_started = true;
                 self.items_hash = Some(items_hash.clone());
-                self.items = vec![ItemState::default(); *total];
+                self.items = ItemStates::new(*total);
                 self.counts = Counts {
                     total: *total,
                     pending: *total,
@@ -231,9 +197,7 @@ impl JobView {
             } => {
                 // A started attempt counts even if a crash loses its end, so attempt
                 // numbers (and log files) are never reused.
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(*attempt);
-                }
+                self.items.raise_attempts(*idx, *attempt);
                 self.live_groups.push(LiveGroup {
                     phase: Phase::Map,
                     idx: *idx,
@@ -243,11 +207,10 @@ impl JobView {
             }
             Record::Attempt { idx, attempt } => {
                 self.end_group(Phase::Map, *idx);
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(attempt.attempt);
-                    it.exit_code = attempt.failure.as_ref().and_then(|f| f.exit_code());
-                    it.set_usage(attempt.usage);
-                }
+                self.items.raise_attempts(*idx, attempt.attempt);
+                self.items
+                    .set_exit_code(*idx, attempt.failure.as_ref().and_then(|f| f.exit_code()));
+                self.items.set_usage(*idx, attempt.usage);
             }
             Record::ItemDone {
                 idx,
@@ -260,14 +223,11 @@ impl JobView {
             } => {
                 self.end_group(Phase::Map, *idx);
                 self.set_status(*idx, *status);
-                if let Some(it) = self.items.get_mut(*idx) {
-                    it.attempts = it.attempts.max(*attempts);
-                    it.duration_ms = *duration_ms;
-                    it.exit_code = *exit_code;
-                    it.captured = (!captured.is_empty()).then(|| Box::new(captured.clone()));
-                    if let Some(ran) = ran {
-                        it.set_usage(ran.usage());
-                    }
+                self.items.raise_attempts(*idx, *attempts);
+                self.items
+                    .set_done(*idx, *duration_ms, *exit_code, captured);
+                if let Some(ran) = ran {
+                    self.items.set_usage(*idx, ran.usage());
                 }
             }
             Record::ItemReset { idx, status } => {
@@ -277,6 +237,7 @@ impl JobView {
                 self.reduce_captures.clear();
             }
             Record::MapDone => self.map_done = true,
+            Record::Segment { .. } => {}
             Record::RunEnded { state, at, .. } => {
                 self.close_pause(*at);
                 self.run_open = false;
@@ -287,40 +248,25 @@ impl JobView {
     }
 
     fn set_status(&mut self, idx: usize, status: ItemStatus) {
-        let Some(it) = self.items.get_mut(idx) else {
-            return;
-        };
-        let old = it.status;
-        it.status = status;
-        *self.counts.slot(old) -= 1;
-        *self.counts.slot(status) += 1;
+        if let Some(old) = self.items.set_status(idx, status) {
+            *self.counts.slot(old) -= 1;
+            *self.counts.slot(status) += 1;
+        }
     }
 
     /// Indexes of items with `status`, in item order.
     pub fn with_status(&self, status: ItemStatus) -> impl Iterator<Item = usize> + '_ {
-        self.items
-            .iter()
-            .enumerate()
-            .filter(move |(_, it)| it.status == status)
-            .map(|(i, _)| i)
+        self.items.with_status(status)
     }
 
     /// Durations of finished items, for percentiles.
     pub fn durations(&self) -> Vec<u64> {
-        self.items
-            .iter()
-            .filter(|i| i.status != ItemStatus::Pending)
-            .map(|i| i.duration_ms)
-            .collect()
+        self.items.durations()
     }
 
     /// Peak RSS (KiB) and CPU time (ms) of the items whose last attempt was measured.
     pub fn usages(&self) -> (Vec<u64>, Vec<u64>) {
-        self.items
-            .iter()
-            .filter(|i| i.peak_rss_kb > 0 || i.cpu_ms > 0)
-            .map(|i| (u64::from(i.peak_rss_kb), u64::from(i.cpu_ms)))
-            .unzip()
+        self.items.usages()
     }
 }
 
@@ -328,28 +274,19 @@ impl JobView {
 impl JobView {
     /// A view whose selected items have these statuses (for tests; counts are not kept).
     pub(crate) fn with_statuses(statuses: &[ItemStatus]) -> JobView {
+        let mut items = ItemStates::new(statuses.len());
+        for (i, s) in statuses.iter().enumerate() {
+            items.set_status(i, *s);
+        }
         JobView {
             map_started: true,
-            items: statuses
-                .iter()
-                .map(|s| ItemState {
-                    status: *s,
-                    ..ItemState::default()
-                })
-                .collect(),
+            items,
             ..JobView::default()
         }
     }
 }
 
-/// [`Checkpoint`] by reference, for writing without copying the view.
-#[derive(Debug, Serialize)]
-pub struct CheckpointRef<'a> {
-    pub journal_offset: u64,
-    pub view: &'a JobView,
-}
-
-/// What `checkpoint.json` holds: the view up to a journal offset.
+/// What a version 1 `checkpoint.json` holds: the view up to a journal offset (read only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub journal_offset: u64,
@@ -404,7 +341,7 @@ mod tests {
                 purged: 0
             }
         );
-        assert_eq!(v.items[1].attempts, 2);
+        assert_eq!(v.items.attempts(1), 2);
         v.apply(&Record::ItemReset {
             idx: 1,
             status: ItemStatus::Pending,

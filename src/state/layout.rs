@@ -200,13 +200,23 @@ impl JobDir {
         self.path.join("items.jsonl")
     }
 
-    /// `journal.log`
+    /// `journal.log`: the active journal segment (the one appended to).
     pub fn journal(&self) -> PathBuf {
         self.path.join("journal.log")
     }
 
-    /// `checkpoint.json`
+    /// `journal.<seq>.log`: a sealed journal segment.
+    pub fn journal_segment(&self, seq: u64) -> PathBuf {
+        self.path.join(format!("journal.{seq}.log"))
+    }
+
+    /// `checkpoint.bin`: the compressed, checksummed checkpoint.
     pub fn checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoint.bin")
+    }
+
+    /// `checkpoint.json`: the checkpoint of jobs made by earlier versions (read only).
+    pub fn checkpoint_v1(&self) -> PathBuf {
         self.path.join("checkpoint.json")
     }
 
@@ -345,7 +355,7 @@ mod tests {
         assert_eq!(j.workflow_snapshot(), root.join("workflow.yml"));
         assert_eq!(j.items(), root.join("items.jsonl"));
         assert_eq!(j.journal(), root.join("journal.log"));
-        assert_eq!(j.checkpoint(), root.join("checkpoint.json"));
+        assert_eq!(j.checkpoint(), root.join("checkpoint.bin"));
         assert_eq!(j.dlq(), root.join("dlq.jsonl"));
         assert_eq!(j.lock(), root.join("lock"));
         assert_eq!(j.logs_dir(), root.join("logs"));

@@ -266,6 +266,10 @@ pub enum Record {
     },
     /// Every item reached a final state (or the error policy stopped the map).
     MapDone,
+    /// The first record of a journal segment after a rotation: its sequence number.
+    Segment {
+        seq: u64,
+    },
     /// The run ended; `state` is the job state it leaves.
     RunEnded {
         run: u32,

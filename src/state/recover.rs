@@ -4,40 +4,44 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::atomic::read_checksummed;
+use super::checkpoint::{self, JournalPos};
 use super::error::StateError;
-use super::job::{Checkpoint, JobView};
-use super::journal::{replay, truncate_torn_tail};
+use super::job::JobView;
+use super::journal::truncate_torn_tail;
 use super::layout::JobDir;
 use super::lock::{LockInfo, is_held, read_info};
-use super::records::{JobState, Record};
+use super::records::JobState;
+use super::segments::Segments;
 
 /// The job's state as recorded: the checkpoint, then the journal after it. With `repair`
 /// (only while holding the lock) a torn last record is cut off so appends can follow. A
 /// damaged checkpoint is ignored (with a warning) in favour of a replay of the whole journal.
 pub fn recover(dir: &JobDir, repair: bool) -> Result<JobView, StateError> {
-    let journal = dir.journal();
-    let (mut view, offset) = match read_checksummed::<Checkpoint>(&dir.checkpoint()) {
-        Ok(Some(c)) => (c.view, c.journal_offset),
-        Ok(None) => (JobView::default(), 0),
+    let (mut view, from) = match checkpoint::read(dir) {
+        Ok(Some(c)) => c,
+        Ok(None) => (JobView::default(), JournalPos::default()),
         Err(e) => {
             tracing::warn!("ignoring the checkpoint and replaying the whole journal: {e}");
-            (JobView::default(), 0)
+            (JobView::default(), JournalPos::default())
         }
     };
-    let apply =
-        |v: &mut JobView, from: u64| replay::<Record>(&journal, from, |_, rec| v.apply(&rec));
-    let end = match apply(&mut view, offset) {
+    let segments = Segments::find(dir)?;
+    let end = match segments.replay(dir, from, |rec| view.apply(&rec)) {
         Ok(end) => end,
-        Err(StateError::BadOffset { .. }) => {
-            // The checkpoint is ahead of the journal (journal restored or cut): trust the journal.
+        Err(StateError::BadOffset { .. }) if from.segment == segments.active_seq => {
+            // The checkpoint is ahead of the journal (journal restored or cut): trust the
+            // journal, as far as it goes back.
             view = JobView::default();
-            apply(&mut view, 0)?
+            let start = JournalPos {
+                segment: segments.sealed.first().map_or(segments.active_seq, |s| s.0),
+                offset: 0,
+            };
+            segments.replay(dir, start, |rec| view.apply(&rec))?
         }
         Err(e) => return Err(e),
     };
     if repair && end.torn_tail.is_some() {
-        truncate_torn_tail(&journal, end.valid_len)?;
+        truncate_torn_tail(&dir.journal(), end.valid_len)?;
     }
     Ok(view)
 }

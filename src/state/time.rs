@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(SystemTime);
 
 impl Timestamp {
+    /// Now, to the millisecond (what is written is what is read back).
     pub fn now() -> Self {
-        Timestamp(SystemTime::now())
+        SystemTime::now().into()
     }
 
     pub fn system_time(self) -> SystemTime {
@@ -32,8 +33,13 @@ impl Timestamp {
 }
 
 impl From<SystemTime> for Timestamp {
+    /// Truncated to the millisecond.
     fn from(t: SystemTime) -> Self {
-        Timestamp(t)
+        let ms = |d: Duration| Duration::from_millis(d.as_millis() as u64);
+        Timestamp(match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => SystemTime::UNIX_EPOCH + ms(d),
+            Err(e) => SystemTime::UNIX_EPOCH - ms(e.duration()),
+        })
     }
 }
 

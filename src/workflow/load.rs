@@ -1,6 +1,6 @@
 //! Reading a workflow file: YAML parsing with precise error locations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::Workflow;
@@ -30,13 +30,29 @@ pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
     Ok(Loaded { workflow, text })
 }
 
+/// The text of a YAML file (`what`: "pipeline", "schedules") and its directory, where the
+/// paths it names are resolved.
+pub fn read_yaml_file(path: &Path, what: &str) -> Result<(String, PathBuf), WorkflowError> {
+    let text = std::fs::read_to_string(path).map_err(|e| WorkflowError::File {
+        path: path.to_path_buf(),
+        message: format!("cannot read the {what} file: {e}"),
+    })?;
+    let dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((text, dir))
+}
+
 /// Parse and validate workflow text; `path` is used in messages, `dir` is the base directory.
 pub fn load_str(text: &str, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
     let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
     validate(raw, path, dir)
 }
 
-fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
+/// A YAML error as `file:line:column: message`.
+pub fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> WorkflowError {
     let message = first_line(&e.to_string());
     match e.location() {
         Some(loc) if loc.line() > 0 => WorkflowError::at(path, loc, message),

@@ -24,6 +24,8 @@ pub struct Workflow {
     pub executor: ExecutorKind,
     /// `slurm:` options.
     pub slurm: SlurmOptions,
+    /// `notify:`.
+    pub notify: Vec<crate::notify::spec::Notify>,
 }
 
 /// Where the map's items run.
@@ -34,6 +36,8 @@ pub enum ExecutorKind {
     Local,
     /// Slurm job arrays; each task runs `runner exec-item` on a node.
     Slurm,
+    /// A queue in PostgreSQL; `runner worker` processes on any machines run the items.
+    Postgres,
 }
 
 impl ExecutorKind {
@@ -42,6 +46,7 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Postgres => "postgres",
         }
     }
 
@@ -56,8 +61,9 @@ impl std::str::FromStr for ExecutorKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(ExecutorKind::Local),
             "slurm" => Ok(ExecutorKind::Slurm),
+            "postgres" => Ok(ExecutorKind::Postgres),
             other => Err(format!(
-                "unknown executor {other:?}: use `local` or `slurm`"
+                "unknown executor {other:?}: use `local`, `slurm` or `postgres`"
             )),
         }
     }
@@ -67,13 +73,31 @@ impl std::str::FromStr for ExecutorKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlurmOptions {
     pub partition: Option<String>,
+    /// Slurm's time limit of one array task (its whole batch); `None`: derived.
     pub time_limit: Option<Duration>,
-    pub cpus_per_item: Option<u32>,
-    pub mem_per_item: Option<String>,
+    /// `--cpus-per-task` (`cpus_per_task`, or its old name `cpus_per_item`).
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` of one task (`mem_per_task`, or its old name `mem_per_item`).
+    pub mem_per_task: Option<String>,
     pub sbatch_args: Vec<String>,
     pub poll_interval: Duration,
+    /// Most tasks in one array job.
     pub array_size: usize,
+    /// Items per array task; `None`: sized from the observed item duration.
+    pub items_per_task: Option<usize>,
+    /// Items a task runs at once; `None`: `cpus_per_task`, else 1.
+    pub parallel_per_task: Option<usize>,
     pub runner_path: Option<PathBuf>,
+}
+
+impl SlurmOptions {
+    /// Items one task runs at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel_per_task
+            .or(self.cpus_per_task.map(|c| c as usize))
+            .unwrap_or(1)
+            .max(1)
+    }
 }
 
 impl Default for SlurmOptions {
@@ -81,11 +105,13 @@ impl Default for SlurmOptions {
         SlurmOptions {
             partition: None,
             time_limit: None,
-            cpus_per_item: None,
-            mem_per_item: None,
+            cpus_per_task: None,
+            mem_per_task: None,
             sbatch_args: Vec::new(),
             poll_interval: Duration::from_secs(2),
             array_size: 1000,
+            items_per_task: None,
+            parallel_per_task: None,
             runner_path: None,
         }
     }
@@ -107,6 +133,8 @@ pub struct MapSpec {
     pub kill_grace: Duration,
     /// Limits per attempt (`map.resources`).
     pub resources: Resources,
+    /// `map.stuck_after`: attempts running longer are reported, not killed.
+    pub stuck_after: Option<Duration>,
     pub retry: RetryPolicy,
     pub steps: Vec<Step>,
 }

@@ -52,7 +52,7 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub continue_on_failure: Option<Spanned<bool>>,
-    /// Where the map's items run: `local` (default) or `slurm`.
+    /// Where the map's items run: `local` (default), `slurm` or `postgres`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub executor: Option<Spanned<String>>,
@@ -60,6 +60,11 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<RawSlurm>")]
     pub slurm: Option<Spanned<RawSlurm>>,
+    /// Notifications: a command or webhook told about success, failure, DLQ items,
+    /// timeouts and stuck items.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<crate::notify::raw::RawNotify>>")]
+    pub notify: Option<Vec<Spanned<crate::notify::raw::RawNotify>>>,
     // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]
@@ -137,6 +142,10 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<RawResources>")]
     pub resources: Option<Spanned<RawResources>>,
+    /// Report (and notify `stale`) an item attempt running longer than this; it is not killed.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
+    pub stuck_after: Option<Spanned<DurationValue>>,
     #[serde(default)]
     #[schemars(with = "Option<Steps>")]
     pub agent_template: Option<Spanned<Steps>>,
@@ -151,16 +160,27 @@ pub struct RawMap {
 pub struct RawSlurm {
     #[serde(default)]
     pub partition: Option<String>,
-    /// The Slurm time limit of one item (all its attempts); default: derived from `map.timeout`.
+    /// The Slurm time limit of one array task (its whole batch of items); default: derived
+    /// from `map.timeout` and the batch size.
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub time_limit: Option<Spanned<DurationValue>>,
+    /// CPUs of one array task (`--cpus-per-task`); also the default `parallel_per_task`.
     #[serde(default)]
-    pub cpus_per_item: Option<u32>,
-    /// Slurm `--mem` syntax, e.g. `2G` or `500M`.
+    #[schemars(with = "Option<u32>")]
+    pub cpus_per_task: Option<Spanned<u32>>,
+    /// The old name of `cpus_per_task`.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub cpus_per_item: Option<Spanned<u32>>,
+    /// Memory of one array task (`--mem`), Slurm syntax, e.g. `2G` or `500M`.
     #[serde(default)]
     #[schemars(with = "Option<Scalar>")]
-    pub mem_per_item: Option<Scalar>,
+    pub mem_per_task: Option<Spanned<Scalar>>,
+    /// The old name of `mem_per_task`.
+    #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
+    pub mem_per_item: Option<Spanned<Scalar>>,
     /// Extra `sbatch` arguments, passed as given.
     #[serde(default)]
     pub sbatch_args: Option<Vec<String>>,
@@ -168,9 +188,18 @@ pub struct RawSlurm {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub poll_interval: Option<Spanned<DurationValue>>,
-    /// Items per array job (default 1000).
+    /// Most tasks in one array job (default 1000).
     #[serde(default)]
-    pub array_size: Option<u32>,
+    #[schemars(with = "Option<u32>")]
+    pub array_size: Option<Spanned<u32>>,
+    /// Items each array task runs (default: sized so that a task runs about a minute).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub items_per_task: Option<Spanned<u32>>,
+    /// Items an array task runs at once (default: `cpus_per_task`, else 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub parallel_per_task: Option<Spanned<u32>>,
     /// The runner binary on the compute nodes (default: this binary's path).
     #[serde(default)]
     pub runner_path: Option<String>,

@@ -18,8 +18,8 @@ use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
     RawResources, RawRetry, RawStep, RawWorkflow, Scalar, Steps,
 };
-use crate::workflow::scope::{Phase, Scope};
 use crate::workflow::template::Template;
+use crate::workflow::template::scope::{Part, Scope};
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -114,10 +114,10 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         ));
     }
 
-    let env_scope = Scope::new(Phase::Env);
+    let env_scope = Scope::new(Part::Env);
     let env = env_map(&cx, raw.env.as_ref(), &env_scope)?;
 
-    let mut setup_scope = Scope::new(Phase::Setup);
+    let mut setup_scope = Scope::new(Part::Setup);
     let setup = match &raw.setup {
         Some(s) => phase_steps(&cx, s, &mut setup_scope)?,
         None => Vec::new(),
@@ -140,7 +140,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
 
     let map = map_spec(&cx, &raw.map, dir, &setup_captures)?;
 
-    let mut reduce_scope = Scope::new(Phase::Reduce).with_captures(&setup_captures);
+    let mut reduce_scope = Scope::new(Part::Reduce).with_captures(&setup_captures);
     let reduce = match &raw.reduce {
         Some(s) => phase_steps(&cx, s, &mut reduce_scope)?,
         None => Vec::new(),
@@ -148,6 +148,12 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
 
     let error_policy = error_policy(&cx, &raw)?;
     let (executor, slurm) = executor(&cx, &raw)?;
+    let notify = crate::notify::spec::validate_notify(
+        path,
+        raw.notify.as_deref().unwrap_or_default(),
+        &crate::notify::spec::NotifyOn::ALL,
+        "",
+    )?;
     Ok(Workflow {
         name,
         dir: dir.to_path_buf(),
@@ -159,6 +165,7 @@ pub fn validate(raw: RawWorkflow, path: &Path, dir: &Path) -> Result<Workflow, W
         error_policy,
         executor,
         slurm,
+        notify,
     })
 }
 
@@ -177,8 +184,24 @@ fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions),
         if let Some(t) = &r.time_limit {
             o.time_limit = Some(duration(cx, t)?);
         }
-        o.cpus_per_item = r.cpus_per_item;
-        o.mem_per_item = r.mem_per_item.as_ref().map(|m| m.0.clone());
+        let cpus = renamed(
+            cx,
+            "cpus_per_task",
+            &r.cpus_per_task,
+            "cpus_per_item",
+            &r.cpus_per_item,
+        )?;
+        if let Some(c) = cpus {
+            o.cpus_per_task = Some(at_least_one(cx, "cpus_per_task", c)?);
+        }
+        let mem = renamed(
+            cx,
+            "mem_per_task",
+            &r.mem_per_task,
+            "mem_per_item",
+            &r.mem_per_item,
+        )?;
+        o.mem_per_task = mem.map(|m| m.value.0.clone());
         o.sbatch_args = r.sbatch_args.clone().unwrap_or_default();
         if let Some(p) = &r.poll_interval {
             let d = duration(cx, p)?;
@@ -187,15 +210,43 @@ fn executor(cx: &Ctx, raw: &RawWorkflow) -> Result<(ExecutorKind, SlurmOptions),
             }
             o.poll_interval = d;
         }
-        if let Some(n) = r.array_size {
-            if n == 0 {
-                return Err(cx.err(s.referenced, "slurm.array_size must be at least 1"));
-            }
-            o.array_size = n as usize;
+        if let Some(n) = &r.array_size {
+            o.array_size = at_least_one(cx, "array_size", n)? as usize;
+        }
+        if let Some(n) = &r.items_per_task {
+            o.items_per_task = Some(at_least_one(cx, "items_per_task", n)? as usize);
+        }
+        if let Some(n) = &r.parallel_per_task {
+            o.parallel_per_task = Some(at_least_one(cx, "parallel_per_task", n)? as usize);
         }
         o.runner_path = r.runner_path.as_ref().map(std::path::PathBuf::from);
     }
     Ok((kind, o))
+}
+
+/// A `slurm:` key that also has an old name: either spelling, not both.
+fn renamed<'a, T>(
+    cx: &Ctx,
+    name: &str,
+    value: &'a Option<Spanned<T>>,
+    old: &str,
+    old_value: &'a Option<Spanned<T>>,
+) -> Result<Option<&'a Spanned<T>>, WorkflowError> {
+    match (value, old_value) {
+        (Some(_), Some(o)) => Err(cx.err(
+            o.referenced,
+            format!("slurm.{old} is the old name of slurm.{name}: give only slurm.{name}"),
+        )),
+        (v, o) => Ok(v.as_ref().or(o.as_ref())),
+    }
+}
+
+/// A `slurm:` count that must be at least 1.
+fn at_least_one(cx: &Ctx, name: &str, n: &Spanned<u32>) -> Result<u32, WorkflowError> {
+    if n.value == 0 {
+        return Err(cx.err(n.referenced, format!("slurm.{name} must be at least 1")));
+    }
+    Ok(n.value)
 }
 
 fn env_map(
@@ -487,7 +538,7 @@ fn map_spec(
         let loc = selection_key_loc(r, &e.to_string()).unwrap_or(m.referenced);
         return Err(cx.err(loc, e.to_string()));
     }
-    let item_scope = Scope::new(Phase::ItemId);
+    let item_scope = Scope::new(Part::ItemId);
     let id =
         r.id.as_ref()
             .map(|s| cx.template(s, &item_scope))
@@ -499,7 +550,7 @@ fn map_spec(
                 Ok(0) => return Err(cx.err(s.referenced, "max_parallel must be at least 1")),
                 Ok(n) => MaxParallel::Fixed(n),
                 Err(_) => {
-                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Phase::Env))?;
+                    let t = cx.template_str(&s.value.0, s.referenced, &Scope::new(Part::Env))?;
                     if t.is_static() {
                         return Err(cx.err(s.referenced, format!("max_parallel must be a positive number or \"${{env.NAME}}\", not {:?}", s.value.0)));
                     }
@@ -522,6 +573,16 @@ fn map_spec(
         Some(rr) => resources(cx, &rr.value)?,
         None => Resources::default(),
     };
+    let stuck_after = r
+        .stuck_after
+        .as_ref()
+        .map(|d| duration(cx, d))
+        .transpose()?;
+    if let (Some(d), Some(s)) = (stuck_after, &r.stuck_after)
+        && d.is_zero()
+    {
+        return Err(cx.err(s.referenced, "map.stuck_after must be above zero"));
+    }
     let mut retry = match &r.retry {
         Some(rr) => retry_policy(cx, rr)?,
         None => RetryPolicy::default(),
@@ -546,7 +607,7 @@ fn map_spec(
             ));
         }
     };
-    let mut scope = Scope::new(Phase::Map).with_captures(setup_captures);
+    let mut scope = Scope::new(Part::Map).with_captures(setup_captures);
     let steps = phase_steps(cx, steps_raw, &mut scope)?;
     if steps.is_empty() {
         return Err(cx.err(steps_raw.referenced, "map.agent_template has no steps"));
@@ -563,6 +624,7 @@ fn map_spec(
         timeout,
         kill_grace,
         resources,
+        stuck_after,
         retry,
         steps,
     })
@@ -784,6 +846,11 @@ fn error_policy(cx: &Ctx, raw: &RawWorkflow) -> Result<ErrorPolicy, WorkflowErro
         p.failure_threshold = Some(t.value);
     }
     Ok(p)
+}
+
+/// A duration key (humantime text or seconds); errors name the file, line and column.
+pub fn parse_duration(path: &Path, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {
+    duration(&Ctx { path }, d)
 }
 
 fn duration(cx: &Ctx, d: &Spanned<DurationValue>) -> Result<Duration, WorkflowError> {

@@ -194,7 +194,7 @@ fn item_env<E>(ctx: &AttemptCtx<E>, item: &Item, attempt: u32) -> Vec<(String, S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -203,7 +203,9 @@ mod tests {
     use crate::engine::controls::Controls;
     use crate::workflow::load::load_str;
 
-    fn ctx(steps_yaml: &str, timeout: Option<&str>) -> AttemptCtx<Arc<MockExecutor>> {
+    /// The context of a map with these steps (YAML lines) and `map.timeout`, on the mock
+    /// executor.
+    pub(crate) fn ctx(steps_yaml: &str, timeout: Option<&str>) -> AttemptCtx<Arc<MockExecutor>> {
         let text = format!(
             "name: t\nmap:\n  input: x.json\n{}  agent_template:\n{steps_yaml}",
             timeout

@@ -58,7 +58,14 @@ impl CgroupParent {
                 }
             ));
         }
-        let dir = own.join(format!("runner-{}", std::process::id()));
+        // One per enforcer: a worker running several jobs has several at once.
+        static PARENTS: AtomicU64 = AtomicU64::new(0);
+        let n = PARENTS.fetch_add(1, Ordering::Relaxed);
+        let name = match n {
+            0 => format!("runner-{}", std::process::id()),
+            n => format!("runner-{}-{n}", std::process::id()),
+        };
+        let dir = own.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

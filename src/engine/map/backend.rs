@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::engine::error::EngineError;
-use crate::engine::map::work::ItemRun;
+use crate::engine::map::work::Candidates;
 use crate::items::Item;
 use crate::state::records::Attempt;
 
@@ -65,7 +65,7 @@ pub trait MapBackend {
     /// After a crash: take over the attempts of these items that an earlier run left
     /// running elsewhere or finished without their outcome being recorded. Returns the
     /// indexes taken over; they are in flight now and end through [`Self::next`].
-    async fn adopt(&mut self, candidates: &[ItemRun]) -> Result<Vec<usize>, EngineError> {
+    async fn adopt(&mut self, candidates: &Candidates<'_>) -> Result<Vec<usize>, EngineError> {
         let _ = candidates;
         Ok(Vec::new())
     }

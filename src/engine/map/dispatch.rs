@@ -11,7 +11,8 @@ use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptEnd, BackendEvent, MapBackend};
 use crate::engine::map::policy::{MapEnd, PolicyCounter};
 use crate::engine::map::retry;
-use crate::engine::map::work::{ItemRun, Waiting, Works};
+use crate::engine::map::stuck::StuckWatch;
+use crate::engine::map::work::{Candidates, ItemRun, ItemSource, Waiting, Works};
 use crate::engine::recorder::{ItemOutcome, Recorder};
 use crate::report::event::Event;
 use crate::state::records::{Failure, ItemStatus, Record};
@@ -23,11 +24,15 @@ pub const LOST_LIMIT: u32 = 3;
 
 /// What a map run is asked to do.
 pub struct MapRun<'a> {
-    /// The items to run, in order.
-    pub queue: Vec<ItemRun>,
+    /// The indexes of the items to run, in order.
+    pub queue: Vec<u32>,
+    /// Where their values come from (loaded when an item's first attempt is submitted).
+    pub items: &'a dyn ItemSource,
     pub policy: &'a ErrorPolicy,
     pub retry: &'a RetryPolicy,
     pub controls: &'a Controls,
+    /// `map.stuck_after`: report attempts running longer than this.
+    pub stuck_after: Option<std::time::Duration>,
 }
 
 /// The state of one map run's loop.
@@ -44,6 +49,7 @@ struct Loop<'a> {
     left_pending: bool,
     /// Records were written since the last flush.
     unsynced: bool,
+    stuck: StuckWatch,
 }
 
 /// Run the map to its end, or until the error policy, a stop or a cancel ends it.
@@ -56,37 +62,42 @@ pub async fn dispatch<B: MapBackend>(
     let controls = run.controls.clone();
     let MapRun {
         queue,
+        items,
         policy,
         retry,
         controls: run_controls,
+        stuck_after,
     } = run;
+    let mut works = Works::default();
     let adopted = if queue.is_empty() {
         Vec::new()
     } else {
-        backend.adopt(&queue).await?
+        let candidates = Candidates::new(&queue, &rec.view, items);
+        let adopted = backend.adopt(&candidates).await?;
+        for &idx in &adopted {
+            works.start(candidates.run(idx)?);
+        }
+        adopted
     };
+    let adopted: std::collections::HashSet<u32> = adopted.iter().map(|i| *i as u32).collect();
     let mut lp = Loop {
-        works: Works::default(),
-        waiting: Waiting::default(),
+        works,
+        waiting: Waiting::with_ready(queue.into_iter().filter(|i| !adopted.contains(i))),
         counter: PolicyCounter::default(),
         stopped: None,
         cancelled: false,
         left_pending: false,
         unsynced: false,
+        stuck: StuckWatch::new(stuck_after),
         run: MapRun {
             queue: Vec::new(),
+            items,
             policy,
             retry,
             controls: run_controls,
+            stuck_after,
         },
     };
-    for r in queue {
-        let idx = r.idx;
-        lp.works.start(r);
-        if !adopted.contains(&idx) {
-            lp.waiting.push_ready(idx);
-        }
-    }
     let mut paused = rec.view.paused().is_some();
     let (mut stop_seen, mut cancel_sent) = (false, false);
     loop {
@@ -113,8 +124,17 @@ pub async fn dispatch<B: MapBackend>(
             while batch.len() < room
                 && let Some(idx) = lp.waiting.pop_ready()
             {
+                if !lp.works.contains(idx) {
+                    lp.works.start(ItemRun {
+                        idx,
+                        item: lp.run.items.item(idx)?,
+                        prior_attempts: rec.view.items.attempts(idx),
+                    });
+                }
                 if let Some(w) = lp.works.get_mut(idx) {
-                    batch.push(w.next_attempt());
+                    let a = w.next_attempt();
+                    lp.stuck.started(idx, a.attempt, Instant::now());
+                    batch.push(a);
                 }
             }
             if !batch.is_empty() {
@@ -124,7 +144,9 @@ pub async fn dispatch<B: MapBackend>(
         if backend.in_flight() == 0 && (halted || lp.waiting.is_empty()) {
             break;
         }
+        lp.report_stuck(rec);
         let due = lp.waiting.next_due().filter(|_| !halted && !paused);
+        let stuck_due = lp.stuck.next_due();
         tokio::select! {
             biased;
             ev = backend.next(), if backend.in_flight() > 0 => {
@@ -141,6 +163,7 @@ pub async fn dispatch<B: MapBackend>(
             _ = controls.stop.cancelled(), if !stop_seen => {}
             _ = controls.cancel.cancelled(), if !cancel_sent => {}
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
+            _ = tokio::time::sleep_until(stuck_due.unwrap_or_else(Instant::now)), if stuck_due.is_some() => {}
         }
     }
     rec.flush()?;
@@ -157,6 +180,19 @@ pub async fn dispatch<B: MapBackend>(
 impl Loop<'_> {
     fn halted(&self, controls: &Controls) -> bool {
         self.stopped.is_some() || controls.stop.is_cancelled() || controls.cancel.is_cancelled()
+    }
+
+    /// Report the attempts that became stuck (`map.stuck_after`).
+    fn report_stuck(&mut self, rec: &mut Recorder) {
+        for (idx, attempt, running) in self.stuck.take_due(Instant::now()) {
+            if let Some(w) = self.works.get_mut(idx) {
+                rec.report(&Event::ItemStuck {
+                    item_id: w.run.item.id.clone(),
+                    attempt,
+                    running_ms: running.as_millis() as u64,
+                });
+            }
+        }
     }
 
     fn handle(
@@ -179,6 +215,7 @@ impl Loop<'_> {
             })?,
             BackendEvent::Warning(message) => rec.report(&Event::Warning { message }),
             BackendEvent::Returned { idx } => {
+                self.stuck.ended(idx);
                 self.works.take(idx);
                 self.cancelled = true;
             }
@@ -194,7 +231,15 @@ impl Loop<'_> {
         controls: &Controls,
     ) -> Result<(), EngineError> {
         let idx = end.idx;
+        self.stuck.ended(idx);
         let failure = end.attempt.failure.clone();
+        if let (Some(f @ Failure::Timeout { .. }), Some(w)) = (&failure, self.works.get_mut(idx)) {
+            rec.report(&Event::ItemTimedOut {
+                item_id: w.run.item.id.clone(),
+                attempt: end.attempt.attempt,
+                error: f.to_string(),
+            });
+        }
         match failure {
             None => self.finish(end, true, rec),
             Some(Failure::Cancelled { .. }) => {
@@ -213,6 +258,8 @@ impl Loop<'_> {
                 let Some(work) = self.works.get_mut(idx) else {
                     return Ok(());
                 };
+                // An adopted attempt was numbered by the run that started it.
+                work.last_attempt = work.last_attempt.max(end.attempt.attempt);
                 work.attempts.push(end.attempt.clone());
                 let wait = if f.is_lost() {
                     work.lost += 1;
@@ -267,7 +314,7 @@ impl Loop<'_> {
                 attempts: &work.attempts,
                 succeeded,
                 captured: end.captured,
-                duration: work.started.map(|s| s.elapsed()).unwrap_or_default(),
+                duration: work.started.elapsed(),
             },
             self.run.policy.on_item_failure,
         )?;

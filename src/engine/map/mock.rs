@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::engine::error::EngineError;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun, BackendEvent, MapBackend};
-use crate::engine::map::work::ItemRun;
+use crate::engine::map::work::Candidates;
 use crate::state::records::{Attempt, Failure};
 
 /// What an attempt does in the mock.
@@ -95,21 +95,18 @@ impl MapBackend for MockBackend {
         self.running.len() + self.ready.len()
     }
 
-    async fn adopt(&mut self, candidates: &[ItemRun]) -> Result<Vec<usize>, EngineError> {
+    async fn adopt(&mut self, candidates: &Candidates<'_>) -> Result<Vec<usize>, EngineError> {
         let mut taken = Vec::new();
-        for c in candidates
-            .iter()
-            .filter(|c| self.adoptable.contains(&c.idx))
-        {
+        for idx in candidates.iter().filter(|idx| self.adoptable.contains(idx)) {
             let run = AttemptRun {
-                idx: c.idx,
-                item: c.item.clone(),
-                attempt: c.prior_attempts,
+                idx,
+                item: candidates.item(idx)?,
+                attempt: candidates.prior_attempts(idx),
             };
             let at = Instant::now() + Duration::from_secs(1);
             self.running
                 .push((run, Some(at), Script::Ok(Duration::from_secs(1))));
-            taken.push(c.idx);
+            taken.push(idx);
         }
         Ok(taken)
     }
@@ -171,6 +168,50 @@ impl MapBackend for MockBackend {
     }
 }
 
+/// A map's job for backend tests: a recorder on a fresh job directory whose map selected
+/// `n` items (`i0`, `i1`, ...), the events it reports, the items and the queue.
+pub struct TestJob {
+    pub dir: tempfile::TempDir,
+    pub rec: crate::engine::recorder::Recorder,
+    pub events: Arc<Mutex<Vec<crate::report::event::Event>>>,
+    pub items: Vec<Arc<crate::items::Item>>,
+    pub queue: Vec<u32>,
+}
+
+impl TestJob {
+    pub fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let collect = crate::report::reporter::Collect::default();
+        let events = collect.0.clone();
+        let mut rec = crate::engine::recorder::Recorder::new(
+            crate::state::layout::JobDir::at(dir.path()),
+            crate::state::job::JobView::default(),
+            Box::new(collect),
+        )
+        .unwrap();
+        rec.record(crate::state::records::Record::MapStarted {
+            total: n,
+            items_hash: "h".into(),
+        })
+        .unwrap();
+        let items = (0..n)
+            .map(|idx| {
+                Arc::new(crate::items::Item {
+                    id: format!("i{idx}"),
+                    value: serde_json::json!(idx),
+                })
+            })
+            .collect();
+        TestJob {
+            dir,
+            rec,
+            events,
+            items,
+            queue: (0..n as u32).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,13 +219,9 @@ mod tests {
     use crate::engine::map::dispatch::{LOST_LIMIT, MapRun, dispatch};
     use crate::engine::map::policy::MapEnd;
     use crate::engine::recorder::Recorder;
-    use crate::items::Item;
     use crate::report::event::Event;
-    use crate::report::reporter::Collect;
     use crate::state::dlq;
-    use crate::state::job::JobView;
-    use crate::state::layout::JobDir;
-    use crate::state::records::{ItemStatus, Record};
+    use crate::state::records::ItemStatus;
     use crate::workflow::model::{Backoff, ErrorPolicy, OnItemFailure, RetryPolicy};
     use tokio::sync::mpsc;
 
@@ -192,42 +229,27 @@ mod tests {
         _dir: tempfile::TempDir,
         rec: Recorder,
         events: Arc<Mutex<Vec<Event>>>,
-        items: Vec<ItemRun>,
+        items: Vec<Arc<crate::items::Item>>,
+        queue: Vec<u32>,
         controls: Controls,
         policy: ErrorPolicy,
         retry: RetryPolicy,
     }
 
     fn bench(n: usize) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let collect = Collect::default();
-        let events = collect.0.clone();
-        let mut rec = Recorder::new(
-            JobDir::at(dir.path()),
-            JobView::default(),
-            Box::new(collect),
-        )
-        .unwrap();
-        rec.record(Record::MapStarted {
-            total: n,
-            items_hash: "h".into(),
-        })
-        .unwrap();
-        let items = (0..n)
-            .map(|idx| ItemRun {
-                idx,
-                item: Arc::new(Item {
-                    id: format!("i{idx}"),
-                    value: serde_json::json!(idx),
-                }),
-                prior_attempts: 0,
-            })
-            .collect();
+        let TestJob {
+            dir,
+            rec,
+            events,
+            items,
+            queue,
+        } = TestJob::new(n);
         Bench {
             _dir: dir,
             rec,
             events,
             items,
+            queue,
             controls: Controls::default(),
             policy: ErrorPolicy {
                 on_item_failure: OnItemFailure::Dlq,
@@ -250,16 +272,18 @@ mod tests {
             rx: &mut mpsc::UnboundedReceiver<ControlMsg>,
         ) -> MapEnd {
             let run = MapRun {
-                queue: self.items.clone(),
+                queue: self.queue.clone(),
+                items: &self.items,
                 policy: &self.policy,
                 retry: &self.retry,
                 controls: &self.controls,
+                stuck_after: None,
             };
             dispatch(backend, run, &mut self.rec, rx).await.unwrap()
         }
 
         fn status(&self, idx: usize) -> ItemStatus {
-            self.rec.view.items[idx].status
+            self.rec.view.items.status(idx)
         }
 
         fn retrying(&self) -> usize {
@@ -311,7 +335,7 @@ mod tests {
             vec![(0, 1), (0, 2), (0, 3)]
         );
         assert_eq!(b.status(0), ItemStatus::Succeeded);
-        assert_eq!(b.rec.view.items[0].attempts, 3);
+        assert_eq!(b.rec.view.items.attempts(0), 3);
         assert_eq!(b.retrying(), 2);
     }
 
@@ -471,7 +495,8 @@ mod tests {
         assert_eq!(b.run(&mut backend).await, MapEnd::Cancelled);
         assert_eq!(b.status(0), ItemStatus::Pending);
         assert_eq!(
-            b.rec.view.items[0].attempts, 1,
+            b.rec.view.items.attempts(0),
+            1,
             "the failed attempt is recorded"
         );
     }
@@ -479,7 +504,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn adopted_items_are_not_submitted_again() {
         let mut b = bench(3);
-        b.items[1].prior_attempts = 1;
+        b.rec.view.items.raise_attempts(1, 1);
         let mut backend = MockBackend::new(3, |_, _| Script::Ok(MS));
         backend.adoptable = vec![1];
         assert_eq!(b.run(&mut backend).await, MapEnd::Finished);

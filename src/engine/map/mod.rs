@@ -6,8 +6,9 @@ pub mod backend;
 pub mod dispatch;
 pub mod local;
 #[cfg(test)]
-mod mock;
+pub(crate) mod mock;
 pub mod order;
 pub mod policy;
 pub mod retry;
+pub mod stuck;
 pub mod work;

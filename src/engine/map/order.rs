@@ -81,7 +81,7 @@ pub fn resume_plan(
         ..BySource::default()
     };
     for idx in order {
-        match view.items[idx].status {
+        match view.items.status(idx) {
             ItemStatus::Pending => by.pending += 1,
             ItemStatus::Failed => by.failed += 1,
             ItemStatus::Dlq => by.dlq += 1,

@@ -1,5 +1,7 @@
 //! The dispatcher's bookkeeping of a map run: items waiting to be submitted (now, or after a
-//! retry delay), and for every item the run is working on, the attempts it made so far.
+//! retry delay, by index only), and for every item the run is working on, its value and the
+//! attempts it made so far. Items' values are loaded from an [`ItemSource`] when their first
+//! attempt is submitted, so memory grows with the attempts in flight, not with the items.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -9,9 +11,96 @@ use tokio::time::Instant;
 
 use crate::engine::map::backend::AttemptRun;
 use crate::items::Item;
+use crate::state::error::StateError;
+use crate::state::items_file::ItemStore;
+use crate::state::job::JobView;
 use crate::state::records::Attempt;
 
-/// One item a run takes on.
+/// Where the values of a job's items come from.
+pub trait ItemSource: Sync {
+    fn item(&self, idx: usize) -> Result<Arc<Item>, StateError>;
+}
+
+impl ItemSource for ItemStore {
+    fn item(&self, idx: usize) -> Result<Arc<Item>, StateError> {
+        self.get(idx)
+    }
+}
+
+/// Items held in memory (tests, small jobs).
+impl ItemSource for Vec<Arc<Item>> {
+    fn item(&self, idx: usize) -> Result<Arc<Item>, StateError> {
+        self.get(idx).cloned().ok_or_else(|| StateError::Corrupt {
+            path: "items".into(),
+            detail: format!("there is no item {idx}"),
+        })
+    }
+}
+
+/// The items a run takes on, as [`crate::engine::map::backend::MapBackend::adopt`] sees
+/// them: which are queued, the attempts earlier runs made, and their values on demand.
+pub struct Candidates<'a> {
+    queued: Vec<u64>,
+    count: usize,
+    view: &'a JobView,
+    items: &'a dyn ItemSource,
+}
+
+impl<'a> Candidates<'a> {
+    pub fn new(queue: &[u32], view: &'a JobView, items: &'a dyn ItemSource) -> Self {
+        let max = queue.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let mut queued = vec![0u64; max.div_ceil(64)];
+        for &i in queue {
+            queued[i as usize / 64] |= 1 << (i % 64);
+        }
+        Candidates {
+            queued,
+            count: queue.len(),
+            view,
+            items,
+        }
+    }
+
+    /// Is item `idx` one this run takes on?
+    pub fn contains(&self, idx: usize) -> bool {
+        self.queued
+            .get(idx / 64)
+            .is_some_and(|w| w & (1 << (idx % 64)) != 0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The queued items' indexes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.queued.len() * 64).filter(|i| self.contains(*i))
+    }
+
+    /// Attempts earlier runs made of item `idx`.
+    pub fn prior_attempts(&self, idx: usize) -> u32 {
+        self.view.items.attempts(idx)
+    }
+
+    pub fn item(&self, idx: usize) -> Result<Arc<Item>, StateError> {
+        self.items.item(idx)
+    }
+
+    /// Everything about a queued item, as its [`Work`] starts with.
+    pub fn run(&self, idx: usize) -> Result<ItemRun, StateError> {
+        Ok(ItemRun {
+            idx,
+            item: self.item(idx)?,
+            prior_attempts: self.prior_attempts(idx),
+        })
+    }
+}
+
+/// One item a run works on.
 #[derive(Debug, Clone)]
 pub struct ItemRun {
     pub idx: usize,
@@ -32,9 +121,7 @@ pub struct Work {
     pub lost: u32,
     /// The highest attempt number used so far.
     pub last_attempt: u32,
-    /// When its first attempt of this run was submitted (not when the run began: an item
-    /// waiting for a slot has not started).
-    pub started: Option<Instant>,
+    pub started: Instant,
 }
 
 impl Work {
@@ -45,13 +132,16 @@ impl Work {
             attempts: Vec::new(),
             tries: 0,
             lost: 0,
-            started: None,
+            started: Instant::now(),
         }
     }
 
     /// The next attempt of this item.
     pub fn next_attempt(&mut self) -> AttemptRun {
-        self.started.get_or_insert_with(Instant::now);
+        if self.attempts.is_empty() && self.last_attempt == self.run.prior_attempts {
+            // The item's duration starts with its first attempt, not when it was queued.
+            self.started = Instant::now();
+        }
         self.last_attempt += 1;
         AttemptRun {
             idx: self.run.idx,
@@ -64,14 +154,22 @@ impl Work {
 /// Items waiting for a slot, in order, and items waiting for their retry delay.
 #[derive(Debug, Default)]
 pub struct Waiting {
-    ready: VecDeque<usize>,
+    ready: VecDeque<u32>,
     delayed: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     seq: u64,
 }
 
 impl Waiting {
+    /// Items that have not started, in order.
+    pub fn with_ready(ready: impl IntoIterator<Item = u32>) -> Self {
+        Waiting {
+            ready: ready.into_iter().collect(),
+            ..Waiting::default()
+        }
+    }
+
     pub fn push_ready(&mut self, idx: usize) {
-        self.ready.push_back(idx);
+        self.ready.push_back(idx as u32);
     }
 
     /// Wait until `at` before the item's next attempt.
@@ -92,12 +190,12 @@ impl Waiting {
             due.push(idx);
         }
         for idx in due.into_iter().rev() {
-            self.ready.push_front(idx);
+            self.ready.push_front(idx as u32);
         }
     }
 
     pub fn pop_ready(&mut self) -> Option<usize> {
-        self.ready.pop_front()
+        self.ready.pop_front().map(|i| i as usize)
     }
 
     pub fn has_ready(&self) -> bool {
@@ -118,7 +216,7 @@ impl Waiting {
         if idxs.is_empty() {
             return;
         }
-        let gone: std::collections::HashSet<usize> = idxs.iter().copied().collect();
+        let gone: std::collections::HashSet<u32> = idxs.iter().map(|i| *i as u32).collect();
         self.ready.retain(|i| !gone.contains(i));
     }
 }
@@ -130,6 +228,10 @@ pub struct Works(HashMap<usize, Work>);
 impl Works {
     pub fn start(&mut self, run: ItemRun) {
         self.0.insert(run.idx, Work::new(run));
+    }
+
+    pub fn contains(&self, idx: usize) -> bool {
+        self.0.contains_key(&idx)
     }
 
     pub fn get_mut(&mut self, idx: usize) -> Option<&mut Work> {

@@ -10,7 +10,7 @@ use crate::report::job_report::model::{
     Span, Spread, StepBar, Summary, Timeline,
 };
 use crate::report::job_report::timeline::pack_bars;
-use crate::state::records::{Failure, ItemStatus, Phase};
+use crate::state::records::{Failure, Phase};
 use crate::state::time::Timestamp;
 
 /// Rows of the slowest and heaviest tables.
@@ -197,12 +197,7 @@ fn top_items(h: &History, id: &dyn Fn(usize) -> String) -> (Vec<ItemRow>, Vec<It
             let last = atts.iter().max_by_key(|a| a.attempt);
             ItemRow {
                 item_id: id(idx),
-                status: h
-                    .view
-                    .items
-                    .get(idx)
-                    .map(|s| s.status)
-                    .unwrap_or(ItemStatus::Pending),
+                status: h.view.items.status(idx),
                 attempts: atts.len() as u32,
                 duration_ms: atts.iter().map(|a| a.ms).sum(),
                 peak_rss_kb: measured.iter().map(|u| u.peak_rss_kb).max(),

@@ -3,7 +3,7 @@
 
 /// The part of a workflow a template stands in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum Part {
     /// Workflow `env` values and `max_parallel`.
     Env,
     Setup,
@@ -21,14 +21,14 @@ const RESERVED: &[&str] = &[
 
 #[derive(Debug, Clone)]
 pub struct Scope {
-    phase: Phase,
+    part: Part,
     captures: Vec<String>,
 }
 
 impl Scope {
-    pub fn new(phase: Phase) -> Self {
+    pub fn new(part: Part) -> Self {
         Scope {
-            phase,
+            part,
             captures: Vec::new(),
         }
     }
@@ -58,30 +58,30 @@ impl Scope {
         if ALWAYS.contains(&root) {
             return true;
         }
-        let phase_roots: &[&str] = match self.phase {
-            Phase::Env | Phase::Setup => &[],
-            Phase::ItemId => &["item"],
-            Phase::Map => ITEM,
-            Phase::Reduce => &["map"],
+        let part_roots: &[&str] = match self.part {
+            Part::Env | Part::Setup => &[],
+            Part::ItemId => &["item"],
+            Part::Map => ITEM,
+            Part::Reduce => &["map"],
         };
-        phase_roots.contains(&root)
-            || (self.phase != Phase::Env
-                && self.phase != Phase::ItemId
+        part_roots.contains(&root)
+            || (self.part != Part::Env
+                && self.part != Part::ItemId
                 && self.captures.iter().any(|c| c == root))
     }
 
     /// A hint listing what may be used here, appended to unknown-variable errors.
     pub fn hint(&self) -> String {
         let mut names: Vec<String> = ALWAYS.iter().map(|s| format!("{s}.*")).collect();
-        match self.phase {
-            Phase::Env | Phase::Setup => {}
-            Phase::ItemId => names.insert(0, "item".into()),
-            Phase::Map => names
+        match self.part {
+            Part::Env | Part::Setup => {}
+            Part::ItemId => names.insert(0, "item".into()),
+            Part::Map => names
                 .splice(0..0, ["item".into(), "item_id".into(), "attempt".into()])
                 .for_each(drop),
-            Phase::Reduce => names.insert(0, "map.total/successful/failed/results_file".into()),
+            Part::Reduce => names.insert(0, "map.total/successful/failed/results_file".into()),
         }
-        if !matches!(self.phase, Phase::Env | Phase::ItemId) {
+        if !matches!(self.part, Part::Env | Part::ItemId) {
             names.extend(self.captures.iter().cloned());
         }
         format!(" (variables here: {})", names.join(", "))
@@ -94,12 +94,12 @@ mod tests {
 
     #[test]
     fn roots_per_phase() {
-        let map = Scope::new(Phase::Map).with_captures(&["size".into()]);
+        let map = Scope::new(Part::Map).with_captures(&["size".into()]);
         assert!(map.knows("item") && map.knows("attempt") && map.knows("size") && map.knows("env"));
         assert!(!map.knows("map") && !map.knows("sise"));
-        let reduce = Scope::new(Phase::Reduce);
+        let reduce = Scope::new(Part::Reduce);
         assert!(reduce.knows("map") && !reduce.knows("item"));
-        let env = Scope::new(Phase::Env).with_captures(&["x".into()]);
+        let env = Scope::new(Part::Env).with_captures(&["x".into()]);
         assert!(!env.knows("x") && env.knows("job"));
     }
 }

@@ -4,7 +4,7 @@
 //! variables (`${item.a.b}`, `${item.list[0]}`, `${item_id}`, `${job.id}`, `${attempt}`,
 //! `${env.NAME}`, `${map.total}`, `${workflow.name}`, captured variables `${name}`, ...).
 //! [`Template::render_shell`] escapes each value for the quoting context the placeholder stands
-//! in (bare word, `'...'`, `"..."`, see [`super::template_scan`]), so that `sh` receives
+//! in (bare word, `'...'`, `"..."`, see [`super::scan`]), so that `sh` receives
 //! exactly the value's bytes as literal text; a `:raw` suffix (`${item.cmd:raw}`) opts out.
 //!
 //! Shell parameter expansions pass through untouched: `$HOME`, `${HOME}`, `${FOO:-x}`,
@@ -16,7 +16,11 @@
 //! A placeholder inside single quotes (`echo '${item.name}'`) is still a placeholder, escaped
 //! for that context. In a `#` comment, newlines in the value become spaces. Inside
 //! `` `...` `` the escaped text gets the extra backslashes backquotes need. Placeholders
-//! inside shell `${...}` expansions and nested backquotes are rejected.
+//! inside shell `${...}` expansions and nested backquotes are rejected, and so are those
+//! inside bash's `$'...'` and `$"..."`, which dash reads as `$` and plain quotes: no escaping
+//! is right for both. In shell arithmetic (`$((...))`, bash `((...))`, array subscripts,
+//! `let`, `[[ ... -eq ... ]]`) the shell evaluates the text whatever its quotes, so only an
+//! integer value is inserted there.
 //!
 //! In a here-document body, a value is inserted as body text: with `\`, `$` and `` ` ``
 //! backslash-escaped in an unquoted here-doc (`<<EOF`), verbatim in a quoted one (`<<'EOF'`);
@@ -29,10 +33,10 @@ use std::ops::Range;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use super::shell_quote::Quoting;
-use super::shell_quote::{escape_backquoted, escape_for};
-pub use super::template_scan::HereDoc;
-use super::template_scan::Scanner;
+pub use super::quote::Quoting;
+use super::quote::{escape_backquoted, escape_for};
+use super::scan::Scanner;
+pub use super::scan::{Arith, HereDoc};
 
 /// The roots runner itself defines (captured variable names come on top of these).
 pub const BUILTIN_ROOTS: &[&str] = &[
@@ -121,6 +125,11 @@ pub struct Placeholder {
     pub in_backquotes: bool,
     /// Inside a here-document body (then `quoting` is [`Quoting::Bare`] and is not used).
     pub heredoc: Option<HereDoc>,
+    /// Inside shell arithmetic: only an integer is inserted, as is.
+    pub arithmetic: Option<Arith>,
+    /// Every here-document body around the placeholder, also through substitutions: the
+    /// value must not form one of their delimiter lines.
+    pub heredoc_bodies: Vec<HereDoc>,
 }
 
 impl fmt::Display for Placeholder {
@@ -166,7 +175,7 @@ pub enum TemplateError {
         reason: String,
     },
     #[error(
-        "placeholder `{text}` at byte {offset} is inside nested backquotes (or after `\\\"` in backquotes in a here-document), which cannot be quoted safely; use $(...) instead"
+        "placeholder `{text}` at byte {offset} is inside nested backquotes (or after `\\\"` in backquotes in a here-document, or in backquotes inside double quotes), which cannot be quoted safely; use $(...) instead of the backquotes"
     )]
     NestedBackquotes { text: String, offset: usize },
     #[error(
@@ -177,6 +186,16 @@ pub enum TemplateError {
         "placeholder `{text}` at byte {offset} is the target of a `>&`/`<&` redirection, which bash expands twice; write `> file 2>&1` instead"
     )]
     InDupRedirection { text: String, offset: usize },
+    #[error(
+        "placeholder `{text}` at byte {offset} is inside {what}, bash-only quoting that other shells read differently ({why}), so no escaping is right for every /bin/sh; close the string before it, e.g. {example}"
+    )]
+    BashQuoting {
+        text: String,
+        offset: usize,
+        what: String,
+        why: String,
+        example: String,
+    },
     #[error(
         "placeholder `{text}` at byte {offset} follows {what}, which runner cannot analyse to quote the value safely"
     )]
@@ -198,6 +217,18 @@ pub enum RenderError {
         "the value of `${{{var}}}` would form the line `{delimiter}` and end its here-document early"
     )]
     HereDocDelimiter { var: String, delimiter: String },
+    #[error(
+        "the value of `${{{var}}}` is {value}, not an integer, and it stands in {context}, where the shell evaluates it as arithmetic (bash even runs commands found in array subscripts); only an integer such as 42 or -7 is inserted there{hint}"
+    )]
+    NotAnInteger {
+        var: String,
+        /// A short, quoted preview of the value.
+        value: String,
+        /// The arithmetic construct, e.g. `` `$((...))` ``.
+        context: String,
+        /// What to write instead.
+        hint: String,
+    },
 }
 
 /// The outcome of looking at one `${`.
@@ -402,6 +433,8 @@ impl Template {
         let mut sc = Scanner::new();
         let mut lit = 0;
         let mut i = 0;
+        // Placeholders (part index) in bash `[[ ... ]]` tests (test number).
+        let mut tests = Vec::new();
         while i < b.len() {
             if b[i] == b'$'
                 && b.get(i + 1) == Some(&b'{')
@@ -433,6 +466,12 @@ impl Template {
                         offset: i,
                     });
                 }
+                if let Some(what) = ctx.bash_quote {
+                    return Err(bash_quoting_error(&src[i..end], i, what));
+                }
+                if let Some(id) = ctx.test {
+                    tests.push((parts.len() + usize::from(lit < i), id));
+                }
                 if lit < i {
                     parts.push(Part::Lit(src[lit..i].to_string()));
                 }
@@ -444,6 +483,8 @@ impl Template {
                     in_comment: ctx.in_comment,
                     in_backquotes: ctx.in_backquotes,
                     heredoc: ctx.heredoc,
+                    arithmetic: ctx.arithmetic,
+                    heredoc_bodies: ctx.heredoc_bodies,
                 }));
                 sc.after_placeholder();
                 i = end;
@@ -454,6 +495,11 @@ impl Template {
         }
         if lit < b.len() {
             parts.push(Part::Lit(src[lit..].to_string()));
+        }
+        for (at, id) in tests {
+            if let (Part::Var(ph), true) = (&mut parts[at], sc.test_is_arithmetic(id)) {
+                ph.arithmetic = Some(Arith::Test);
+            }
         }
         Ok(Template {
             parts,
@@ -535,10 +581,28 @@ impl Template {
             } else {
                 text
             };
-            let escaped = match &ph.heredoc {
-                Some(doc) if doc.quoted => text.into_owned(),
-                Some(_) => escape_heredoc(&text),
-                None => escape_for(ph.quoting, &text),
+            let escaped = match (&ph.heredoc, ph.arithmetic) {
+                (_, Some(context)) if !is_integer(&text) => {
+                    let var = ph.var.to_string();
+                    let hint = if context == Arith::Subscript {
+                        format!(
+                            "; for an associative array key, assign it to a shell variable first (k=${{{var}}}; m[$k]=...)"
+                        )
+                    } else {
+                        format!("; for a trusted expression use `${{{var}:raw}}`")
+                    };
+                    return Err(RenderError::NotAnInteger {
+                        var,
+                        value: preview(&text),
+                        context: context.name().to_string(),
+                        hint,
+                    });
+                }
+                // Digits and a sign are literal in every quoting context.
+                (_, Some(_)) => text.into_owned(),
+                (Some(doc), _) if doc.quoted => text.into_owned(),
+                (Some(_), _) => escape_heredoc(&text),
+                (None, _) => escape_for(ph.quoting, &text),
             };
             let start = out.len();
             if ph.in_backquotes {
@@ -546,7 +610,7 @@ impl Template {
             } else {
                 out.push_str(&escaped);
             }
-            if let Some(doc) = &ph.heredoc {
+            for doc in &ph.heredoc_bodies {
                 heredoc_values.push((start..out.len(), doc, ph));
             }
         }
@@ -559,6 +623,44 @@ impl Template {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether `s` is a decimal integer (optionally signed), the only text that means the same
+/// number, and nothing else, in shell arithmetic.
+fn is_integer(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A short quoted preview of a value for error messages.
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(40).collect();
+    if p.len() < s.len() {
+        p.push_str("...");
+    }
+    format!("{p:?}")
+}
+
+/// The error for a placeholder inside bash's `$'...'` or `$"..."` (`what`).
+fn bash_quoting_error(text: &str, offset: usize, what: &str) -> TemplateError {
+    let (why, example) = if what.contains('\'') {
+        (
+            "bash reads backslash escapes such as \\t there, dash reads `$` and a plain '...'",
+            format!("$'\\t'\"{text}\""),
+        )
+    } else {
+        (
+            "bash looks the whole string up in a translation catalogue, dash reads `$` and a plain \"...\"",
+            format!("\"{text}\""),
+        )
+    };
+    TemplateError::BashQuoting {
+        text: text.to_string(),
+        offset,
+        what: what.to_string(),
+        why: why.to_string(),
+        example,
     }
 }
 
@@ -719,7 +821,7 @@ mod tests {
 
     #[test]
     fn quoting_contexts_of_placeholders() {
-        let p = phs(r#"echo ${x} '${x}' "${x}" "$(echo ${x})" "`echo ${x}`" # ${x}"#);
+        let p = phs(r#"echo ${x} '${x}' "${x}" "$(echo ${x})" `echo ${x}` # ${x}"#);
         let q: Vec<Quoting> = p.iter().map(|p| p.quoting).collect();
         use Quoting::*;
         assert_eq!(q, [Bare, SingleQuoted, DoubleQuoted, Bare, Bare, Bare]);
@@ -796,6 +898,14 @@ mod tests {
             Err(TemplateError::NestedBackquotes { offset, .. }) => assert_eq!(offset, 18),
             other => panic!("{other:?}"),
         }
+        // bash scans backquotes inside double quotes before their backslashes are removed:
+        // a value such as `"{$(` breaks the command there.
+        for src in ["echo \"`echo ${x}`\"", "echo \"`echo \\\"${x}\\\"`\""] {
+            assert!(
+                matches!(parse(src), Err(TemplateError::NestedBackquotes { .. })),
+                "{src}"
+            );
+        }
     }
 
     #[test]
@@ -816,6 +926,79 @@ mod tests {
             Err(TemplateError::InDupRedirection { offset: 8, .. })
         ));
         assert_eq!(phs("echo >&2 ${x} 2>&1 >${x}").len(), 2);
+    }
+
+    #[test]
+    fn placeholders_in_bash_only_quotes_are_rejected() {
+        for (src, off, what) in [
+            ("echo $'\\t${x}'", 9, "`$'...'`"),
+            // The template the property test found: bash ran the value.
+            ("$'\\${x}${x}$'\\", 7, "`$'...'`"),
+            ("echo $\"hi ${x}\"", 10, "`$\"...\"`"),
+            ("echo $\"$(echo ${x})\"", 14, "`$\"...\"`"),
+        ] {
+            match parse(src) {
+                Err(e @ TemplateError::BashQuoting { offset, .. }) => {
+                    assert_eq!(offset, off, "{src}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("inside {what}")), "{msg}");
+                    assert!(msg.contains("close the string before it"), "{msg}");
+                }
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+        // Next to them is fine; after a `$'...'` with `\'` (read differently) is not.
+        assert_eq!(phs("echo $'\\t'\"${x}\" $\"a\"${x} \\$'${x}'").len(), 3);
+        assert!(matches!(
+            parse("echo $'it\\'s' ${x}"),
+            Err(TemplateError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn arithmetic_placeholders_take_integers_only() {
+        let p = phs("echo $(( ${x} + 1 )) ${x} $(echo ${x})");
+        let arith: Vec<bool> = p.iter().map(|p| p.arithmetic.is_some()).collect();
+        assert_eq!(arith, [true, false, false]);
+        let p = phs("[[ ${x} == a ]] && [[ \"${x}\" -lt 3 ]]");
+        let arith: Vec<bool> = p.iter().map(|p| p.arithmetic.is_some()).collect();
+        assert_eq!(arith, [false, true]);
+        let t = parse("echo $(( ${x} * 2 ))").unwrap();
+        let item = json!({});
+        assert_eq!(
+            t.render_shell(&lookup_with(&item, "-21")).unwrap(),
+            "echo $(( -21 * 2 ))"
+        );
+        let e = t
+            .render_shell(&lookup_with(&item, "$(touch PWNED)"))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            RenderError::NotAnInteger {
+                var: "x".into(),
+                value: "\"$(touch PWNED)\"".into(),
+                context: "`$((...))`".into(),
+                hint: "; for a trusted expression use `${x:raw}`".into(),
+            }
+        );
+        assert!(e.to_string().contains("only an integer"), "{e}");
+        // `:raw` opts out.
+        let t = parse("echo $(( ${x:raw} ))").unwrap();
+        assert_eq!(
+            t.render_shell(&lookup_with(&item, "1 + 2")).unwrap(),
+            "echo $(( 1 + 2 ))"
+        );
+    }
+
+    #[test]
+    fn value_cannot_end_a_heredoc_through_a_substitution() {
+        // bash finds the delimiter line before it reads the `$(...)` in the body.
+        let item = json!({});
+        let e = parse("cat <<E\n$(printf %s ${x})\nE")
+            .unwrap()
+            .render_shell(&lookup_with(&item, "a\nE\ntouch PWNED"))
+            .unwrap_err();
+        assert!(matches!(e, RenderError::HereDocDelimiter { .. }), "{e:?}");
     }
 
     #[test]
@@ -920,63 +1103,8 @@ mod tests {
         assert!(matches!(e, RenderError::Nul { .. }));
     }
 
-    /// Here-doc templates whose output must be `a` + x + `b` + newline.
-    const HEREDOCS: &[&str] = &[
-        "cat <<EOF\na${x}b\nEOF",
-        "cat <<'EOF'\na${x}b\nEOF",
-        "cat <<\"EOF\" # note\na${x}b\nEOF\n",
-        "cat <<-EOF\na${x}b\n\tEOF",
-        "cat <<EOF | cat\n$(printf %s a${x}b)\nEOF",
-        "cat <<EOF\n`printf %s a${x}b`\nEOF",
-        "cat <<EOF\n`printf %s \"a${x}b\"`\nEOF",
-    ];
-
-    fn check_heredoc(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
-        check_heredoc_with("/bin/sh", ctx, x, dir)
-    }
-
-    fn check_heredoc_with(
-        shell: &str,
-        ctx: &str,
-        x: &str,
-        dir: &std::path::Path,
-    ) -> Result<(), String> {
-        let cmd = render_x(ctx, x);
-        let out = Command::new(shell)
-            .arg("-c")
-            .arg(&cmd)
-            .current_dir(dir)
-            .output()
-            .expect("run shell")
-            .stdout;
-        let mut want = format!("a{x}b");
-        if ctx.contains("$(") || ctx.contains('`') {
-            while want.ends_with('\n') {
-                want.pop();
-            }
-        }
-        want.push('\n');
-        if out != want.as_bytes() {
-            return Err(format!(
-                "here-doc {ctx:?} value {x:?}: command {cmd:?} printed {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        Ok(())
-    }
-
     #[test]
-    fn heredoc_values_are_literal() {
-        let dir = tempfile::tempdir().unwrap();
-        for ctx in HEREDOCS {
-            for x in INJECTIONS {
-                if ctx.contains("<<-") && x.contains("\n\t") {
-                    continue;
-                }
-                check_heredoc(ctx, x, dir.path()).unwrap();
-                assert!(!dir.path().join("PWNED").exists(), "{ctx} {x:?}");
-            }
-        }
+    fn heredoc_placeholder_contexts() {
         let p = phs("cat <<'EOF'\n${x}\nEOF\necho ${x}");
         assert!(
             p[0].heredoc
@@ -1019,206 +1147,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn comment_placeholders_cannot_end_the_comment() {
-        let dir = tempfile::tempdir().unwrap();
-        let cmd = render_x("printf ok # ${x}", "\ntouch PWNED\n");
-        assert_eq!(sh(&cmd, dir.path()), b"ok");
-        assert!(!dir.path().join("PWNED").exists());
-    }
-
-    // ---- running through /bin/sh ----
-
-    /// Templates whose output must be `a` + x + `b` (after `$(...)`'s newline stripping).
-    const CONTEXTS: &[&str] = &[
-        "printf %s \"$(case a in a) printf %s 'a${x}b';; esac)\"",
-        "printf %s \"$(case a in (a) printf %s \"a${x}b\";; esac)\"",
-        "printf %s a${x}b",
-        "printf %s 'a${x}b'",
-        "printf %s \"a${x}b\"",
-        "printf %s \"$(printf %s a${x}b)\"",
-        "printf %s \"$(printf %s \"a${x}b\")\"",
-        "printf %s \"`printf %s a${x}b`\"",
-        "printf %s \"`printf %s \\\"a${x}b\\\"`\"",
-        "printf %s \"`printf %s 'a${x}b'`\"",
-        "printf %s \"$(printf %s \"`true ${x}; printf %s a${x}b`\")\"",
-        "printf %s \"`printf %s \\\"$(printf %s a${x}b)\\\"`\"",
-    ];
-
-    fn expected(ctx: &str, x: &str) -> Vec<u8> {
-        let mut s = format!("a{x}b");
-        if ctx.contains("$(") || ctx.contains('`') {
-            while s.ends_with('\n') {
-                s.pop();
-            }
-        }
-        s.into_bytes()
-    }
-
-    fn check_context(ctx: &str, x: &str, dir: &std::path::Path) -> Result<(), String> {
-        let cmd = render_x(ctx, x);
-        let out = sh(&cmd, dir);
-        if out != expected(ctx, x) {
-            return Err(format!(
-                "context {ctx:?} value {x:?}: command {cmd:?} printed {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        Ok(())
-    }
-
-    const INJECTIONS: &[&str] = &[
-        "\"; rm -rf ~; echo \"",
-        "$(touch PWNED)",
-        "`touch PWNED`",
-        "'",
-        "'; touch PWNED; '",
-        "\"; touch PWNED; \"",
-        "\ntouch PWNED\n",
-        "\\",
-        "\\'",
-        "\\\"; touch PWNED; \\\"",
-        "`; touch PWNED; `",
-        "\\`touch PWNED\\`",
-        "$((1+1))${HOME}$HOME",
-        ")); touch PWNED; ((",
-        "# x\ntouch PWNED",
-        "'\"`$\\\n",
-        "",
-    ];
-
-    #[test]
-    fn injection_attempts_are_literal_in_every_context() {
-        let dir = tempfile::tempdir().unwrap();
-        for ctx in CONTEXTS {
-            // `rm -rf ~` must never run: give it a fake HOME inside the temp dir anyway.
-            for x in INJECTIONS {
-                check_context(&format!("HOME=/nonexistent-home; {ctx}"), x, dir.path()).unwrap();
-                assert!(!dir.path().join("PWNED").exists(), "{ctx} {x:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn single_nested_substitution_in_bash_too() {
-        // bash parses backquotes inside double quotes slightly differently from dash.
-        if !std::path::Path::new("/bin/bash").exists() {
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        for ctx in CONTEXTS {
-            for x in INJECTIONS {
-                let cmd = render_x(ctx, x);
-                let out = Command::new("/bin/bash")
-                    .args(["--posix", "-c", &cmd])
-                    .current_dir(dir.path())
-                    .output()
-                    .unwrap();
-                assert_eq!(out.stdout, expected(ctx, x), "bash {ctx} {x:?}: {cmd}");
-                assert!(!dir.path().join("PWNED").exists());
-            }
-        }
-        for ctx in HEREDOCS {
-            for x in INJECTIONS {
-                if ctx.contains("<<-") && x.contains("\n\t") {
-                    continue;
-                }
-                check_heredoc_with("/bin/bash", ctx, x, dir.path()).unwrap();
-                assert!(!dir.path().join("PWNED").exists());
-            }
-        }
-    }
+    // Running rendered commands through dash and bash: see `shell_tests.rs`.
 
     mod props {
         use super::*;
         use proptest::prelude::*;
 
-        fn meta_string() -> impl Strategy<Value = String> {
-            let meta = prop::sample::select(vec![
-                '\'', '"', '`', '$', '(', ')', ';', '&', '|', '\\', '\n', ' ', '*', '?', '~', '!',
-                '#', '{', '}', '<', '>', '\t', 'a', 'é', '☃', '😀', '%', '-', '=',
-            ]);
-            prop::collection::vec(meta, 0..24).prop_map(|v| v.into_iter().collect())
-        }
-
-        fn any_string() -> impl Strategy<Value = String> {
-            prop::collection::vec(any::<char>().prop_filter("no NUL", |c| *c != '\0'), 0..16)
-                .prop_map(|v| v.into_iter().collect())
-        }
-
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
-            #[test]
-            fn sh_receives_exact_bytes_meta(x in meta_string()) {
-                let dir = tempfile::tempdir().unwrap();
-                for ctx in CONTEXTS {
-                    let r = check_context(ctx, &x, dir.path());
-                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
-                }
-                prop_assert!(!dir.path().join("PWNED").exists());
-            }
-
-            #[test]
-            fn heredoc_receives_exact_bytes(x in meta_string()) {
-                let dir = tempfile::tempdir().unwrap();
-                for ctx in HEREDOCS {
-                    if ctx.contains("<<-") && x.contains("\n\t") {
-                        continue;
-                    }
-                    let r = check_heredoc(ctx, &x, dir.path());
-                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
-                }
-                prop_assert!(!dir.path().join("PWNED").exists());
-            }
-
-            #[test]
-            fn sh_receives_exact_bytes_any(x in any_string()) {
-                let dir = tempfile::tempdir().unwrap();
-                for ctx in CONTEXTS {
-                    let r = check_context(ctx, &x, dir.path());
-                    prop_assert!(r.is_ok(), "{}", r.unwrap_err());
-                }
-            }
-
-            /// Random shell-ish template text around a placeholder: whatever the scanner
-            /// decides, a hostile value must never run a command (the template alphabet cannot
-            /// spell `touch`, so only the value can).
-            #[test]
-            fn random_templates_never_run_the_value(
-                pre in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
-                post in "[acesinEOF'\"`$();|&\\\\\n #{}<>=-]{0,24}",
-                shell in prop::sample::select(vec!["/bin/sh", "/bin/bash"]),
-            ) {
-                let src = format!("{pre}${{x}}{post}${{x}}{pre}");
-                let Ok(t) = Template::parse(&src, &known) else { return Ok(()) };
-                let dir = tempfile::tempdir().unwrap();
-                let payload = "'\"`;touch PWNED;`$(touch PWNED)\\\ntouch PWNED #\nEOF\ntouch PWNED\n)";
-                let item = json!({});
-                // Only syntactically valid templates: after a syntax error bash resumes at the
-                // next line, which may be inside a multi-line quoted value.
-                let Ok(benign) = t.render_shell(&lookup_with(&item, "v")) else { return Ok(()) };
-                let valid = Command::new(shell)
-                    .args(["-n", "-c", &benign])
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .is_ok_and(|st| st.success());
-                if !valid {
-                    return Ok(());
-                }
-                let Ok(cmd) = t.render_shell(&lookup_with(&item, payload)) else { return Ok(()) };
-                let _ = Command::new(shell)
-                    .arg("-c")
-                    .arg(&cmd)
-                    .current_dir(dir.path())
-                    .stdin(std::process::Stdio::null())
-                    .output();
-                prop_assert!(
-                    !dir.path().join("PWNED").exists(),
-                    "{} ran the value: template {:?} rendered {:?}", shell, src, cmd
-                );
-            }
-
             #[test]
             fn parse_never_panics(s in "[ -~\n\té☃]{0,40}") {
                 let _ = Template::parse(&s, &known);

@@ -14,14 +14,16 @@
 //! - Shell parameter expansions `${...}` are followed (quotes inside them nest), and
 //!   placeholders inside them (`${FOO:-${item.x}}`) are rejected by the parser: how their
 //!   words are quoted varies between shells.
-//! - Inside `$((...))` arithmetic a placeholder is quoted as a bare word (`'5'`), which `sh`
-//!   rejects; use `:raw` for trusted numbers there.
+//! - Syntax where bash and dash part ways (`$'...'`, `$"..."`, arithmetic) is followed by
+//!   [`bash`]; placeholders in arithmetic only take integers.
 //! - In a `<<-` here-document the shell strips leading tabs from every body line, including
 //!   the lines of an inserted value.
 //! - Inside backquotes, `\${...}` is not recognised as a placeholder, and placeholders inside
 //!   nested (escaped) backquotes are rejected by the parser.
 
-use super::shell_quote::Quoting;
+use super::quote::Quoting;
+
+mod bash;
 
 /// A here-document whose body a position is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +45,11 @@ pub struct ScanContext {
     pub in_comment: bool,
     /// Inside (at least) one `` `...` `` command substitution.
     pub in_backquotes: bool,
-    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes), or after a
-    /// `\"` in backquotes in a here-document (which dash and bash read differently).
+    /// Inside an escaped, nested backquote (`` \`...\` `` within backquotes), after a `\"`
+    /// in backquotes in a here-document (which dash and bash read differently), or in
+    /// backquotes inside double quotes (`` "`...`" ``), whose text bash scans for quotes and
+    /// substitutions before it removes the backquotes' backslashes, so that some values
+    /// (`"{$(`) break the command.
     pub nested_backquotes: bool,
     /// Inside the word of a shell parameter expansion such as `${FOO:-...}`.
     pub in_shell_expansion: bool,
@@ -54,12 +59,26 @@ pub struct ScanContext {
     pub unsupported: Option<&'static str>,
     /// Inside a here-document body (quoting is then [`Quoting::Bare`]).
     pub heredoc: Option<HereDoc>,
+    /// Every here-document body around the position, also through substitutions in it
+    /// (`<<EOF` ... `$(echo ...)`): bash ends a body at its delimiter line before it reads
+    /// what is inside.
+    pub heredoc_bodies: Vec<HereDoc>,
+    /// Inside bash-only quoting that other shells read differently: `$'...'` (ANSI-C
+    /// escapes in bash, `$` and `'...'` in dash) or `$"..."` (a translated string in bash).
+    pub bash_quote: Option<&'static str>,
+    /// Directly inside shell arithmetic (`$((...))`, bash `((...))`, an array subscript,
+    /// `let` arguments): the shell evaluates the text as an expression.
+    pub arithmetic: Option<Arith>,
+    /// Inside the bash `[[ ... ]]` test with this number (see [`Scanner::test_is_arithmetic`]).
+    pub test: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Bare,
     Single,
+    /// bash `$'...'` (ANSI-C quoting); `'...'` after a literal `$` in dash.
+    AnsiC,
     Double,
     Comment,
     HereDoc,
@@ -82,6 +101,41 @@ enum Kind {
     },
     /// A shell parameter expansion `${...}` (not a runner placeholder).
     Brace,
+    /// Shell arithmetic, closed by `close` once `depth` open brackets are closed.
+    Arith {
+        what: Arith,
+        close: u8,
+        depth: u32,
+    },
+}
+
+/// The constructs whose text the shell evaluates as arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    /// `$((...))`.
+    Expansion,
+    /// The bash `((...))` command; `for ((...))` when `for_loop`.
+    Command { for_loop: bool },
+    /// An array subscript in an assignment: `a[...]=`, `a=([...]=...)`.
+    Subscript,
+    /// The arguments of a bash `let` that starts a command.
+    Let,
+    /// A bash `[[ ... ]]` test that compares numbers (`-eq`, `-lt`, ...).
+    Test,
+}
+
+impl Arith {
+    /// How error messages name the construct.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arith::Expansion => "`$((...))`",
+            Arith::Command { for_loop: false } => "`((...))`",
+            Arith::Command { for_loop: true } => "`for ((...))`",
+            Arith::Subscript => "an array subscript `a[...]=`",
+            Arith::Let => "the arguments of `let`",
+            Arith::Test => "a bash `[[ ... ]]` test comparing numbers (`-eq`, `-lt`, ...)",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +155,16 @@ struct Frame {
     cmd_pos: bool,
     /// The word after `>&` / `<&`: 1 while skipping blanks, 2 inside the word.
     dup_word: u8,
+    /// Open subshell parentheses in a frame that is not a `$(...)` (which counts its own).
+    parens: u32,
+    /// The current `"..."` is a bash `$"..."` locale string.
+    locale: bool,
+    /// Right after the reserved word `for` (bash: `for ((...))`).
+    after_for: bool,
+    /// In the arguments of bash `let`, which evaluates them as arithmetic.
+    let_args: bool,
+    /// Inside the bash `[[ ... ]]` test with this number.
+    test: Option<usize>,
 }
 
 impl Frame {
@@ -115,11 +179,17 @@ impl Frame {
             cases: 0,
             cmd_pos: true,
             dup_word: 0,
+            parens: 0,
+            locale: false,
+            after_for: false,
+            let_args: false,
+            test: None,
         }
     }
 
     /// A newline ending a command line: start the next pending here-document body, if any.
     fn end_line(&mut self) {
+        self.let_args = false;
         if self.pending.is_empty() {
             self.state = State::Bare;
             self.word_start = true;
@@ -227,6 +297,9 @@ pub struct Scanner {
     frames: Vec<Frame>,
     /// Set once the scanner met syntax it does not model; later positions are unreliable.
     unsupported: Option<&'static str>,
+    /// For each bash `[[ ... ]]` test seen: whether it compares numbers (`-eq`, `-lt`, ...),
+    /// which makes bash evaluate its operands as arithmetic.
+    tests: Vec<bool>,
 }
 
 impl Default for Scanner {
@@ -240,6 +313,7 @@ impl Scanner {
         Scanner {
             frames: vec![Frame::new(Kind::Top)],
             unsupported: None,
+            tests: Vec::new(),
         }
     }
 
@@ -262,7 +336,7 @@ impl Scanner {
         ScanContext {
             quoting: match top.state {
                 State::Bare | State::Comment | State::HereDoc => Quoting::Bare,
-                State::Single => Quoting::SingleQuoted,
+                State::Single | State::AnsiC => Quoting::SingleQuoted,
                 State::Double => Quoting::DoubleQuoted,
             },
             in_comment: top.state == State::Comment,
@@ -272,6 +346,29 @@ impl Scanner {
                 None
             },
             in_backquotes: bq.is_some(),
+            heredoc_bodies: self
+                .frames
+                .iter()
+                .filter(|f| f.state == State::HereDoc)
+                .filter_map(|f| f.body.clone())
+                .collect(),
+            bash_quote: if top.state == State::AnsiC {
+                Some("`$'...'`")
+            } else if self
+                .frames
+                .iter()
+                .any(|f| f.state == State::Double && f.locale)
+            {
+                Some("`$\"...\"`")
+            } else {
+                None
+            },
+            arithmetic: match top.kind {
+                Kind::Arith { what, .. } => Some(what),
+                _ if top.let_args && top.state != State::Comment => Some(Arith::Let),
+                _ => None,
+            },
+            test: top.test,
             in_shell_expansion: self.frames.iter().any(|f| f.kind == Kind::Brace),
             in_dup_target: self.frames.iter().any(|f| f.dup_word != 0),
             unsupported: self.unsupported,
@@ -281,6 +378,10 @@ impl Scanner {
                     Kind::Backquote { nested: true, .. }
                         | Kind::Backquote {
                             ambiguous: true,
+                            ..
+                        }
+                        | Kind::Backquote {
+                            in_double: true,
                             ..
                         }
                 )
@@ -318,20 +419,36 @@ impl Scanner {
 
     /// Skip the inner character after an escaping backslash that ends at `j`.
     fn skip_escaped(&self, s: &[u8], j: usize) -> usize {
-        if j < s.len() {
-            j + self.inner_char(s, j).1
-        } else {
-            j
+        let in_bq = self.bq_index().is_some();
+        match s.get(j) {
+            None => j,
+            // A raw backquote after an inner `\` still ends the backquotes.
+            Some(b'`') if in_bq => j,
+            // `` \` `` is a backquote for the inner shell, which this backslash escapes.
+            Some(b'\\') if in_bq && s.get(j + 1) == Some(&b'`') => j + 2,
+            Some(_) => j + self.inner_char(s, j).1,
         }
     }
 
     /// Advance over the syntax unit starting at byte `i` (which must be `< s.len()`), and
     /// return the index of the next unit.
     pub fn step(&mut self, s: &[u8], i: usize) -> usize {
+        if s[i] == b'\n' && self.delimiter_line_in_substitution(&s[i + 1..]) {
+            self.unsupported = Some(
+                "a here-document's delimiter line inside a substitution in its body (bash ends \
+                 the body there, dash does not)",
+            );
+        }
         if let Some(bq) = self.bq_index() {
             if s[i] == b'\\' && s.get(i + 1) == Some(&b'\n') {
                 // Removed when the backquoted text is read, whatever the inner state.
                 return i + 2;
+            }
+            if s[i..].starts_with(b"\\\\\n") {
+                // A line continuation for the inner shell, which the look-aheads over the
+                // raw text (keywords, `$(`, here-document words) do not see.
+                self.unsupported =
+                    Some("a line continuation (`\\\\` and a newline) inside backquotes");
             }
             if s[i] == b'\\' && s.get(i + 1) == Some(&b'`') {
                 if let Kind::Backquote { nested, .. } = &mut self.frames[bq].kind {
@@ -378,6 +495,7 @@ impl Scanner {
                 }
                 i + w
             }
+            State::AnsiC => self.step_ansi_c(s, i, c, w),
             State::Comment => {
                 if c == b'\n' {
                     self.top().end_line();
@@ -390,26 +508,26 @@ impl Scanner {
                 b'"' => {
                     let f = self.top();
                     f.state = State::Bare;
+                    f.locale = false;
                     f.word_start = false;
                     i + w
                 }
-                b'$' if next == Some(b'(') => {
-                    self.frames.push(Frame::new(Kind::Paren(1)));
-                    jn + 1
-                }
+                b'$' if next == Some(b'(') => self.open_dollar_paren(s, jn),
                 b'$' if next == Some(b'{') => self.open_brace(jn + 1),
+                b'$' if next == Some(b'[') => self.dollar_bracket(i + w),
                 b'`' => {
-                    self.frames.push(Frame::new(Kind::Backquote {
-                        nested: false,
-                        in_double: true,
-                        heredoc: false,
-                        ambiguous: false,
-                    }));
+                    self.push_backquote(true, false);
                     i + w
                 }
                 _ => i + w,
             },
             State::Bare => {
+                if let Kind::Arith { what, .. } = self.top().kind {
+                    return self.step_arith(s, i, (c, w, jn), what);
+                }
+                if let Some(end) = self.bash_syntax(s, i, c, w, jn) {
+                    return end;
+                }
                 let idx = self.frames.len() - 1;
                 let f = self.top();
                 if f.cmd_pos && f.word_start && w == 1 {
@@ -433,9 +551,13 @@ impl Scanner {
                 }
                 let mut word_start = false;
                 let mut cmd_pos = false;
+                // `>&-` closes a descriptor; bash ends the word after the `-` (dash rejects
+                // anything longer).
+                let closes_fd = self.top().dup_word == 1 && c == b'-';
                 let dup = {
                     let f = self.top();
                     match (f.dup_word, c) {
+                        (1, b'-') => 0,
                         (_, b'&') if i > 0 && matches!(s[i - 1], b'>' | b'<') => 1,
                         (1, b' ' | b'\t') => 1,
                         (
@@ -456,28 +578,10 @@ impl Scanner {
                         }
                         self.skip_escaped(s, i + w)
                     }
-                    b'\'' => {
-                        self.top().state = State::Single;
-                        i + w
+                    b'\'' | b'"' | b'`' => self.open_in_bare(s, i, (c, w, jn)),
+                    b'$' if matches!(next, Some(b'(' | b'{')) => {
+                        self.open_in_bare(s, i, (c, w, jn))
                     }
-                    b'"' => {
-                        self.top().state = State::Double;
-                        i + w
-                    }
-                    b'`' => {
-                        self.frames.push(Frame::new(Kind::Backquote {
-                            nested: false,
-                            in_double: false,
-                            heredoc: false,
-                            ambiguous: false,
-                        }));
-                        i + w
-                    }
-                    b'$' if next == Some(b'(') => {
-                        self.frames.push(Frame::new(Kind::Paren(1)));
-                        jn + 1
-                    }
-                    b'$' if next == Some(b'{') => self.open_brace(jn + 1),
                     b'}' if self.top().kind == Kind::Brace => {
                         self.frames.pop();
                         i + w
@@ -488,8 +592,9 @@ impl Scanner {
                         i + w
                     }
                     b'(' => {
-                        if let Kind::Paren(d) = &mut self.top().kind {
-                            *d += 1;
+                        match &mut self.top().kind {
+                            Kind::Paren(d) => *d += 1,
+                            _ => self.top().parens += 1,
                         }
                         word_start = true;
                         cmd_pos = true;
@@ -498,14 +603,30 @@ impl Scanner {
                     b')' => {
                         word_start = true;
                         let f = self.top();
-                        let pattern = f.cases > 0 && f.kind == Kind::Paren(1);
+                        f.let_args = false;
+                        // In `case ... in`, `)` ends a pattern and a command follows.
+                        let pattern = f.cases > 0
+                            && match f.kind {
+                                Kind::Paren(d) => d == 1,
+                                _ => f.parens == 0,
+                            };
                         cmd_pos = pattern;
-                        if let (Kind::Paren(d), false) = (&mut f.kind, pattern) {
-                            *d -= 1;
-                            if *d == 0 {
-                                self.frames.pop();
-                                word_start = false;
+                        match (&mut f.kind, pattern) {
+                            (_, true) => {}
+                            (Kind::Paren(d), false) => {
+                                *d -= 1;
+                                if *d == 0 {
+                                    self.frames.pop();
+                                    word_start = false;
+                                }
                             }
+                            (_, false) if f.parens > 0 => f.parens -= 1,
+                            (Kind::Backquote { .. }, false) => {
+                                // dash ends the backquoted command here and reads on.
+                                self.unsupported =
+                                    Some("a `)` that closes nothing inside backquotes");
+                            }
+                            _ => {}
                         }
                         i + w
                     }
@@ -529,27 +650,50 @@ impl Scanner {
                                 self.unsupported =
                                     Some("a here-document delimiter containing `$` or backquotes");
                             }
+                            if self.bq_index().is_some() && s[j..end].contains(&b'\\') {
+                                self.unsupported = Some(
+                                    "a here-document delimiter with a backslash inside backquotes",
+                                );
+                            }
                             self.top().pending.push(doc);
                             j = end;
                         }
                         j
                     }
-                    b' ' | b'\t' | b'<' | b'>' => {
+                    b' ' | b'\t' => {
                         word_start = true;
                         cmd_pos = self.top().cmd_pos;
+                        i + w
+                    }
+                    b'<' | b'>' => {
+                        // The next word is a file name, and reserved words after a
+                        // redirection are plain words.
+                        word_start = true;
+                        i + w
+                    }
+                    b'&' | b'|' if i > 0 && matches!(s[i - 1], b'<' | b'>') => {
+                        // `>&`, `<&`, `>|`: part of a redirection operator.
+                        word_start = true;
                         i + w
                     }
                     b';' | b'&' | b'|' => {
                         word_start = true;
                         cmd_pos = true;
+                        self.top().let_args = false;
                         i + w
                     }
                     _ => i + w,
                 };
+                if closes_fd {
+                    word_start = true;
+                }
                 // Update the frame this step started in (or its parent if it was closed).
                 let n = idx.min(self.frames.len() - 1);
                 self.frames[n].word_start = word_start;
                 self.frames[n].cmd_pos = cmd_pos;
+                if !matches!(c, b' ' | b'\t') {
+                    self.frames[n].after_for = false;
+                }
                 end
             }
         }
@@ -557,6 +701,50 @@ impl Scanner {
 }
 
 impl Scanner {
+    /// Whether `rest` (the text after a newline) starts with the delimiter line of a
+    /// here-document whose body holds the current, nested position: bash finds that line
+    /// before it reads the substitution, dash reads the substitution first.
+    fn delimiter_line_in_substitution(&self, rest: &[u8]) -> bool {
+        let n = self.frames.len();
+        let line = &rest[..rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len())];
+        self.frames[..n - 1]
+            .iter()
+            .filter(|f| f.state == State::HereDoc)
+            .filter_map(|f| f.body.as_ref())
+            .any(|doc| {
+                let line = if doc.strip_tabs {
+                    let tabs = line.iter().take_while(|&&c| c == b'\t').count();
+                    &line[tabs..]
+                } else {
+                    line
+                };
+                line == doc.delimiter.as_bytes()
+            })
+    }
+
+    /// Open a quote or substitution in bare context: `'`, `"`, `` ` ``, `$(`, `${` (`c` and
+    /// `w`: the character at `i` and its width; `jn`: the index after it and any line
+    /// continuations). Returns the index after the opener.
+    fn open_in_bare(&mut self, s: &[u8], i: usize, (c, w, jn): (u8, usize, usize)) -> usize {
+        match c {
+            b'\'' => self.top().state = State::Single,
+            b'"' => self.top().state = State::Double,
+            b'`' => self.push_backquote(false, false),
+            _ if s.get(jn) == Some(&b'(') => return self.open_dollar_paren(s, jn),
+            _ => return self.open_brace(jn + 1),
+        }
+        i + w
+    }
+
+    fn push_backquote(&mut self, in_double: bool, heredoc: bool) {
+        self.frames.push(Frame::new(Kind::Backquote {
+            nested: false,
+            in_double,
+            heredoc,
+            ambiguous: false,
+        }));
+    }
+
     /// Enter a shell `${...}` expansion whose body starts at `j`.
     fn open_brace(&mut self, j: usize) -> usize {
         let mut f = Frame::new(Kind::Brace);
@@ -597,18 +785,11 @@ impl Scanner {
         let jn = skip_cont(s, i + w);
         match c {
             b'\\' => self.skip_escaped(s, i + w),
-            b'$' if s.get(jn) == Some(&b'(') => {
-                self.frames.push(Frame::new(Kind::Paren(1)));
-                jn + 1
-            }
+            b'$' if s.get(jn) == Some(&b'(') => self.open_dollar_paren(s, jn),
+            b'$' if s.get(jn) == Some(&b'[') => self.dollar_bracket(i + w),
             b'$' if s.get(jn) == Some(&b'{') => self.open_brace(jn + 1),
             b'`' => {
-                self.frames.push(Frame::new(Kind::Backquote {
-                    nested: false,
-                    in_double: false,
-                    heredoc: true,
-                    ambiguous: false,
-                }));
+                self.push_backquote(false, true);
                 i + w
             }
             _ => i + w,
@@ -799,6 +980,13 @@ mod tests {
     }
 
     #[test]
+    fn fd_close_ends_the_word_in_bash() {
+        assert!(context_after("echo a <&-#").in_comment);
+        assert!(context_after("echo a >& -#").in_comment);
+        assert!(!context_after("echo a >&2#").in_comment);
+    }
+
+    #[test]
     fn dup_redirection_targets() {
         assert!(context_after("echo >&").in_dup_target);
         assert!(context_after("echo >& \"").in_dup_target);
@@ -822,6 +1010,28 @@ mod tests {
     fn backquote_line_continuation_in_comment() {
         assert!(context_after("echo `echo a #\\\necho ").in_comment);
         assert!(!context_after("echo a #\\\necho ").in_comment);
+    }
+
+    #[test]
+    fn escaped_backquote_after_inner_backslash() {
+        // `\\` is `\` for the inner shell and escapes the `` \` `` that follows: a literal
+        // backquote, still inside the substitution.
+        assert!(context_after("echo `a\\\\\\` '").in_backquotes);
+        // A raw backquote after `\\` ends it.
+        assert!(!context_after("echo `a\\\\` '").in_backquotes);
+    }
+
+    #[test]
+    fn unbalanced_paren_in_backquotes_is_flagged() {
+        // dash ends the backquoted command at such a `)` and reads on in another state.
+        assert!(context_after("echo `a<<s) ").unsupported.is_some());
+        assert!(context_after("echo `(a) ").unsupported.is_none());
+        assert!(
+            context_after("echo `case a in a) (b) ;; esac` ")
+                .unsupported
+                .is_none()
+        );
+        assert!(context_after("echo a) ").unsupported.is_none());
     }
 
     #[test]
