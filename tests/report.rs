@@ -385,6 +385,121 @@ fn a_ten_thousand_item_report_is_aggregated_and_says_so() {
     );
 }
 
+/// A pipeline: `prep` completes, `score` (needs prep) puts an item in its DLQ, `publish`
+/// (needs score) is skipped.
+fn pipeline_job() -> &'static (Project, String) {
+    static JOB: OnceLock<(Project, String)> = OnceLock::new();
+    JOB.get_or_init(|| {
+        let p = Project::new();
+        let wf = |name: &str, shell: &str| {
+            p.file(
+                &format!("{name}.yml"),
+                &format!(
+                    "name: {name}\nmap:\n  input: {{ command: \"seq 1 3\" }}\n  max_parallel: 2\n  agent_template:\n    - shell: '{shell}'\n"
+                ),
+            );
+        };
+        wf("prep", "true");
+        wf("score", "[ ${item} != 2 ] || { echo score-broke >&2; exit 5; }");
+        wf("publish", "true");
+        p.file(
+            "nightly.pipeline.yml",
+            "name: nightly\njobs:\n  prep: { workflow: prep.yml }\n  score: { workflow: score.yml, needs: [prep] }\n  publish: { workflow: publish.yml, needs: [score] }\n",
+        );
+        run_expect(&p, &["run", "nightly.pipeline.yml", "--job-id", "pl"], 1);
+        (p, "pl".to_owned())
+    })
+}
+
+#[test]
+fn a_pipeline_report_has_one_row_per_node_then_each_job() {
+    let (p, id) = pipeline_job();
+    let r = report_json(p, id);
+    assert_eq!(r["kind"], "pipeline");
+    assert_eq!(r["pipeline"], "nightly");
+    assert_eq!(r["state"], "failed");
+    assert_eq!(r["exit_code"], 1);
+    let nodes = r["nodes"].as_array().unwrap();
+    let rows: Vec<(&str, &str, &str)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap(),
+                n["job_id"].as_str().unwrap(),
+                n["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("prep", "pl.prep", "completed"),
+            ("score", "pl.score", "failed"),
+            ("publish", "pl.publish", "skipped"),
+        ]
+    );
+    assert_eq!(nodes[1]["dlq"], 1);
+    assert_eq!(nodes[1]["attempts"], 3);
+    assert_eq!(nodes[1]["needs"][0], "prep");
+    // prep ran before score, on the pipeline's time axis; publish never ran.
+    let start = |i: usize| nodes[i]["start_ms"].as_u64().unwrap();
+    assert!(
+        start(0) + nodes[0]["ms"].as_u64().unwrap() <= start(1),
+        "{nodes:?}"
+    );
+    assert!(nodes[2]["start_ms"].is_null());
+    let jobs: Vec<&str> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["pl.prep", "pl.score"]);
+    assert_eq!(
+        r["jobs"][1]["dlq"]["classes"][0]["examples"][0]["stderr_tail"],
+        "score-broke"
+    );
+
+    let (html, _) = report_html(p, id);
+    assert_self_contained(&html);
+    assert!(html.contains("<h1>Pipeline nightly</h1>"));
+    assert_eq!(
+        html.matches("class=\"badge nd-").count(),
+        3,
+        "one row per node"
+    );
+    assert!(html.contains("did not run"));
+    assert!(html.contains("<h2>Job prep</h2>") && html.contains("<h2>Job score</h2>"));
+    assert!(html.contains("score-broke"));
+}
+
+/// A long job's journal drops its old segments; the report still draws every attempt.
+#[test]
+fn the_report_keeps_every_attempt_after_journal_segments_are_dropped() {
+    let p = Project::new();
+    p.file(
+        "wf.yml",
+        "name: long\nmap:\n  input: { command: \"seq 1 60\" }\n  max_parallel: 4\n  agent_template:\n    - shell: 'true'\n",
+    );
+    let out = p
+        .cmd()
+        .env("RUNNER_JOURNAL_SEGMENT_BYTES", "2000")
+        .args(["run", "wf.yml"])
+        .output()
+        .expect("run runner");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let job = p.only_job();
+    let dir = p.job_dir(&job);
+    assert!(
+        !dir.join("journal.0.log").exists() && !dir.join("journal.1.log").exists(),
+        "old segments were dropped"
+    );
+    let r = report_json(&p, &job);
+    assert_eq!(r["summary"]["attempts"], 60);
+    assert_eq!(r["timeline"]["bars"].as_array().unwrap().len(), 60);
+    assert_eq!(r["timeline"]["runs"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn report_of_an_unknown_job_is_a_usage_error() {
     let p = Project::new();
@@ -534,4 +649,14 @@ fn chromium_draws_the_failed_job_with_its_dlq() {
 fn chromium_draws_the_ten_thousand_item_job() {
     let (p, job) = big_job();
     assert_draws(p, job, 5_000);
+}
+
+#[test]
+#[cfg_attr(
+    not(runner_require_chromium),
+    ignore = "needs Chromium: RUNNER_REQUIRE_CHROMIUM=1 (set by .ci/run)"
+)]
+fn chromium_draws_the_pipeline() {
+    let (p, id) = pipeline_job();
+    assert_draws(p, id, 300);
 }

@@ -305,7 +305,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportCmdArgs {
-    /// The job id
+    /// The job id (or a pipeline id: one row per job, then each job)
     pub job: String,
     /// Where to write the report (default: report.html; with --json: stdout)
     #[arg(short, long, value_name = "FILE")]

@@ -2,19 +2,30 @@
 
 use crate::cli::args::{Global, ReportCmdArgs};
 use crate::cli::out::errln;
-use crate::report::job_report::{build_from, html, load};
+use crate::pipeline::journal::is_pipeline;
+use crate::report::job_report::pipeline::pipeline_report;
+use crate::report::job_report::{build_from, html, load, pipeline_html};
 use crate::report::reporter::write_report_file;
 use crate::session::open::open_job;
 use crate::state::layout::StateDir;
 
 pub fn report(g: &Global, a: &ReportCmdArgs) -> anyhow::Result<i32> {
-    let dir = open_job(&StateDir::new(&g.state_dir), &a.job)?;
-    let report = build_from(&load(&dir)?);
-    let (bytes, default) = if a.json {
-        (serde_json::to_vec_pretty(&report)?, None)
+    let state = StateDir::new(&g.state_dir);
+    let dir = open_job(&state, &a.job)?;
+    let bytes = if is_pipeline(&dir) {
+        let report = pipeline_report(&state, &dir)?;
+        match a.json {
+            true => serde_json::to_vec_pretty(&report)?,
+            false => pipeline_html::page(&report).into_bytes(),
+        }
     } else {
-        (html::page(&report).into_bytes(), Some("report.html"))
+        let report = build_from(&load(&dir)?);
+        match a.json {
+            true => serde_json::to_vec_pretty(&report)?,
+            false => html::page(&report).into_bytes(),
+        }
     };
+    let default = (!a.json).then_some("report.html");
     match a.output.as_deref().or(default.map(std::path::Path::new)) {
         Some(path) => {
             write_report_file(path, &bytes)

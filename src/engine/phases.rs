@@ -178,6 +178,13 @@ async fn phases<E: Executor + Clone>(
     if let Some(l) = &limits {
         tracing::info!("{}", l.describe());
     }
+    if wf.executor == ExecutorKind::Slurm && !wf.map.resources.is_empty() {
+        rec.report(&Event::Warning {
+            message: "map.resources is not applied with executor slurm: use slurm.mem_per_item \
+                      and slurm.cpus_per_item (docs/resources.md)"
+                .into(),
+        });
+    }
 
     // Setup, from the first unfinished step.
     if rec.view.setup_done < wf.setup.len() {

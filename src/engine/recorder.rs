@@ -20,6 +20,7 @@ use crate::state::layout::JobDir;
 use crate::state::records::{Attempt, ItemStatus, Ran, Record};
 use crate::state::segments::Segments;
 use crate::state::time::Timestamp;
+use crate::state::timeline::TimelineWriter;
 use crate::workflow::model::OnItemFailure;
 
 /// An item's end, as the dispatcher hands it to [`Recorder::item_finished`].
@@ -51,6 +52,8 @@ pub struct Recorder {
     pub dir: JobDir,
     pub view: JobView,
     journal: JournalWriter<Record>,
+    /// What `runner report` draws (kept when old journal segments are dropped).
+    timeline: TimelineWriter,
     reporter: Box<dyn Reporter>,
     dlq: HashMap<String, DlqEntry>,
     segments: Segments,
@@ -72,6 +75,7 @@ impl Recorder {
                 seq: segments.active_seq,
             })?;
         }
+        let timeline = TimelineWriter::open(&dir.timeline())?;
         let dlq = dlq::load(&dir.dlq())?
             .into_iter()
             .map(|e| (e.item_id.clone(), e))
@@ -80,6 +84,7 @@ impl Recorder {
             dir,
             view,
             journal,
+            timeline,
             reporter,
             dlq,
             segments,
@@ -90,6 +95,7 @@ impl Recorder {
     /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
     pub fn record(&mut self, rec: Record) -> Result<(), StateError> {
         self.view.apply(&rec);
+        self.timeline.note(&rec)?;
         let end = self.journal.append(rec)?;
         if end >= self.segment_bytes {
             self.rotate()?;
@@ -100,10 +106,11 @@ impl Recorder {
     /// Append a record and wait until it is on disk.
     pub fn record_durable(&mut self, rec: Record) -> Result<(), StateError> {
         self.record(rec)?;
-        self.journal.flush()
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<(), StateError> {
+        self.timeline.flush()?;
         self.journal.flush()
     }
 
@@ -165,7 +172,7 @@ impl Recorder {
 
     /// Write the checkpoint (everything in the journal so far).
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
-        self.journal.flush()?;
+        self.flush()?;
         let pos = JournalPos {
             segment: self.segments.active_seq,
             offset: self.journal.durable_len(),

@@ -42,17 +42,17 @@ pub fn assemble(h: &History) -> JobReport {
         .attempts
         .iter()
         .map(|a| {
-            let retried = a.failure.is_some() && last_attempt.get(&a.idx) > Some(&a.attempt);
+            let retried = a.class.is_some() && last_attempt.get(&a.idx) > Some(&a.attempt);
             Bar {
                 lane: 0,
                 start_ms: ms_of(a.at),
                 ms: a.ms,
                 item_id: id(a.idx),
                 attempt: a.attempt,
-                outcome: outcome(a.failure.as_ref(), retried),
+                outcome: outcome(a.class, retried),
                 retried,
-                failure_class: a.failure.as_ref().map(Failure::class),
-                exit_code: a.failure.as_ref().and_then(Failure::exit_code),
+                failure_class: a.class,
+                exit_code: a.exit_code,
                 peak_rss_kb: a.usage.map(|u| u.peak_rss_kb),
                 cpu_ms: a.usage.map(|u| u.cpu_ms),
             }
@@ -172,13 +172,11 @@ pub fn assemble(h: &History) -> JobReport {
     }
 }
 
-fn outcome(failure: Option<&Failure>, retried: bool) -> Outcome {
-    match failure {
+fn outcome(class: Option<&str>, retried: bool) -> Outcome {
+    match class {
         None => Outcome::Ok,
-        Some(Failure::Timeout { .. }) => Outcome::Timeout,
-        Some(
-            Failure::MemoryLimit { .. } | Failure::CpuLimit { .. } | Failure::ProcessLimit { .. },
-        ) => Outcome::Limit,
+        Some("timeout") => Outcome::Timeout,
+        Some("memory_limit" | "cpu_limit" | "process_limit") => Outcome::Limit,
         Some(_) if retried => Outcome::Retried,
         Some(_) => Outcome::Failed,
     }
@@ -202,7 +200,7 @@ fn top_items(h: &History, id: &dyn Fn(usize) -> String) -> (Vec<ItemRow>, Vec<It
                 duration_ms: atts.iter().map(|a| a.ms).sum(),
                 peak_rss_kb: measured.iter().map(|u| u.peak_rss_kb).max(),
                 cpu_ms: (!measured.is_empty()).then(|| measured.iter().map(|u| u.cpu_ms).sum()),
-                failure_class: last.and_then(|a| a.failure.as_ref()).map(Failure::class),
+                failure_class: last.and_then(|a| a.class),
             }
         })
         .collect();

@@ -1,27 +1,22 @@
-//! A job's history as its files record it: the whole journal replayed (every attempt with
-//! its start, duration and usage; runs, pauses, setup/reduce steps), the item ids, the DLQ.
+//! A job's history as its files record it: every attempt with its start, duration and usage,
+//! runs and setup/reduce steps (from `timeline.bin`, or for jobs without one, from the
+//! journal segments still there), the item ids, the DLQ.
 
 use crate::state::atomic::read_checksummed;
 use crate::state::dlq::{self, DlqEntry};
 use crate::state::error::StateError;
-use crate::state::items_file;
+use crate::state::items_file::ItemStore;
 use crate::state::job::{JobMeta, JobView};
 use crate::state::journal::replay;
 use crate::state::layout::JobDir;
-use crate::state::records::{Failure, JobState, Phase, Record, Usage};
+use crate::state::records::{JobState, Phase, Record};
 use crate::state::recover::{display_state, recover};
+use crate::state::segments::Segments;
 use crate::state::time::Timestamp;
+use crate::state::timeline::{self, Mark};
 
 /// One recorded attempt of an item.
-#[derive(Debug, Clone)]
-pub struct AttemptRec {
-    pub idx: usize,
-    pub attempt: u32,
-    pub at: Timestamp,
-    pub ms: u64,
-    pub failure: Option<Failure>,
-    pub usage: Option<Usage>,
-}
+pub use crate::state::timeline::AttemptMark as AttemptRec;
 
 /// A setup or reduce step that started.
 #[derive(Debug, Clone)]
@@ -61,15 +56,18 @@ pub fn load(dir: &JobDir) -> Result<History, StateError> {
     let view = recover(dir, false)?;
     let state = display_state(dir, &view);
     let ids = if view.map_started && dir.items().exists() {
-        items_file::read(&dir.items())?
-            .iter()
-            .map(|i| i.id.clone())
-            .collect()
+        ItemStore::open(&dir.items(), None, None)?
+            .iter()?
+            .map(|i| i.map(|i| i.id))
+            .collect::<Result<_, _>>()?
     } else {
         Vec::new()
     };
     let mut r = Replay::default();
-    replay::<Record>(&dir.journal(), 0, |_, rec| r.apply(rec))?;
+    match timeline::read(&dir.timeline())? {
+        Some(marks) => marks.into_iter().for_each(|m| r.apply(m)),
+        None => replay_journal(dir, &mut r)?,
+    }
     r.close_run(None);
     let dlq = if dir.dlq().exists() {
         dlq::load(&dir.dlq())?
@@ -86,6 +84,22 @@ pub fn load(dir: &JobDir) -> Result<History, StateError> {
         runs: r.runs,
         dlq,
     })
+}
+
+/// A job made before `timeline.bin` existed: the journal segments that are left.
+fn replay_journal(dir: &JobDir, r: &mut Replay) -> Result<(), StateError> {
+    let segs = Segments::find(dir)?;
+    let paths = segs.sealed.iter().map(|(_, p)| p.clone());
+    for path in paths.chain(std::iter::once(dir.journal())) {
+        if path.exists() {
+            replay::<Record>(&path, 0, |_, rec| {
+                if let Some(m) = Mark::of(&rec) {
+                    r.apply(m);
+                }
+            })?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -123,20 +137,15 @@ impl Replay {
             .map(|(_, _, pos)| *pos)
     }
 
-    fn apply(&mut self, rec: Record) {
-        match rec {
-            Record::RunStarted { at, .. } => {
+    fn apply(&mut self, m: Mark) {
+        match m {
+            Mark::RunStarted { at } => {
                 self.close_run(None);
                 self.open = Some((at, at));
             }
-            Record::RunEnded { at, .. } => self.close_run(Some(at)),
-            Record::Paused { at, .. } | Record::Unpaused { at } => self.seen(at),
-            Record::StepStarted {
-                phase,
-                index,
-                at: Some(at),
-                ..
-            } => {
+            Mark::RunEnded { at } => self.close_run(Some(at)),
+            Mark::Seen { at } => self.seen(at),
+            Mark::StepStarted { phase, index, at } => {
                 self.seen(at);
                 if self.started_at(phase, index).is_none() {
                     self.started.push((phase, index, self.steps.len()));
@@ -148,54 +157,30 @@ impl Replay {
                     });
                 }
             }
-            Record::StepDone {
+            Mark::StepDone {
                 phase,
                 index,
-                ran: Some(ran),
-                ..
+                at,
+                ms,
             } => {
-                self.seen(end_of(ran.at, ran.ms));
+                self.seen(end_of(at, ms));
                 match self.started_at(phase, index) {
                     Some(i) => {
-                        self.steps[i].at = ran.at;
-                        self.steps[i].ms = Some(ran.ms);
+                        self.steps[i].at = at;
+                        self.steps[i].ms = Some(ms);
                     }
                     None => self.steps.push(StepRec {
                         phase,
                         index,
-                        at: ran.at,
-                        ms: Some(ran.ms),
+                        at,
+                        ms: Some(ms),
                     }),
                 }
             }
-            Record::Attempt { idx, attempt } => {
-                self.seen(end_of(attempt.started_at, attempt.duration_ms));
-                self.attempts.push(AttemptRec {
-                    idx,
-                    attempt: attempt.attempt,
-                    at: attempt.started_at,
-                    ms: attempt.duration_ms,
-                    failure: attempt.failure,
-                    usage: attempt.usage,
-                });
+            Mark::Attempt(a) => {
+                self.seen(end_of(a.at, a.ms));
+                self.attempts.push(a);
             }
-            Record::ItemDone {
-                idx,
-                attempts,
-                ran: Some(ran),
-                ..
-            } => {
-                self.seen(end_of(ran.at, ran.ms));
-                self.attempts.push(AttemptRec {
-                    idx,
-                    attempt: attempts,
-                    at: ran.at,
-                    ms: ran.ms,
-                    failure: None,
-                    usage: ran.usage(),
-                });
-            }
-            _ => {}
         }
     }
 }

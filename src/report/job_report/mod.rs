@@ -8,6 +8,7 @@ pub mod lanes;
 pub mod load;
 pub mod model;
 pub mod pipeline;
+pub mod pipeline_html;
 pub mod svg;
 pub mod text;
 pub mod timeline;
