@@ -15,6 +15,8 @@ use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
 use crate::engine::attempt::vars::{JobVars, reduce_lookup};
 use crate::engine::controls::{ControlMsg, Controls};
 use crate::engine::error::EngineError;
+use crate::engine::limits::enforcer::Enforcer;
+use crate::engine::limits::meter::AttemptResources;
 use crate::engine::map::dispatch::{MapRun, dispatch};
 use crate::engine::map::local::LocalBackend;
 use crate::engine::map::policy::MapEnd;
@@ -28,7 +30,7 @@ use crate::report::event::Event;
 use crate::state::error::StateError;
 use crate::state::items_file::{self, ItemStore};
 use crate::state::job::{Counts, JobMeta};
-use crate::state::records::{ItemStatus, JobState, Phase, Record};
+use crate::state::records::{ItemStatus, JobState, Phase, Ran, Record};
 use crate::state::time::Timestamp;
 use crate::workflow::model::{ExecutorKind, MaxParallel, Step, Workflow};
 use crate::workflow::template::{PathSeg, VarRef};
@@ -167,6 +169,22 @@ async fn phases<E: Executor + Clone>(
     let wf = run.workflow;
     let mut vars = job_vars(run.meta, wf)?;
     vars.captures = rec.view.captures.clone();
+    // Limits that cannot be enforced here stop the run before anything runs. PostgreSQL
+    // workers enforce them on their own machines; Slurm has its own (docs/resources.md).
+    let limits = match wf.executor {
+        ExecutorKind::Local => Enforcer::probe(&wf.map.resources).map_err(EngineError::Config)?,
+        ExecutorKind::Slurm | ExecutorKind::Postgres => None,
+    };
+    if let Some(l) = &limits {
+        tracing::info!("{}", l.describe());
+    }
+    if wf.executor == ExecutorKind::Slurm && !wf.map.resources.is_empty() {
+        rec.report(&Event::Warning {
+            message: "map.resources is not applied with executor slurm: use slurm.mem_per_item \
+                      and slurm.cpus_per_item (docs/resources.md)"
+                .into(),
+        });
+    }
 
     // Setup, from the first unfinished step.
     if rec.view.setup_done < wf.setup.len() {
@@ -237,7 +255,8 @@ async fn phases<E: Executor + Clone>(
                     vars.clone(),
                     Some(rec.dir.logs_dir().join("items")),
                     &run.controls,
-                );
+                )
+                .with_limits(limits.clone());
                 let mut backend = LocalBackend::new(ctx, max_parallel);
                 dispatch(&mut backend, map_run, rec, control).await?
             }
@@ -365,8 +384,10 @@ async fn run_phase<E: Executor>(
                 let _ = spawned_tx.send((pgid, start));
             }))),
             kill: run.controls.kill.clone(),
+            resources: AttemptResources::new(None),
         };
         let started = Instant::now();
+        let started_at = now();
         let rendered = {
             // Setup sees its own captures so far; reduce sees `${map.*}` and its captures.
             let lookup = |v: &VarRef| match map {
@@ -385,7 +406,7 @@ async fn run_phase<E: Executor>(
                     tokio::select! {
                         out = &mut running => break out,
                         Some((pgid, pid_start)) = spawned_rx.recv() => {
-                            rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start })?;
+                            rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start, at: Some(now()) })?;
                         }
                         Some(msg) = control.recv() => {
                             rec.apply_control(msg, 1)?;
@@ -408,6 +429,7 @@ async fn run_phase<E: Executor>(
                     phase,
                     index: i,
                     captured,
+                    ran: Some(Ran::new(started_at, ms, senv.resources.used())),
                 })?;
                 rec.report(&Event::StepFinished {
                     phase,
@@ -577,7 +599,7 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
                 }
             };
             let st = rec.view.items.get(idx);
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "item_id": item.id,
                 "status": st.status,
                 "exit_code": if st.status == ItemStatus::Succeeded { Some(0) } else { st.exit_code },
@@ -585,6 +607,10 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
                 "duration_ms": st.duration_ms,
                 "captured": st.captured.as_deref().cloned().unwrap_or_default(),
             });
+            if let Some(u) = st.usage {
+                line["peak_rss_kb"] = u.peak_rss_kb.into();
+                line["cpu_ms"] = u.cpu_ms.into();
+            }
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
             if wants_results {

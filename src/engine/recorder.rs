@@ -17,9 +17,10 @@ use crate::state::error::StateError;
 use crate::state::job::JobView;
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
-use crate::state::records::{Attempt, ItemStatus, Record};
+use crate::state::records::{Attempt, ItemStatus, Ran, Record};
 use crate::state::segments::Segments;
 use crate::state::time::Timestamp;
+use crate::state::timeline::TimelineWriter;
 use crate::workflow::model::OnItemFailure;
 
 /// An item's end, as the dispatcher hands it to [`Recorder::item_finished`].
@@ -58,6 +59,8 @@ pub struct Recorder {
     pub dir: JobDir,
     pub view: JobView,
     journal: JournalWriter<Record>,
+    /// What `runner report` draws (kept when old journal segments are dropped).
+    timeline: TimelineWriter,
     reporter: Box<dyn Reporter>,
     dlq: HashMap<String, DlqEntry>,
     segments: Segments,
@@ -79,6 +82,7 @@ impl Recorder {
                 seq: segments.active_seq,
             })?;
         }
+        let timeline = TimelineWriter::open(&dir.timeline())?;
         let dlq = dlq::load(&dir.dlq())?
             .into_iter()
             .map(|e| (e.item_id.clone(), e))
@@ -87,6 +91,7 @@ impl Recorder {
             dir,
             view,
             journal,
+            timeline,
             reporter,
             dlq,
             segments,
@@ -97,6 +102,7 @@ impl Recorder {
     /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
     pub fn record(&mut self, rec: Record) -> Result<(), StateError> {
         self.view.apply(&rec);
+        self.timeline.note(&rec)?;
         let end = self.journal.append(rec)?;
         if end >= self.segment_bytes {
             self.rotate()?;
@@ -107,10 +113,11 @@ impl Recorder {
     /// Append a record and wait until it is on disk.
     pub fn record_durable(&mut self, rec: Record) -> Result<(), StateError> {
         self.record(rec)?;
-        self.journal.flush()
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<(), StateError> {
+        self.timeline.flush()?;
         self.journal.flush()
     }
 
@@ -187,7 +194,7 @@ impl Recorder {
 
     /// Write the checkpoint (everything in the journal so far).
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
-        self.journal.flush()?;
+        self.flush()?;
         let pos = JournalPos {
             segment: self.segments.active_seq,
             offset: self.journal.durable_len(),
@@ -247,6 +254,10 @@ impl Recorder {
         let failure = last.and_then(|a| a.failure.as_ref());
         let attempts = last.map(|a| a.attempt).unwrap_or(0);
         let duration_ms = r.duration.as_millis() as u64;
+        // A failed last attempt has its own record; a successful one is told here.
+        let ran = last
+            .filter(|a| a.failure.is_none())
+            .map(|a| Ran::new(a.started_at, a.duration_ms, a.usage));
         self.record(Record::ItemDone {
             idx: r.idx,
             status,
@@ -254,6 +265,7 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             captured: r.captured,
+            ran,
         })?;
         self.report(&Event::ItemFinished {
             item_id: id.clone(),
@@ -262,7 +274,9 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             error: failure.map(|f| f.to_string()),
+            failure_class: failure.map(|f| f.class()),
             stderr_tail: last.map(|a| a.stderr_tail.clone()).unwrap_or_default(),
+            usage: last.and_then(|a| a.usage),
         });
         Ok(status)
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::engine::attempt::vars::JobVars;
+use crate::engine::limits::enforcer::Enforcer;
 use crate::engine::phases::{RunKind, select_items};
 use crate::session::error::SessionError;
 use crate::session::open::lock;
@@ -48,6 +49,11 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         }
         None => new_job_id(&loaded.workflow.name),
     };
+    // Limits this machine cannot enforce (`cpu` without cgroups) leave no job behind.
+    if loaded.workflow.executor == ExecutorKind::Local && executor != Some(ExecutorKind::Slurm) {
+        Enforcer::probe(&loaded.workflow.map.resources)
+            .map_err(|e| SessionError::Usage(format!("{}: {e}", path.display())))?;
+    }
     if state.job(&job_id)?.exists() {
         return Err(SessionError::Usage(format!(
             "job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`"

@@ -395,6 +395,7 @@ mod tests {
                     duration_ms: 12,
                     failure: Some(Failure::Exit { code: 3, step: 0 }),
                     stderr_tail: "boom\n".into(),
+                    usage: None,
                 },
             },
             Record::ItemDone {
@@ -404,6 +405,7 @@ mod tests {
                 duration_ms: 12,
                 exit_code: Some(3),
                 captured: Default::default(),
+                ran: None,
             },
             Record::MapDone,
         ]
@@ -760,6 +762,7 @@ mod tests {
             duration_ms: 3,
             exit_code: None,
             captured: Default::default(),
+            ran: None,
         };
         let t = std::time::Instant::now();
         let w = JournalWriter::<Record>::open(&p).unwrap();

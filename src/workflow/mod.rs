@@ -5,5 +5,6 @@ pub mod load;
 pub mod model;
 pub mod ordered;
 pub mod raw;
+pub mod size;
 pub mod template;
 pub mod validate;

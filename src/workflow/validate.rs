@@ -12,11 +12,11 @@ use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
     Backoff, CaptureFormat, ErrorPolicy, ExecutorKind, MapSpec, MaxParallel, OnItemFailure,
-    RetryOn, RetryPolicy, SlurmOptions, Step, Workflow,
+    Resources, RetryOn, RetryPolicy, SlurmOptions, Step, Workflow,
 };
 use crate::workflow::raw::{
     CaptureOutput, DurationValue, OnFailure, ProdigyOnly, RawErrorPolicy, RawInput, RawMap,
-    RawRetry, RawStep, RawWorkflow, Scalar, Steps,
+    RawResources, RawRetry, RawStep, RawWorkflow, Scalar, Steps,
 };
 use crate::workflow::template::Template;
 use crate::workflow::template::scope::{Part, Scope};
@@ -569,6 +569,10 @@ fn map_spec(
         Some(g) => duration(cx, g)?,
         None => Duration::from_secs(5),
     };
+    let resources = match &r.resources {
+        Some(rr) => resources(cx, &rr.value)?,
+        None => Resources::default(),
+    };
     let stuck_after = r
         .stuck_after
         .as_ref()
@@ -619,9 +623,76 @@ fn map_spec(
         max_parallel,
         timeout,
         kill_grace,
+        resources,
         stuck_after,
         retry,
         steps,
+    })
+}
+
+fn resources(cx: &Ctx, r: &RawResources) -> Result<Resources, WorkflowError> {
+    let memory = match &r.memory {
+        Some(m) => {
+            let bytes = crate::workflow::size::parse_size(&m.value.0)
+                .map_err(|e| cx.err(m.referenced, format!("resources.memory: {e}")))?;
+            if bytes < 1 << 20 {
+                return Err(cx.err(
+                    m.referenced,
+                    "resources.memory must be at least 1M: a shell alone needs more",
+                ));
+            }
+            Some(bytes)
+        }
+        None => None,
+    };
+    let cpu_time = match &r.cpu_time {
+        Some(t) => {
+            let d = duration(cx, t)?;
+            if d < Duration::from_secs(1) {
+                return Err(cx.err(
+                    t.referenced,
+                    "resources.cpu_time must be at least 1s (CPU time limits count whole seconds)",
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    if let Some(p) = &r.processes
+        && p.value == 0
+    {
+        return Err(cx.err(p.referenced, "resources.processes must be at least 1"));
+    }
+    if let Some(c) = &r.cpu
+        && !(c.value.is_finite() && c.value >= 0.01 && c.value <= 4096.0)
+    {
+        return Err(cx.err(
+            c.referenced,
+            format!(
+                "resources.cpu is a share in CPUs, e.g. 0.5 or 1.5 (at least 0.01), not {}",
+                c.value
+            ),
+        ));
+    }
+    let nice = match &r.nice {
+        Some(n) if (-20..=19).contains(&n.value) => Some(n.value as i32),
+        Some(n) => {
+            return Err(cx.err(
+                n.referenced,
+                format!(
+                    "resources.nice must be from -20 (highest priority) to 19 (lowest), not {}",
+                    n.value
+                ),
+            ));
+        }
+        None => None,
+    };
+    Ok(Resources {
+        memory,
+        cpu_time,
+        processes: r.processes.as_ref().map(|p| p.value),
+        cpu: r.cpu.as_ref().map(|c| c.value),
+        nice,
     })
 }
 
@@ -679,7 +750,7 @@ fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolicy, Workflow
     }
     if let Some(on) = &v.on {
         p.on = on.value.iter().map(|s| retry_on(s).ok_or_else(|| {
-            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, or exit:<code>"))
+            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, exit:<code>, memory_limit, cpu_limit or process_limit"))
         })).collect::<Result<_, _>>()?;
         if p.on.is_empty() {
             return Err(cx.err(
@@ -698,6 +769,12 @@ fn retry_on(s: &str) -> Option<RetryOn> {
         "timeout" => Some(RetryOn::Timeout),
         "signal" => Some(RetryOn::Signal),
         "exit" => Some(RetryOn::AnyExit),
+        "memory_limit" | "cpu_limit" | "process_limit" | "spawn" => {
+            crate::state::records::Failure::CLASSES
+                .iter()
+                .find(|c| **c == s)
+                .map(|c| RetryOn::Class(c))
+        }
         _ => s
             .strip_prefix("exit:")
             .and_then(|c| c.trim().parse().ok())

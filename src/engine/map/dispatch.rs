@@ -302,7 +302,9 @@ impl Loop<'_> {
                             item_id: work.run.item.id.clone(),
                             attempt: end.attempt.attempt,
                             error: f.to_string(),
+                            failure_class: f.class(),
                             delay_ms: wait.as_millis() as u64,
+                            usage: end.attempt.usage,
                         });
                         self.waiting.push_delayed(idx, Instant::now() + wait);
                         Ok(())
