@@ -14,8 +14,9 @@ use runner::engine::recorder::Recorder;
 use runner::report::reporter::Fanout;
 use runner::state::job::JobView;
 use runner::state::layout::JobDir;
-use runner::state::records::{ItemStatus, Record};
+use runner::state::records::{ItemStatus, Ran, Record, Usage};
 use runner::state::recover::recover;
+use runner::state::time::Timestamp;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -42,14 +43,21 @@ fn dir_mib(path: &std::path::Path) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-fn done(idx: usize) -> Record {
+/// An item's end as a local run records it: with its start, duration and usage.
+fn done(idx: usize, at: Timestamp) -> Record {
+    let ms = (idx % 997) as u64;
+    let usage = Usage {
+        peak_rss_kb: 2048 + (idx % 4096) as u64,
+        cpu_ms: ms / 2,
+    };
     Record::ItemDone {
         idx,
         status: ItemStatus::Succeeded,
         attempts: 1,
-        duration_ms: (idx % 997) as u64,
+        duration_ms: ms,
         exit_code: None,
         captured: serde_json::Map::new(),
+        ran: Some(Ran::new(at, ms, Some(usage))),
     }
 }
 
@@ -70,8 +78,9 @@ fn main() {
         items_hash: "bench".into(),
     })
     .expect("map started");
+    let at = Timestamp::now();
     for idx in 0..n {
-        rec.record(done(idx)).expect("record");
+        rec.record(done(idx, at)).expect("record");
     }
     rec.checkpoint().expect("checkpoint");
     let append = t.elapsed();

@@ -59,6 +59,9 @@ const VOLATILE: &[&str] = &[
     "workflow_path",
     "p50",
     "p95",
+    "max",
+    "peak_rss_kb",
+    "cpu_ms",
     "throughput_per_s",
     "first_failure_at",
     "last_failure_at",
@@ -78,7 +81,11 @@ fn redact(v: &mut Value) {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 // throughput is null when no time passed: redact it either way
-                if VOLATILE.contains(&k.as_str()) && (!val.is_null() || k == "throughput_per_s") {
+                let leaf = !val.is_object();
+                if leaf
+                    && VOLATILE.contains(&k.as_str())
+                    && (!val.is_null() || k == "throughput_per_s")
+                {
                     *val = Value::String("[redacted]".into());
                 } else {
                     redact(val);

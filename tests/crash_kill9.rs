@@ -118,7 +118,14 @@ fn twenty_kill9_then_resume_records_every_item_once() {
             .skip(exec_before)
             .map(String::from)
             .collect();
-        unrecorded_per_kill.push(fresh.difference(&recorded).count());
+        // Slots refill while the journal syncs: a kill loses at most the attempts in flight
+        // and one slot's worth of ended ones per slot (docs/state.md, crash semantics).
+        let unrecorded = fresh.difference(&recorded).count();
+        assert!(
+            unrecorded <= 2 * MAX_PARALLEL,
+            "kill {k}: {unrecorded} executed items are not recorded (max_parallel {MAX_PARALLEL})"
+        );
+        unrecorded_per_kill.push(unrecorded);
         // The state a kill leaves is always readable, and the lock is free again. (A child
         // forked but not yet exec'd at the kill shares the flock'd descriptor until it dies of
         // its parent-death signal, so "free" may take a moment.)
@@ -189,7 +196,7 @@ fn twenty_kill9_then_resume_records_every_item_once() {
         reruns as f64 / KILLS as f64
     );
     assert!(
-        reruns <= KILLS * MAX_PARALLEL,
+        reruns <= KILLS * 2 * MAX_PARALLEL,
         "{reruns} re-executions for {KILLS} kills at max_parallel {MAX_PARALLEL}"
     );
     assert!(

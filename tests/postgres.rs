@@ -157,6 +157,46 @@ fn failures_reach_the_dlq_and_dlq_retry_runs_them_through_workers() {
     );
 }
 
+/// Workers enforce `map.resources` on their own machine, and what each attempt used comes
+/// back with its outcome into the job's journal.
+#[test]
+#[cfg_attr(
+    not(runner_require_postgres),
+    ignore = "needs PostgreSQL: RUNNER_REQUIRE_POSTGRES=1 (see scripts/ci-postgres-setup.sh)"
+)]
+fn workers_enforce_resources_and_send_what_attempts_used() {
+    let p = Project::new();
+    let db = PgDb::new(&p);
+    p.file("items.json", &numbered_items(4));
+    p.file(
+        "wf.yml",
+        &workflow(
+            "limits",
+            "case ${item.id} in 2) tail /dev/zero ;; *) true ;; esac",
+            "  resources: { memory: 64M }\n",
+        ),
+    );
+    let mut w = db.worker(&p, 2, SHORT * 10);
+    db.wait_workers(1);
+    let out = db.run(&p, &["run", "wf.yml"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let job = p.only_job();
+    let list = db.run(&p, &["dlq", "list", &job, "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&list.stdout).expect("dlq json");
+    assert_eq!(entries[0]["item_id"], "2", "{entries}");
+    assert_eq!(entries[0]["failure_class"], "memory_limit", "{entries}");
+    let done: Vec<serde_json::Value> = journal(&p, &job)
+        .into_iter()
+        .filter(|r| r["t"] == "item_done" && r["status"] == "succeeded")
+        .collect();
+    assert_eq!(done.len(), 3);
+    for r in &done {
+        assert!(r["ran"]["peak_rss_kb"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert!(r["ran"]["cpu_ms"].is_u64(), "{r}");
+    }
+    stop_worker(&mut w);
+}
+
 #[test]
 #[cfg_attr(
     not(runner_require_postgres),

@@ -30,6 +30,7 @@ pub fn main_entry() -> i32 {
         Command::Pause(a) => crate::cli::pause::pause(&cli.global, a),
         Command::Stop(a) => crate::cli::stop::stop(&cli.global, a),
         Command::Logs(a) => crate::cli::logs::logs(&cli.global, a),
+        Command::Report(a) => crate::cli::report::report(&cli.global, a),
         Command::Clean(a) => crate::cli::clean::clean(&cli.global, a),
         Command::Schedule(a) => crate::cli::schedule::schedule(&cli.global, a),
         Command::Health(a) => crate::cli::health::health(&cli.global, a),

@@ -65,6 +65,9 @@ pub enum Command {
     Stop(StopArgs),
     /// Show the output of setup/reduce steps, or of one item's attempts
     Logs(LogsArgs),
+    /// Write a job's report: one self-contained HTML page (or JSON) with its timeline,
+    /// distributions, slowest and heaviest items and DLQ
+    Report(ReportCmdArgs),
     /// Remove finished (with --all-states also interrupted) job directories; never a running one
     Clean(CleanArgs),
     /// Start workflows and pipelines on cron expressions, intervals and dates (a foreground
@@ -296,6 +299,18 @@ pub struct StatusArgs {
     /// A job id (without it: a table of all jobs)
     pub job: Option<String>,
     /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportCmdArgs {
+    /// The job id (or a pipeline id: one row per job, then each job)
+    pub job: String,
+    /// Where to write the report (default: report.html; with --json: stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The report's data as one JSON document instead of HTML
     #[arg(long)]
     pub json: bool,
 }

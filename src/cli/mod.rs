@@ -15,6 +15,7 @@ pub mod out;
 pub mod pause;
 pub mod pipeline;
 pub mod postgres;
+pub mod report;
 pub mod reporting;
 pub mod resume;
 pub mod resume_preview;

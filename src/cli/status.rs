@@ -8,6 +8,7 @@ use crate::session::open::open_job;
 use crate::session::status::{JobStatus, Row, all_jobs, job_status};
 use crate::state::layout::StateDir;
 use crate::state::time::Timestamp;
+use crate::state::usage::bytes_text;
 
 pub fn status(g: &Global, a: &StatusArgs) -> anyhow::Result<i32> {
     let state = StateDir::new(&g.state_dir);
@@ -66,6 +67,19 @@ fn details(d: &JobStatus) -> Vec<String> {
             d.throughput_per_s
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "-".into())
+        ));
+    }
+    if let (Some(r), Some(c)) = (d.peak_rss_kb.max, d.cpu_ms.max) {
+        let mem = |v: Option<u64>| v.map(|kb| bytes_text(kb * 1024)).unwrap_or_default();
+        let cpu = |v: Option<u64>| v.map(|ms| format!("{ms} ms")).unwrap_or_default();
+        lines.push(format!(
+            "memory:     p50 {}, p95 {}, max {}   CPU: p50 {}, p95 {}, max {}",
+            mem(d.peak_rss_kb.p50),
+            mem(d.peak_rss_kb.p95),
+            mem(Some(r)),
+            cpu(d.cpu_ms.p50),
+            cpu(d.cpu_ms.p95),
+            cpu(Some(c))
         ));
     }
     if let Some(l) = &d.lock {

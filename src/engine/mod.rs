@@ -4,6 +4,7 @@
 pub mod attempt;
 pub mod controls;
 pub mod error;
+pub mod limits;
 pub mod map;
 pub mod phases;
 pub mod postgres;

@@ -14,6 +14,7 @@ use crate::engine::attempt::executor::Executor;
 use crate::engine::attempt::vars::JobVars;
 use crate::engine::controls::{ControlMsg, Controls};
 use crate::engine::error::EngineError;
+use crate::engine::limits::enforcer::Enforcer;
 use crate::engine::map::dispatch::{MapRun, dispatch};
 use crate::engine::map::local::LocalBackend;
 use crate::engine::map::policy::MapEnd;
@@ -170,6 +171,22 @@ async fn phases<E: Executor + Clone>(
         .map_err(EngineError::Config)?;
     let wf = &resolved;
     vars.captures = rec.view.captures.clone();
+    // Limits that cannot be enforced here stop the run before anything runs. PostgreSQL
+    // workers enforce them on their own machines; Slurm has its own (docs/resources.md).
+    let limits = match wf.executor {
+        ExecutorKind::Local => Enforcer::probe(&wf.map.resources).map_err(EngineError::Config)?,
+        ExecutorKind::Slurm | ExecutorKind::Postgres => None,
+    };
+    if let Some(l) = &limits {
+        tracing::info!("{}", l.describe());
+    }
+    if wf.executor == ExecutorKind::Slurm && !wf.map.resources.is_empty() {
+        rec.report(&Event::Warning {
+            message: "map.resources is not applied with executor slurm: use slurm.mem_per_item \
+                      and slurm.cpus_per_item (docs/resources.md)"
+                .into(),
+        });
+    }
 
     // Setup, from the first unfinished step.
     if rec.view.setup_done < wf.setup.len() {
@@ -246,7 +263,8 @@ async fn phases<E: Executor + Clone>(
                     vars.clone(),
                     Some(rec.dir.logs_dir().join("items")),
                     &run.controls,
-                );
+                )
+                .with_limits(limits.clone());
                 let mut backend = LocalBackend::new(ctx, max_parallel);
                 dispatch(&mut backend, map_run, rec, control).await?
             }
@@ -431,7 +449,7 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
                 }
             };
             let st = rec.view.items.get(idx);
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "item_id": item.id,
                 "status": st.status,
                 "exit_code": if st.status == ItemStatus::Succeeded { Some(0) } else { st.exit_code },
@@ -439,6 +457,10 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
                 "duration_ms": st.duration_ms,
                 "captured": st.captured.as_deref().cloned().unwrap_or_default(),
             });
+            if let Some(u) = st.usage {
+                line["peak_rss_kb"] = u.peak_rss_kb.into();
+                line["cpu_ms"] = u.cpu_ms.into();
+            }
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
             if wants_results {

@@ -17,9 +17,10 @@ use crate::state::error::StateError;
 use crate::state::job::JobView;
 use crate::state::journal::JournalWriter;
 use crate::state::layout::JobDir;
-use crate::state::records::{Attempt, ItemStatus, Record};
+use crate::state::records::{Attempt, ItemStatus, Ran, Record};
 use crate::state::segments::Segments;
 use crate::state::time::Timestamp;
+use crate::state::timeline::TimelineWriter;
 use crate::workflow::model::OnItemFailure;
 
 /// An item's end, as the dispatcher hands it to [`Recorder::item_finished`].
@@ -32,6 +33,13 @@ pub struct ItemOutcome<'a> {
     pub captured: Map<String, Value>,
     /// Wall time from the first attempt of this run to the end, retry waits included.
     pub duration: Duration,
+}
+
+/// A position in the journal: see [`Recorder::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableMark {
+    segment: u64,
+    records: u64,
 }
 
 /// Size of the active journal segment past which it is sealed and a checkpoint taken
@@ -51,6 +59,8 @@ pub struct Recorder {
     pub dir: JobDir,
     pub view: JobView,
     journal: JournalWriter<Record>,
+    /// What `runner report` draws (kept when old journal segments are dropped).
+    timeline: TimelineWriter,
     reporter: Box<dyn Reporter>,
     dlq: HashMap<String, DlqEntry>,
     segments: Segments,
@@ -72,6 +82,7 @@ impl Recorder {
                 seq: segments.active_seq,
             })?;
         }
+        let timeline = TimelineWriter::open(&dir.timeline())?;
         let dlq = dlq::load(&dir.dlq())?
             .into_iter()
             .map(|e| (e.item_id.clone(), e))
@@ -80,6 +91,7 @@ impl Recorder {
             dir,
             view,
             journal,
+            timeline,
             reporter,
             dlq,
             segments,
@@ -90,6 +102,7 @@ impl Recorder {
     /// Append a record (group-committed: durable within milliseconds, see [`Self::flush`]).
     pub fn record(&mut self, rec: Record) -> Result<(), StateError> {
         self.view.apply(&rec);
+        self.timeline.note(&rec)?;
         let end = self.journal.append(rec)?;
         if end >= self.segment_bytes {
             self.rotate()?;
@@ -100,11 +113,27 @@ impl Recorder {
     /// Append a record and wait until it is on disk.
     pub fn record_durable(&mut self, rec: Record) -> Result<(), StateError> {
         self.record(rec)?;
-        self.journal.flush()
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<(), StateError> {
+        self.timeline.flush()?;
         self.journal.flush()
+    }
+
+    /// A mark of everything recorded so far, to ask later (without waiting) whether it is
+    /// on disk yet: see [`Self::is_durable`].
+    pub fn mark(&self) -> DurableMark {
+        DurableMark {
+            segment: self.segments.active_seq,
+            records: self.journal.appended(),
+        }
+    }
+
+    /// Whether everything recorded before `mark` was taken is on disk now. (A rotation
+    /// flushes the sealed segment, so a mark of an older segment is durable.)
+    pub fn is_durable(&self, mark: DurableMark) -> bool {
+        mark.segment < self.segments.active_seq || self.journal.durable() >= mark.records
     }
 
     pub fn report(&mut self, ev: &Event) {
@@ -165,7 +194,7 @@ impl Recorder {
 
     /// Write the checkpoint (everything in the journal so far).
     pub fn checkpoint(&mut self) -> Result<(), StateError> {
-        self.journal.flush()?;
+        self.flush()?;
         let pos = JournalPos {
             segment: self.segments.active_seq,
             offset: self.journal.durable_len(),
@@ -225,6 +254,10 @@ impl Recorder {
         let failure = last.and_then(|a| a.failure.as_ref());
         let attempts = last.map(|a| a.attempt).unwrap_or(0);
         let duration_ms = r.duration.as_millis() as u64;
+        // A failed last attempt has its own record; a successful one is told here.
+        let ran = last
+            .filter(|a| a.failure.is_none())
+            .map(|a| Ran::new(a.started_at, a.duration_ms, a.usage));
         self.record(Record::ItemDone {
             idx: r.idx,
             status,
@@ -232,6 +265,7 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             captured: r.captured,
+            ran,
         })?;
         self.report(&Event::ItemFinished {
             item_id: id.clone(),
@@ -240,7 +274,9 @@ impl Recorder {
             duration_ms,
             exit_code: failure.and_then(|f| f.exit_code()),
             error: failure.map(|f| f.to_string()),
+            failure_class: failure.map(|f| f.class()),
             stderr_tail: last.map(|a| a.stderr_tail.clone()).unwrap_or_default(),
+            usage: last.and_then(|a| a.usage),
         });
         Ok(status)
     }

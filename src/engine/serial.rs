@@ -16,11 +16,13 @@ use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
 use crate::engine::attempt::vars::{JobVars, reduce_lookup};
 use crate::engine::controls::ControlMsg;
 use crate::engine::error::EngineError;
+use crate::engine::limits::meter::AttemptResources;
 use crate::engine::phases::JobRun;
 use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
 use crate::report::event::Event;
-use crate::state::records::{Failure, JobState, Phase, Record};
+use crate::state::records::{Failure, JobState, Phase, Ran, Record};
+use crate::state::time::Timestamp;
 use crate::workflow::model::{Step, Workflow};
 use crate::workflow::template::VarRef;
 
@@ -75,6 +77,7 @@ pub async fn run_phase<E: Executor>(
                     let _ = spawned_tx.send((pgid, start));
                 }))),
                 kill: run.controls.kill.clone(),
+                resources: AttemptResources::new(None),
             },
             spawned_rx,
             vars,
@@ -86,17 +89,19 @@ pub async fn run_phase<E: Executor>(
             error: None,
         };
         let started = Instant::now();
+        let started_at = Timestamp::now();
         let ended = run_step(&mut runner, st, i, &mut local).await;
         if let Some(e) = runner.error.take() {
             return Err(e);
         }
         let ms = started.elapsed().as_millis() as u64;
+        let ran = Ran::new(started_at, ms, runner.senv.resources.used());
         let (failure, stderr_tail) = match ended {
             Ended::Ok { captured } => {
                 if let Some((k, v)) = &captured {
                     local.insert(k.clone(), v.clone());
                 }
-                step_done(rec, phase, i, st, ms, captured)?;
+                step_done(rec, (phase, i), st, ran, captured)?;
                 continue;
             }
             Ended::Forgiven { failure } => {
@@ -106,7 +111,7 @@ pub async fn run_phase<E: Executor>(
                         i + 1
                     ),
                 });
-                step_done(rec, phase, i, st, ms, None)?;
+                step_done(rec, (phase, i), st, ran, None)?;
                 continue;
             }
             Ended::Failed {
@@ -175,16 +180,17 @@ async fn hold_while_paused(
 /// Record a finished (or forgiven) step.
 fn step_done(
     rec: &mut Recorder,
-    phase: Phase,
-    index: usize,
+    (phase, index): (Phase, usize),
     st: &Step,
-    duration_ms: u64,
+    ran: Ran,
     captured: Option<(String, Value)>,
 ) -> Result<(), EngineError> {
+    let duration_ms = ran.ms;
     rec.record_durable(Record::StepDone {
         phase,
         index,
         captured,
+        ran: Some(ran),
     })?;
     rec.report(&Event::StepFinished {
         phase,
@@ -256,7 +262,13 @@ impl<E: Executor> StepRunner for PhaseRunner<'_, E> {
             tokio::select! {
                 out = &mut running => break out,
                 Some((pgid, pid_start)) = spawned_rx.recv() => {
-                    let started = Record::StepStarted { phase: *phase, index, pgid, pid_start };
+                    let started = Record::StepStarted {
+                        phase: *phase,
+                        index,
+                        pgid,
+                        pid_start,
+                        at: Some(Timestamp::now()),
+                    };
                     if let Err(e) = rec.record_durable(started) {
                         error.get_or_insert(e.into());
                     }

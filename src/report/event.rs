@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::state::records::{ItemStatus, JobState, Phase};
+use crate::state::records::{ItemStatus, JobState, Phase, Usage};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -36,7 +36,12 @@ pub enum Event {
         item_id: String,
         attempt: u32,
         error: String,
+        /// The failed attempt's failure class (`exit`, `timeout`, `memory_limit`, ...).
+        failure_class: &'static str,
         delay_ms: u64,
+        /// What the failed attempt used.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
     },
     ItemFinished {
         item_id: String,
@@ -47,8 +52,14 @@ pub enum Event {
         exit_code: Option<i32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The last attempt's failure class, when it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failure_class: Option<&'static str>,
         #[serde(skip_serializing_if = "String::is_empty")]
         stderr_tail: String,
+        /// What the last attempt used: `{"peak_rss_kb": .., "cpu_ms": ..}`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
     },
     /// An attempt of an item ran out of time (the item may be retried).
     ItemTimedOut {

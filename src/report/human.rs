@@ -225,6 +225,7 @@ impl Reporter for Human {
                 attempt,
                 error,
                 delay_ms,
+                ..
             } => {
                 if self.verbosity >= Verbosity::Verbose {
                     self.line(&format!(

@@ -96,14 +96,17 @@ impl Reporter for Junit {
                 duration_ms,
                 exit_code,
                 error,
+                failure_class,
                 stderr_tail,
+                usage,
             } => {
                 let case_status = match status {
                     ItemStatus::Succeeded => TestCaseStatus::success(),
                     ItemStatus::Dlq | ItemStatus::Failed => {
-                        let kind = match exit_code {
-                            Some(c) => format!("exit {c}"),
-                            None => "failure".into(),
+                        let kind = match (exit_code, failure_class) {
+                            (Some(c), _) => format!("exit {c}"),
+                            (None, Some(class)) => (*class).to_owned(),
+                            (None, None) => "failure".into(),
                         };
                         let dest = if *status == ItemStatus::Dlq {
                             " (in the DLQ)"
@@ -124,6 +127,10 @@ impl Reporter for Junit {
                 case.set_time(Duration::from_millis(*duration_ms));
                 if !stderr_tail.is_empty() {
                     case.set_system_err(stderr_tail.clone());
+                }
+                if let Some(u) = usage {
+                    case.add_property(("peak_rss_kb", u.peak_rss_kb.to_string().as_str()));
+                    case.add_property(("cpu_ms", u.cpu_ms.to_string().as_str()));
                 }
                 self.items.push(case);
             }

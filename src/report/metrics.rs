@@ -16,8 +16,77 @@ use crate::state::records::ItemStatus;
 /// How often the file is refreshed during a run.
 pub const WRITE_EVERY: Duration = Duration::from_secs(10);
 
-/// Upper bounds (seconds) of the item duration histogram buckets.
+/// Upper bounds (seconds) of the item duration and CPU time histogram buckets.
 pub const BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// Upper bounds (MiB) of the peak memory histogram buckets.
+pub const MEMORY_BUCKETS_MIB: [f64; 9] = [
+    16.0, 64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
+/// A Prometheus histogram of integer observations (milliseconds or KiB), printed in the
+/// base unit (seconds, bytes) without float noise.
+struct Histogram {
+    /// Bucket upper bounds as printed, and in observation units.
+    bounds: Vec<(String, u64)>,
+    counts: Vec<u64>,
+    sum: u64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: Vec<(String, u64)>) -> Self {
+        Histogram {
+            counts: vec![0; bounds.len()],
+            bounds,
+            sum: 0,
+            count: 0,
+        }
+    }
+
+    fn seconds() -> Self {
+        Histogram::new(
+            BUCKETS
+                .iter()
+                .map(|s| (s.to_string(), (s * 1000.0) as u64))
+                .collect(),
+        )
+    }
+
+    fn bytes() -> Self {
+        Histogram::new(
+            MEMORY_BUCKETS_MIB
+                .iter()
+                .map(|m| {
+                    let kib = (m * 1024.0) as u64;
+                    ((kib * 1024).to_string(), kib)
+                })
+                .collect(),
+        )
+    }
+
+    fn observe(&mut self, v: u64) {
+        if let Some(i) = self.bounds.iter().position(|(_, le)| v <= *le) {
+            self.counts[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// The text of the histogram `name`; `sum` renders the sum in the base unit.
+    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str, sum: String) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for ((le, _), n) in self.bounds.iter().zip(&self.counts) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
 
 pub struct Metrics {
     path: PathBuf,
@@ -27,10 +96,12 @@ pub struct Metrics {
     succeeded: u64,
     failed: u64,
     retried: u64,
-    bucket_counts: [u64; BUCKETS.len()],
-    /// Sum of item wall times in milliseconds (integers: no float noise in the output).
-    duration_sum_ms: u64,
-    duration_count: u64,
+    /// Item wall times in milliseconds (integers: no float noise in the output).
+    durations: Histogram,
+    /// Peak RSS of each item's last attempt, KiB.
+    memory: Histogram,
+    /// CPU time of each item's last attempt, ms.
+    cpu: Histogram,
     exit_code: Option<i32>,
     job_duration_ms: Option<u64>,
     last_write: Instant,
@@ -65,9 +136,9 @@ impl Metrics {
             succeeded: 0,
             failed: 0,
             retried: 0,
-            bucket_counts: [0; BUCKETS.len()],
-            duration_sum_ms: 0,
-            duration_count: 0,
+            durations: Histogram::seconds(),
+            memory: Histogram::bytes(),
+            cpu: Histogram::seconds(),
             exit_code: None,
             job_duration_ms: None,
             last_write: Instant::now(),
@@ -127,28 +198,29 @@ impl Metrics {
                 seconds(ms),
             );
         }
-        let name = "runner_item_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Wall time of items finished in this run, all attempts included."
+        self.durations.render(
+            &mut out,
+            "runner_item_duration_seconds",
+            "Wall time of items finished in this run, all attempts included.",
+            &labels,
+            seconds(self.durations.sum),
         );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (le, n) in BUCKETS.iter().zip(self.bucket_counts) {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        if self.memory.count > 0 {
+            self.memory.render(
+                &mut out,
+                "runner_item_peak_rss_bytes",
+                "Peak resident memory of the last attempt of items finished in this run.",
+                &labels,
+                (self.memory.sum * 1024).to_string(),
+            );
+            self.cpu.render(
+                &mut out,
+                "runner_item_cpu_seconds",
+                "CPU time (user + system) of the last attempt of items finished in this run.",
+                &labels,
+                seconds(self.cpu.sum),
+            );
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-            self.duration_count
-        );
-        let _ = writeln!(
-            out,
-            "{name}_sum{{{labels}}} {}",
-            seconds(self.duration_sum_ms)
-        );
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.duration_count);
         out
     }
 
@@ -174,6 +246,7 @@ impl Reporter for Metrics {
             Event::ItemFinished {
                 status,
                 duration_ms,
+                usage,
                 ..
             } => {
                 match status {
@@ -181,15 +254,11 @@ impl Reporter for Metrics {
                     ItemStatus::Dlq | ItemStatus::Failed => self.failed += 1,
                     ItemStatus::Pending | ItemStatus::Purged => {}
                 }
-                let secs = *duration_ms as f64 / 1000.0;
-                for (i, le) in BUCKETS.iter().enumerate() {
-                    if secs <= *le {
-                        self.bucket_counts[i] += 1;
-                        break;
-                    }
+                self.durations.observe(*duration_ms);
+                if let Some(u) = usage {
+                    self.memory.observe(u.peak_rss_kb);
+                    self.cpu.observe(u.cpu_ms);
                 }
-                self.duration_sum_ms += *duration_ms;
-                self.duration_count += 1;
                 if self.last_write.elapsed() >= WRITE_EVERY {
                     self.write();
                 }

@@ -4,7 +4,9 @@
 pub mod event;
 pub mod github;
 pub mod human;
+pub mod job_report;
 pub mod junit;
 pub mod metrics;
 pub mod ndjson;
 pub mod reporter;
+pub mod stats;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::engine::attempt::vars::JobVars;
+use crate::engine::limits::enforcer::Enforcer;
 use crate::engine::phases::{RunKind, select_items};
 use crate::session::error::SessionError;
 use crate::session::open::lock;
@@ -54,6 +55,11 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
             loaded.workflow.dir.display(),
             path.display()
         )));
+    }
+    // Limits this machine cannot enforce (`cpu` without cgroups) leave no job behind.
+    if loaded.workflow.executor == ExecutorKind::Local && executor != Some(ExecutorKind::Slurm) {
+        Enforcer::probe(&loaded.workflow.map.resources)
+            .map_err(|e| SessionError::Usage(format!("{}: {e}", path.display())))?;
     }
     if state.job(&job_id)?.exists() {
         return Err(SessionError::Usage(format!(

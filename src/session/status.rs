@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::report::stats::{Spread, percentile};
 use crate::session::error::SessionError;
 use crate::session::open::{read_meta, snapshot_workflow};
 use crate::state::job::JobView;
@@ -71,6 +72,10 @@ pub struct JobStatus {
     pub started_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
     pub durations_ms: Percentiles,
+    /// Peak resident memory (KiB) of each item's last attempt: p50, p95, max.
+    pub peak_rss_kb: Spread,
+    /// CPU time (ms, user + system) of each item's last attempt: p50, p95, max.
+    pub cpu_ms: Spread,
     pub throughput_per_s: Option<f64>,
     pub lock: Option<Holder>,
     pub heartbeat_age_s: Option<f64>,
@@ -104,15 +109,6 @@ fn phase(view: &JobView, reduce_total: usize) -> &'static str {
     }
 }
 
-/// The value at rank `p` (0..1) of sorted values.
-pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
 fn elapsed_secs(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<f64> {
     Some(to?.since(from?).as_secs_f64())
 }
@@ -131,6 +127,7 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
         .unwrap_or((0, 0));
     let mut durations = view.durations();
     durations.sort_unstable();
+    let (rss, cpu) = view.usages();
     let finished = view.counts.total - view.counts.pending;
     // The journal's modification time is when anything was last recorded.
     let updated_at = std::fs::metadata(dir.journal())
@@ -170,6 +167,8 @@ pub fn job_status(dir: &JobDir) -> Result<JobStatus, SessionError> {
             p50: percentile(&durations, 0.5),
             p95: percentile(&durations, 0.95),
         },
+        peak_rss_kb: Spread::of(rss),
+        cpu_ms: Spread::of(cpu),
         throughput_per_s: elapsed
             .filter(|e| *e > 0.0)
             .map(|e| (finished as f64 / e * 10.0).round() / 10.0),

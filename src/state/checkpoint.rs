@@ -7,8 +7,11 @@
 //! runner-checkpoint v2\n
 //! {"segment":S,"offset":O,"items":N,"raw_len":R,"crc32c":"<8 hex of the body>"}\n
 //! <body: LZ4 block of: view JSON (items left out) \n side tables JSON \n status bytes,
-//!  attempts (u16 LE), durations (u32 LE)>
+//!  attempts (u16 LE), durations (u32 LE)[, usage: peak RSS KiB and CPU ms (u32 LE pairs)]>
 //! ```
+//!
+//! The usage column is there when the header says `"usage":true` (some attempt was
+//! measured); checkpoints without the field have none.
 //!
 //! It is written like every snapshot (temporary file, fsync, rename, fsync of the directory).
 //! Jobs made by earlier versions have `checkpoint.json` (version 1: a JSON snapshot with a
@@ -41,6 +44,8 @@ struct Header {
     items: usize,
     raw_len: usize,
     crc32c: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    usage: bool,
 }
 
 /// Write the checkpoint of `view` at `pos` (the view's items are lent out while encoding).
@@ -66,6 +71,10 @@ pub fn write(dir: &JobDir, pos: JournalPos, view: &mut JobView) -> Result<(), St
     for d in durations {
         raw.extend_from_slice(&d.to_le_bytes());
     }
+    let usage = view.items.usage_column();
+    for v in usage.iter().flatten() {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
     let body = lz4_flex::block::compress(&raw);
     let header = Header {
         segment: pos.segment,
@@ -73,6 +82,7 @@ pub fn write(dir: &JobDir, pos: JournalPos, view: &mut JobView) -> Result<(), St
         items: status.len(),
         raw_len: raw.len(),
         crc32c: format!("{:08x}", crc32c::crc32c(&body)),
+        usage: !usage.is_empty(),
     };
     let mut out = format!("{MAGIC}\n").into_bytes();
     serde_json::to_writer(&mut out, &header).map_err(encode)?;
@@ -143,7 +153,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(JobView, JournalPos), StateError
         .map_err(|e| corrupt(format!("bad side tables: {e}")))?;
     let cols = parts.next().unwrap_or_default();
     let n = header.items;
-    if cols.len() != n * 7 {
+    let width = if header.usage { 15 } else { 7 };
+    if cols.len() != n * width {
         return Err(corrupt(format!(
             "{} bytes of item columns for {n} items",
             cols.len()
@@ -157,11 +168,17 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(JobView, JournalPos), StateError
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    let durations = cols[3 * n..]
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    let u32s = |b: &[u8]| {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect::<Vec<_>>()
+    };
+    let durations = u32s(&cols[3 * n..7 * n]);
+    let usage = u32s(&cols[7 * n..])
+        .chunks_exact(2)
+        .map(|p| [p[0], p[1]])
         .collect();
-    view.items = ItemStates::from_parts(status, attempts, durations, sparse);
+    view.items = ItemStates::from_parts(status, attempts, durations, usage, sparse);
     Ok((
         view,
         JournalPos {
@@ -226,6 +243,7 @@ mod tests {
                 duration_ms: i as u64,
                 exit_code: (i % 5 == 0).then_some(3),
                 captured,
+                ran: None,
             });
         }
         v
@@ -247,6 +265,22 @@ mod tests {
         assert_eq!(back.items, v.items);
         assert_eq!(back.counts, v.counts);
         assert_eq!(back.started_at, v.started_at);
+    }
+
+    #[test]
+    fn usage_round_trips_when_measured() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = JobDir::at(d.path());
+        let mut v = view(10);
+        let u = crate::state::records::Usage {
+            peak_rss_kb: 4096,
+            cpu_ms: 12,
+        };
+        v.items.set_usage(3, Some(u));
+        write(&dir, JournalPos::default(), &mut v).unwrap();
+        let (back, _) = read(&dir).unwrap().unwrap();
+        assert_eq!(back.items.usage(3), Some(u));
+        assert_eq!(back.items, v.items);
     }
 
     #[test]

@@ -114,6 +114,7 @@ mod tests {
                         step: 0,
                     }),
                     stderr_tail: String::new(),
+                    usage: None,
                 },
                 Attempt {
                     attempt: 2,
@@ -121,6 +122,7 @@ mod tests {
                     duration_ms: 5,
                     failure: Some(Failure::Exit { code, step: 1 }),
                     stderr_tail: "oops".into(),
+                    usage: None,
                 },
             ],
             first_failure_at: "2024-01-01T00:00:00Z".into(),

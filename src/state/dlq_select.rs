@@ -98,6 +98,7 @@ mod tests {
                 duration_ms: 1,
                 failure,
                 stderr_tail: String::new(),
+                usage: None,
             }],
             first_failure_at: last.into(),
             last_failure_at: last.into(),

@@ -1,13 +1,14 @@
 //! Per-item recorded state, kept compact: a few bytes per item in parallel columns (status,
 //! attempts, duration), with the rare values (exit codes of failures, captured outputs) in
-//! side tables. Ten million items take about 70 MB.
+//! side tables. Ten million items take about 70 MB, 150 MB when their usage (peak memory,
+//! CPU time) was measured.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::state::records::ItemStatus;
+use crate::state::records::{ItemStatus, Usage};
 
 /// The recorded state of every selected item, by index.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,6 +20,9 @@ pub struct ItemStates {
     duration_ms: Vec<u32>,
     exit_code: HashMap<u32, i32>,
     captured: HashMap<u32, Box<Map<String, Value>>>,
+    /// Peak RSS (KiB) and CPU time (ms) of each item's latest measured attempt (saturating
+    /// at 4 TiB and ~49 days; `[0, 0]`: not measured). Empty until an attempt is measured.
+    usage: Vec<[u32; 2]>,
 }
 
 /// One item's state, as a value (for tests, the old checkpoint format, and callers that want
@@ -35,6 +39,9 @@ pub struct ItemState {
     pub exit_code: Option<i32>,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub captured: Option<Box<Map<String, Value>>>,
+    /// What the item's latest measured attempt used.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 impl ItemStates {
@@ -46,6 +53,7 @@ impl ItemStates {
             duration_ms: vec![0; n],
             exit_code: HashMap::new(),
             captured: HashMap::new(),
+            usage: Vec::new(),
         }
     }
 
@@ -81,6 +89,17 @@ impl ItemStates {
         self.captured.get(&key(idx)).map(|b| &**b)
     }
 
+    /// What the item's latest measured attempt used.
+    pub fn usage(&self, idx: usize) -> Option<Usage> {
+        match self.usage.get(idx) {
+            Some(&[rss, cpu]) if rss > 0 || cpu > 0 => Some(Usage {
+                peak_rss_kb: rss.into(),
+                cpu_ms: cpu.into(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Everything about one item.
     pub fn get(&self, idx: usize) -> ItemState {
         ItemState {
@@ -89,7 +108,31 @@ impl ItemStates {
             duration_ms: self.duration_ms(idx),
             exit_code: self.exit_code(idx),
             captured: self.captured(idx).map(|m| Box::new(m.clone())),
+            usage: self.usage(idx),
         }
+    }
+
+    /// Keep what the item's latest attempt used (`None`: not measured; the column is only
+    /// allocated once something was).
+    pub fn set_usage(&mut self, idx: usize, usage: Option<Usage>) {
+        if !self.contains(idx) || (usage.is_none() && self.usage.is_empty()) {
+            return;
+        }
+        if self.usage.is_empty() {
+            self.usage = vec![[0, 0]; self.len()];
+        }
+        let u = usage.unwrap_or_default();
+        let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        self.usage[idx] = [sat(u.peak_rss_kb), sat(u.cpu_ms)];
+    }
+
+    /// Peak RSS (KiB) and CPU time (ms) of the items whose latest attempt was measured.
+    pub fn usages(&self) -> (Vec<u64>, Vec<u64>) {
+        self.usage
+            .iter()
+            .filter(|[rss, cpu]| *rss > 0 || *cpu > 0)
+            .map(|[rss, cpu]| (u64::from(*rss), u64::from(*cpu)))
+            .unzip()
     }
 
     /// Set the status; returns the old one (`None` for an index out of range).
@@ -159,6 +202,11 @@ impl ItemStates {
         (&self.status, &self.attempts, &self.duration_ms)
     }
 
+    /// The usage column: empty, or one `[peak_rss_kb, cpu_ms]` per item (for the checkpoint).
+    pub fn usage_column(&self) -> &[[u32; 2]] {
+        &self.usage
+    }
+
     /// The sparse side tables (for the checkpoint).
     pub fn sparse(&self) -> Sparse<'_> {
         Sparse {
@@ -172,12 +220,14 @@ impl ItemStates {
         status: Vec<ItemStatus>,
         attempts: Vec<u16>,
         duration_ms: Vec<u32>,
+        usage: Vec<[u32; 2]>,
         sparse: SparseOwned,
     ) -> Self {
         ItemStates {
             status,
             attempts,
             duration_ms,
+            usage,
             exit_code: sparse.exit_code.into_iter().collect(),
             captured: sparse
                 .captured
@@ -229,6 +279,7 @@ impl<'de> Deserialize<'de> for ItemStates {
                 st.exit_code,
                 st.captured.as_deref().unwrap_or(&Map::new()),
             );
+            out.set_usage(i, st.usage);
         }
         Ok(out)
     }
@@ -256,6 +307,34 @@ mod tests {
         assert!(s.captured(1).is_none());
         assert_eq!(s.with_status(ItemStatus::Dlq).collect::<Vec<_>>(), vec![1]);
         assert_eq!(s.set_status(9, ItemStatus::Dlq), None);
+    }
+
+    #[test]
+    fn usage_is_a_column_allocated_once_measured() {
+        let mut s = ItemStates::new(3);
+        s.set_usage(1, None);
+        assert!(s.usage_column().is_empty());
+        let u = Usage {
+            peak_rss_kb: 2048,
+            cpu_ms: 7,
+        };
+        s.set_usage(1, Some(u));
+        assert_eq!(s.usage_column().len(), 3);
+        assert_eq!(s.usage(1), Some(u));
+        assert_eq!(s.usage(0), None);
+        assert_eq!(s.usages(), (vec![2048], vec![7]));
+        s.set_usage(
+            2,
+            Some(Usage {
+                peak_rss_kb: u64::MAX,
+                cpu_ms: 1,
+            }),
+        );
+        assert_eq!(s.usage(2).unwrap().peak_rss_kb, u64::from(u32::MAX));
+        s.set_usage(1, None);
+        assert_eq!(s.usage(1), None, "a later unmeasured attempt replaces it");
+        let back: ItemStates = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.usage(2), s.usage(2));
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl JobView {
                 index,
                 pgid,
                 pid_start,
+                ..
             } => {
                 self.live_groups.push(LiveGroup {
                     phase: *phase,
@@ -166,6 +167,7 @@ impl JobView {
                 phase,
                 index,
                 captured,
+                ..
             } => {
                 self.end_group(*phase, *index);
                 let (done, caps) = match phase {
@@ -208,6 +210,7 @@ impl JobView {
                 self.items.raise_attempts(*idx, attempt.attempt);
                 self.items
                     .set_exit_code(*idx, attempt.failure.as_ref().and_then(|f| f.exit_code()));
+                self.items.set_usage(*idx, attempt.usage);
             }
             Record::ItemDone {
                 idx,
@@ -216,12 +219,16 @@ impl JobView {
                 duration_ms,
                 exit_code,
                 captured,
+                ran,
             } => {
                 self.end_group(Phase::Map, *idx);
                 self.set_status(*idx, *status);
                 self.items.raise_attempts(*idx, *attempts);
                 self.items
                     .set_done(*idx, *duration_ms, *exit_code, captured);
+                if let Some(ran) = ran {
+                    self.items.set_usage(*idx, ran.usage());
+                }
             }
             Record::ItemReset { idx, status } => {
                 self.set_status(*idx, *status);
@@ -255,6 +262,11 @@ impl JobView {
     /// Durations of finished items, for percentiles.
     pub fn durations(&self) -> Vec<u64> {
         self.items.durations()
+    }
+
+    /// Peak RSS (KiB) and CPU time (ms) of the items whose last attempt was measured.
+    pub fn usages(&self) -> (Vec<u64>, Vec<u64>) {
+        self.items.usages()
     }
 }
 
@@ -294,6 +306,7 @@ mod tests {
             duration_ms: 5,
             exit_code: None,
             captured: Map::new(),
+            ran: None,
         }
     }
 
@@ -313,6 +326,7 @@ mod tests {
                 duration_ms: 1,
                 failure: Some(Failure::Exit { code: 4, step: 0 }),
                 stderr_tail: String::new(),
+                usage: None,
             },
         });
         v.apply(&done(1, ItemStatus::Dlq));

@@ -195,6 +195,16 @@ impl<T> JournalWriter<T> {
         &self.path
     }
 
+    /// How many records were accepted by [`Self::append`] so far.
+    pub fn appended(&self) -> u64 {
+        self.shared.lock().appended
+    }
+
+    /// How many records are known to be on disk (written and fdatasynced), without waiting.
+    pub fn durable(&self) -> u64 {
+        self.shared.lock().durable
+    }
+
     /// File offset just after the last record known to be durable.
     pub fn durable_len(&self) -> u64 {
         self.shared.lock().durable_len
@@ -385,6 +395,7 @@ mod tests {
                     duration_ms: 12,
                     failure: Some(Failure::Exit { code: 3, step: 0 }),
                     stderr_tail: "boom\n".into(),
+                    usage: None,
                 },
             },
             Record::ItemDone {
@@ -394,6 +405,7 @@ mod tests {
                 duration_ms: 12,
                 exit_code: Some(3),
                 captured: Default::default(),
+                ran: None,
             },
             Record::MapDone,
         ]
@@ -750,6 +762,7 @@ mod tests {
             duration_ms: 3,
             exit_code: None,
             captured: Default::default(),
+            ran: None,
         };
         let t = std::time::Instant::now();
         let w = JournalWriter::<Record>::open(&p).unwrap();

@@ -220,6 +220,11 @@ impl JobDir {
         self.path.join("checkpoint.json")
     }
 
+    /// `timeline.bin`: what `runner report` draws, for the job's whole life.
+    pub fn timeline(&self) -> PathBuf {
+        self.path.join("timeline.bin")
+    }
+
     /// `dlq.jsonl`
     pub fn dlq(&self) -> PathBuf {
         self.path.join("dlq.jsonl")

@@ -20,3 +20,5 @@ pub mod recover;
 pub mod segments;
 pub mod slurm;
 pub mod time;
+pub mod timeline;
+pub mod usage;

@@ -28,11 +28,17 @@ pub enum Failure {
     /// The worker running the attempt stopped heartbeating: its lease expired and the item
     /// goes back to the queue.
     WorkerLost { message: String },
+    /// The attempt went over its `map.resources.memory` limit (docs/resources.md).
+    MemoryLimit { limit_bytes: u64, step: usize },
+    /// The attempt used up its `map.resources.cpu_time`.
+    CpuLimit { limit_ms: u64, step: usize },
+    /// The attempt started more than `map.resources.processes` processes at once.
+    ProcessLimit { limit: u64, step: usize },
 }
 
 impl Failure {
     /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
-    pub const CLASSES: [&'static str; 8] = [
+    pub const CLASSES: [&'static str; 11] = [
         "exit",
         "signal",
         "timeout",
@@ -41,6 +47,9 @@ impl Failure {
         "cancelled",
         "task_lost",
         "worker_lost",
+        "memory_limit",
+        "cpu_limit",
+        "process_limit",
     ];
 
     /// Short class name used in summaries and `retry.on` matching.
@@ -54,6 +63,9 @@ impl Failure {
             Failure::Cancelled { .. } => "cancelled",
             Failure::TaskLost { .. } => "task_lost",
             Failure::WorkerLost { .. } => "worker_lost",
+            Failure::MemoryLimit { .. } => "memory_limit",
+            Failure::CpuLimit { .. } => "cpu_limit",
+            Failure::ProcessLimit { .. } => "process_limit",
         }
     }
 
@@ -70,7 +82,10 @@ impl Failure {
             | Failure::Timeout { step, .. }
             | Failure::Spawn { step, .. }
             | Failure::Template { step, .. }
-            | Failure::Cancelled { step } => *step,
+            | Failure::Cancelled { step }
+            | Failure::MemoryLimit { step, .. }
+            | Failure::CpuLimit { step, .. }
+            | Failure::ProcessLimit { step, .. } => *step,
             Failure::TaskLost { .. } | Failure::WorkerLost { .. } => 0,
         }
     }
@@ -104,6 +119,23 @@ impl std::fmt::Display for Failure {
             Failure::Cancelled { step } => write!(f, "step {} was cancelled", step + 1),
             Failure::TaskLost { message } => write!(f, "the Slurm task was lost: {message}"),
             Failure::WorkerLost { message } => write!(f, "the worker was lost: {message}"),
+            Failure::MemoryLimit { limit_bytes, step } => write!(
+                f,
+                "step {} went over its memory limit ({})",
+                step + 1,
+                crate::state::usage::bytes_text(*limit_bytes)
+            ),
+            Failure::CpuLimit { limit_ms, step } => write!(
+                f,
+                "step {} used up its CPU time limit ({})",
+                step + 1,
+                humantime::format_duration(std::time::Duration::from_millis(*limit_ms))
+            ),
+            Failure::ProcessLimit { limit, step } => write!(
+                f,
+                "step {} went over its limit of {limit} processes",
+                step + 1
+            ),
         }
     }
 }
@@ -121,7 +153,12 @@ pub struct Attempt {
     /// Last few lines of the failing step's stderr.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr_tail: String,
+    /// What the attempt's processes used, when it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
+
+pub use super::usage::{Ran, Usage};
 
 /// Final state of an item within a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -164,6 +201,9 @@ pub enum Record {
         index: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         captured: Option<(String, serde_json::Value)>,
+        /// When the step ran and what it used (for `runner report`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ran: Option<Ran>,
     },
     /// Setup and item selection are over: the items are frozen in `items.jsonl`.
     MapStarted {
@@ -176,6 +216,9 @@ pub enum Record {
         index: usize,
         pgid: i32,
         pid_start: u64,
+        /// When it started (for `runner report`: a step that never got its `step_done`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Timestamp>,
     },
     /// The process groups left by a crashed run were killed.
     GroupsReaped,
@@ -211,6 +254,10 @@ pub enum Record {
         exit_code: Option<i32>,
         #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
         captured: serde_json::Map<String, serde_json::Value>,
+        /// The final attempt when it succeeded (a failed one has its own `attempt` record):
+        /// when it started, how long it took, what it used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ran: Option<Ran>,
     },
     /// The item was taken out of the DLQ (`dlq purge`) or put back to pending (`dlq retry`).
     ItemReset {
@@ -272,6 +319,15 @@ mod tests {
             Failure::WorkerLost {
                 message: String::new(),
             },
+            Failure::MemoryLimit {
+                limit_bytes: 1,
+                step: 0,
+            },
+            Failure::CpuLimit {
+                limit_ms: 1,
+                step: 0,
+            },
+            Failure::ProcessLimit { limit: 1, step: 0 },
         ];
         // Exhaustive: a new variant does not compile until it is added to `all`.
         let position = |f: &Failure| match f {
@@ -283,6 +339,9 @@ mod tests {
             Failure::Cancelled { .. } => 5,
             Failure::TaskLost { .. } => 6,
             Failure::WorkerLost { .. } => 7,
+            Failure::MemoryLimit { .. } => 8,
+            Failure::CpuLimit { .. } => 9,
+            Failure::ProcessLimit { .. } => 10,
         };
         for (i, f) in all.iter().enumerate() {
             assert_eq!(position(f), i);

@@ -7,6 +7,7 @@ pub mod model;
 pub mod ordered;
 pub mod raw;
 pub mod settings;
+pub mod size;
 pub mod template;
 pub mod unknown_keys;
 pub mod validate;

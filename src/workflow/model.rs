@@ -171,10 +171,32 @@ pub struct MapSpec {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when a process group is killed.
     pub kill_grace: Duration,
+    /// Limits per attempt (`map.resources`).
+    pub resources: Resources,
     /// `map.stuck_after`: attempts running longer are reported, not killed.
     pub stuck_after: Option<Duration>,
     pub retry: RetryPolicy,
     pub steps: Vec<Step>,
+}
+
+/// What one attempt of an item may use (`map.resources`); `None` is no limit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// User + system CPU time.
+    pub cpu_time: Option<Duration>,
+    /// Processes at once.
+    pub processes: Option<u64>,
+    /// A CPU share, in CPUs.
+    pub cpu: Option<f64>,
+    pub nice: Option<i32>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +304,8 @@ pub enum RetryOn {
     Exit(i32),
     /// Any non-zero exit.
     AnyExit,
+    /// Any other failure class by name (`memory_limit`, `cpu_limit`, ...).
+    Class(&'static str),
 }
 
 #[derive(Debug, Clone, PartialEq)]

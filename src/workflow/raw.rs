@@ -159,6 +159,10 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub kill_grace: Option<Spanned<DurationValue>>,
+    /// Limits per item attempt (docs/resources.md).
+    #[serde(default)]
+    #[schemars(with = "Option<RawResources>")]
+    pub resources: Option<Spanned<RawResources>>,
     /// Report (and notify `stale`) an item attempt running longer than this; it is not killed.
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
@@ -252,6 +256,32 @@ pub struct RawSlurm {
     /// The runner binary on the compute nodes (default: this binary's path).
     #[serde(default)]
     pub runner_path: Option<String>,
+}
+
+/// `map.resources`: what one attempt of an item may use.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// Memory, e.g. `2G`, `512M` (units are powers of 1024; a bare number is bytes).
+    #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
+    pub memory: Option<Spanned<Scalar>>,
+    /// CPU time (user + system), e.g. `10m`.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationValue>")]
+    pub cpu_time: Option<Spanned<DurationValue>>,
+    /// Processes running at once.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub processes: Option<Spanned<u64>>,
+    /// A CPU share in CPUs, e.g. `1.5` (needs cgroup v2).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub cpu: Option<Spanned<f64>>,
+    /// Scheduling priority, -20 (highest) to 19 (lowest).
+    #[serde(default)]
+    #[schemars(with = "Option<i64>")]
+    pub nice: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

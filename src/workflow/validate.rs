@@ -6,6 +6,7 @@
 
 mod ctx;
 mod map;
+mod resources;
 mod steps;
 
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::attempt::vars::JobVars;
 use crate::engine::controls::{Controls, KillSwitch};
+use crate::engine::limits::enforcer::Enforcer;
 use crate::workflow::model::{Step, Workflow};
 
 /// Everything an attempt needs that is the same for all items of a map.
@@ -26,6 +27,9 @@ pub struct AttemptCtx<E> {
     pub logs_dir: Option<PathBuf>,
     pub cancel: CancellationToken,
     pub kill: KillSwitch,
+    /// `map.resources` and how they are enforced (`None`: no limits); set with
+    /// [`AttemptCtx::with_limits`].
+    pub limits: Option<Arc<Enforcer>>,
 }
 
 impl<E> AttemptCtx<E> {
@@ -48,6 +52,13 @@ impl<E> AttemptCtx<E> {
             logs_dir,
             cancel: controls.cancel.clone(),
             kill: controls.kill.clone(),
+            limits: None,
         }
+    }
+
+    /// Limit every attempt with `limits`.
+    pub fn with_limits(mut self, limits: Option<Arc<Enforcer>>) -> Self {
+        self.limits = limits;
+        self
     }
 }

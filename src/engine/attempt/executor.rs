@@ -90,6 +90,10 @@ pub mod mock {
                 stdout,
                 stderr_tail: String::new(),
                 duration: Duration::from_millis(1),
+                usage: Some(crate::state::records::Usage {
+                    peak_rss_kb: 1024,
+                    cpu_ms: 1,
+                }),
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::engine::attempt::executor::Executor;
 use crate::engine::attempt::recovery::{Ended, SHELL, StepRunner, run_step};
 use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
 use crate::engine::attempt::vars::item_lookup;
+use crate::engine::limits::meter::AttemptResources;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::process::shell::SpawnHook;
 use crate::items::Item;
@@ -39,6 +40,7 @@ pub async fn run_attempt<E: Executor>(
         tee: false,
         on_spawn,
         kill: ctx.kill.clone(),
+        resources: AttemptResources::new(ctx.limits.clone()),
     };
     let mut cx = AttemptCx {
         ctx,
@@ -80,6 +82,7 @@ pub async fn run_attempt<E: Executor>(
             duration_ms: started.elapsed().as_millis() as u64,
             failure,
             stderr_tail,
+            usage: senv.resources.used(),
         },
         captured,
     }

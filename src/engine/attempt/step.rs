@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::attempt::executor::Executor;
+use crate::engine::limits::meter::AttemptResources;
 use crate::engine::process::output::{DEFAULT_LOG_CAP, StreamTarget};
 use crate::engine::process::shell::{Exit, ShellCommand};
 use crate::state::records::Failure;
@@ -31,6 +32,8 @@ pub struct StepEnv {
     pub tee: bool,
     pub on_spawn: Option<crate::engine::process::shell::SpawnHook>,
     pub kill: crate::engine::controls::KillSwitch,
+    /// The unit's resource limits (map attempts only) and what its steps used so far.
+    pub resources: AttemptResources,
 }
 
 /// A step rendered for one unit, ready to run.
@@ -142,8 +145,10 @@ pub async fn run<E: Executor>(
         stderr: target("err", false),
         on_spawn: senv.on_spawn.clone(),
         kill: senv.kill.clone(),
+        limits: senv.resources.step(),
     };
     let r = exec.run(cmd, cancel.clone()).await;
+    senv.resources.add(r.usage);
     let shell = step.keep_output.then(|| {
         serde_json::json!({
             "output": String::from_utf8_lossy(&r.stdout).trim_end_matches(['\n', '\r']),
@@ -180,6 +185,7 @@ pub async fn run<E: Executor>(
             step: index,
         }),
         Exit::Cancelled => Some(Failure::Cancelled { step: index }),
+        Exit::Limit(hit) => Some(hit.failure(index)),
     };
     if let Some(failure) = failure {
         return StepOutcome::Failed {

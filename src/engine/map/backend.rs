@@ -70,6 +70,14 @@ pub trait MapBackend {
         Ok(Vec::new())
     }
 
+    /// How many ended attempts may wait for their records to reach the disk while new ones
+    /// are submitted (slots refill while the journal syncs). A crash re-runs at most these
+    /// and the attempts in flight. 0: an ended attempt keeps its slot until its record is
+    /// durable, and [`Self::recorded`] is called before anything more is submitted.
+    fn undurable_budget(&self) -> usize {
+        0
+    }
+
     /// Start these attempts (at most [`Self::free_slots`] of them).
     async fn submit(&mut self, batch: Vec<AttemptRun>) -> Result<(), EngineError>;
 

@@ -3,6 +3,8 @@
 //! decides retries (as data: a retry is the item queued again after its delay), applies the
 //! error policy, and obeys pause, stop and cancel. Backends only run attempts.
 
+use std::collections::VecDeque;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -13,7 +15,7 @@ use crate::engine::map::policy::{MapEnd, PolicyCounter};
 use crate::engine::map::retry;
 use crate::engine::map::stuck::StuckWatch;
 use crate::engine::map::work::{Candidates, ItemRun, ItemSource, Waiting, Works};
-use crate::engine::recorder::{ItemOutcome, Recorder};
+use crate::engine::recorder::{DurableMark, ItemOutcome, Recorder};
 use crate::report::event::Event;
 use crate::state::records::{Failure, ItemStatus, Record};
 use crate::workflow::model::{ErrorPolicy, RetryPolicy};
@@ -47,8 +49,8 @@ struct Loop<'a> {
     cancelled: bool,
     /// Items left pending because the run was halting when they would have been retried.
     left_pending: bool,
-    /// Records were written since the last flush.
-    unsynced: bool,
+    /// Marks of the attempt ends recorded but not known to be on disk yet, oldest first.
+    undurable: VecDeque<DurableMark>,
     stuck: StuckWatch,
 }
 
@@ -87,7 +89,7 @@ pub async fn dispatch<B: MapBackend>(
         stopped: None,
         cancelled: false,
         left_pending: false,
-        unsynced: false,
+        undurable: VecDeque::new(),
         stuck: StuckWatch::new(stuck_after),
         run: MapRun {
             queue: Vec::new(),
@@ -112,13 +114,10 @@ pub async fn dispatch<B: MapBackend>(
         }
         lp.waiting.promote(Instant::now());
         if !halted && !paused && backend.free_slots() > 0 && lp.waiting.has_ready() {
-            // A finished item keeps its slot until its record is on disk: a crash then
-            // re-runs at most the attempts in flight, never finished ones too.
-            if lp.unsynced {
-                rec.flush()?;
-                backend.recorded();
-                lp.unsynced = false;
-            }
+            // Slots refill while the journal syncs, as long as at most the backend's budget
+            // of finished attempts wait for their records: a crash re-runs at most those
+            // and the attempts in flight.
+            lp.sync_within(backend.undurable_budget(), rec, backend)?;
             let mut batch = Vec::new();
             let room = backend.free_slots();
             while batch.len() < room
@@ -180,6 +179,28 @@ pub async fn dispatch<B: MapBackend>(
 impl Loop<'_> {
     fn halted(&self, controls: &Controls) -> bool {
         self.stopped.is_some() || controls.stop.is_cancelled() || controls.cancel.is_cancelled()
+    }
+
+    /// Forget the attempt ends that are on disk now; wait for the journal when more than
+    /// `budget` are not. The backend hears when everything it reported is recorded.
+    fn sync_within<B: MapBackend>(
+        &mut self,
+        budget: usize,
+        rec: &mut Recorder,
+        backend: &mut B,
+    ) -> Result<(), EngineError> {
+        let before = self.undurable.len();
+        while self.undurable.front().is_some_and(|m| rec.is_durable(*m)) {
+            self.undurable.pop_front();
+        }
+        if self.undurable.len() > budget {
+            rec.flush()?;
+            self.undurable.clear();
+        }
+        if before > 0 && self.undurable.is_empty() {
+            backend.recorded();
+        }
+        Ok(())
     }
 
     /// Report the attempts that became stuck (`map.stuck_after`).
@@ -253,7 +274,7 @@ impl Loop<'_> {
                     idx,
                     attempt: end.attempt.clone(),
                 })?;
-                self.unsynced = true;
+                self.undurable.push_back(rec.mark());
                 let halted = self.halted(controls);
                 let Some(work) = self.works.get_mut(idx) else {
                     return Ok(());
@@ -281,7 +302,9 @@ impl Loop<'_> {
                             item_id: work.run.item.id.clone(),
                             attempt: end.attempt.attempt,
                             error: f.to_string(),
+                            failure_class: f.class(),
                             delay_ms: wait.as_millis() as u64,
+                            usage: end.attempt.usage,
                         });
                         self.waiting.push_delayed(idx, Instant::now() + wait);
                         Ok(())
@@ -316,7 +339,7 @@ impl Loop<'_> {
             },
             self.run.policy.on_item_failure,
         )?;
-        self.unsynced = true;
+        self.undurable.push_back(rec.mark());
         if let Some(reason) = self
             .counter
             .count(self.run.policy, status != ItemStatus::Succeeded)

@@ -90,6 +90,12 @@ impl<E: Executor> MapBackend for LocalBackend<E> {
         self.running.len()
     }
 
+    /// Up to one slot's worth of ended attempts per slot: a crash re-runs at most twice
+    /// `max_parallel` attempts.
+    fn undurable_budget(&self) -> usize {
+        self.max_parallel
+    }
+
     async fn submit(&mut self, batch: Vec<AttemptRun>) -> Result<(), EngineError> {
         for run in batch {
             let ctx = self.ctx.clone();

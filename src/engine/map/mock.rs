@@ -62,6 +62,7 @@ impl MockBackend {
                 duration_ms: 1,
                 failure,
                 stderr_tail: String::new(),
+                usage: None,
             },
             captured: Map::new(),
         })

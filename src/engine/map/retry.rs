@@ -23,6 +23,7 @@ pub fn should_retry(policy: &RetryPolicy, failure: &Failure, attempts_this_run: 
         RetryOn::Signal => matches!(failure, Failure::Signal { .. }),
         RetryOn::AnyExit => matches!(failure, Failure::Exit { .. }),
         RetryOn::Exit(c) => failure.exit_code() == Some(*c),
+        RetryOn::Class(class) => failure.class() == *class,
     })
 }
 
@@ -115,7 +116,17 @@ mod tests {
         p.on = vec![RetryOn::Exit(3)];
         assert!(should_retry(&p, &exit3, 1));
         assert!(!should_retry(&p, &Failure::Exit { code: 4, step: 0 }, 1));
+        let oom = Failure::MemoryLimit {
+            limit_bytes: 1 << 20,
+            step: 0,
+        };
+        p.on = vec![RetryOn::Timeout];
+        assert!(!should_retry(&p, &oom, 1), "timeouts, not OOMs");
+        p.on = vec![RetryOn::Class("memory_limit")];
+        assert!(should_retry(&p, &oom, 1));
+        assert!(!should_retry(&p, &timeout, 1));
         p.on = vec![RetryOn::Any];
+        assert!(should_retry(&p, &oom, 1));
         assert!(!should_retry(
             &p,
             &Failure::Template {

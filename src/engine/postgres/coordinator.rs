@@ -630,6 +630,7 @@ impl Actor {
                         message: format!("{who} stopped heartbeating and its lease expired"),
                     }),
                     stderr_tail: String::new(),
+                    usage: None,
                 },
                 captured: Map::new(),
             }));

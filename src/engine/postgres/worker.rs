@@ -19,6 +19,7 @@ use crate::engine::attempt::context::AttemptCtx;
 use crate::engine::attempt::executor::ProcessExecutor;
 use crate::engine::attempt::run::run_attempt;
 use crate::engine::controls::Controls;
+use crate::engine::limits::enforcer::Enforcer;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::postgres::client::{self, Conn, Note};
 use crate::engine::postgres::error::PgError;
@@ -203,7 +204,7 @@ async fn next_note(conn: &mut Option<Conn>) -> Option<Note> {
 
 /// p50 and p95 of waits in microseconds, as milliseconds.
 fn percentiles(v: &mut [u64]) -> Option<(f64, f64)> {
-    use crate::session::status::percentile;
+    use crate::report::stats::percentile;
     v.sort_unstable();
     let ms = |us: u64| us as f64 / 1000.0;
     Some((ms(percentile(v, 0.5)?), ms(percentile(v, 0.95)?)))
@@ -410,6 +411,7 @@ impl Worker {
                         duration_ms: 0,
                         failure: Some(failure),
                         stderr_tail: String::new(),
+                        usage: None,
                     },
                     captured: serde_json::Map::new(),
                 };
@@ -488,16 +490,27 @@ impl Worker {
             message: format!("the worker could not set the job's configuration: {e}"),
             step: 0,
         })?;
+        // `map.resources` are enforced here, on the machine that runs the items.
+        let limits = Enforcer::probe(&wf.map.resources).map_err(|message| Failure::Spawn {
+            message: format!("the worker cannot enforce map.resources: {message}"),
+            step: 0,
+        })?;
+        if let Some(l) = &limits {
+            tracing::info!("job {}: {}", spec.job_id, l.describe());
+        }
         let cancel = self.shutdown.child_token();
         let mut controls = Controls::default();
         controls.cancel = cancel.clone();
-        let ctx = Arc::new(AttemptCtx::new(
-            ProcessExecutor,
-            &wf,
-            vars,
-            Some(self.logs.path().to_path_buf()),
-            &controls,
-        ));
+        let ctx = Arc::new(
+            AttemptCtx::new(
+                ProcessExecutor,
+                &wf,
+                vars,
+                Some(self.logs.path().to_path_buf()),
+                &controls,
+            )
+            .with_limits(limits),
+        );
         self.jobs.insert(
             job,
             JobCtx {

@@ -2,6 +2,8 @@
 //! grace -> KILL), its output, the reaper of orphans, the watchdog that outlives a killed
 //! runner, and the cleanup of groups a crashed run left.
 
+pub mod child;
+pub mod direct;
 pub mod orphans;
 pub mod output;
 pub mod reaper;

@@ -53,6 +53,11 @@ pub struct ProcStat {
     pub pgrp: i32,
     /// Start time in clock ticks since boot (field 22).
     pub start: u64,
+    /// CPU time in clock ticks: own user + system, and that of waited-for children
+    /// (fields 14 to 17).
+    pub cpu_ticks: u64,
+    /// Resident set size in pages (field 24).
+    pub rss_pages: u64,
 }
 
 /// Parse a `/proc/<pid>/stat` line (the command name may hold spaces and parentheses).
@@ -60,13 +65,16 @@ pub fn parse_stat(line: &str) -> Option<ProcStat> {
     let pid = line.split_whitespace().next()?.parse().ok()?;
     let rest = &line[line.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); start time is field 22.
+    // rest starts at field 3 (state): field N is f[N - 3].
+    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
     Some(ProcStat {
         pid,
         state: f.first()?.chars().next()?,
         ppid: f.get(1)?.parse().ok()?,
         pgrp: f.get(2)?.parse().ok()?,
-        start: f.get(19)?.parse().ok()?,
+        start: num(22)?,
+        cpu_ticks: (14..=17).filter_map(num).sum(),
+        rss_pages: num(24).unwrap_or(0),
     })
 }
 
@@ -74,7 +82,8 @@ pub fn stat_of(pid: i32) -> Option<ProcStat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-fn all_stats() -> impl Iterator<Item = ProcStat> {
+/// Every process's stat line that can be read now.
+pub fn all_stats() -> impl Iterator<Item = ProcStat> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -109,7 +118,7 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_names() {
-        let line = "4242 (we ird) name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        let line = "4242 (we ird) name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 6 7 8 20 0 1 0 987654 1000 10";
         let s = parse_stat(line).unwrap();
         assert_eq!(
             s,
@@ -118,7 +127,9 @@ mod tests {
                 state: 'S',
                 ppid: 1,
                 pgrp: 4242,
-                start: 987654
+                start: 987654,
+                cpu_ticks: 26,
+                rss_pages: 10,
             }
         );
     }

@@ -1,9 +1,10 @@
 //! Running one shell command in its own process group, with a time limit, cancellation and
 //! a clean kill (TERM to the group, a grace period, then KILL). No process of a step
 //! outlives it: background children left behind when the shell exits are killed too, and
-//! if the runner itself dies, the [`watchdog`] kills the group.
+//! if the runner itself dies, the [`watchdog`] kills the group. Resource limits are applied
+//! right after the spawn, and what the step used comes back with its result.
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,13 +12,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::controls::KillSwitch;
+use crate::engine::limits::LimitHit;
+use crate::engine::limits::classify::Ending;
+use crate::engine::limits::enforcer::{Applied, StepLimits};
+use crate::engine::process::child::ShellChild;
+use crate::engine::process::direct;
 use crate::engine::process::output::{Sink, StreamTarget};
 use crate::engine::process::reaper;
 use crate::engine::process::watchdog;
+use crate::state::records::Usage;
 
 /// One `sh -c` invocation.
 #[derive(Debug, Clone)]
@@ -36,6 +42,8 @@ pub struct ShellCommand {
     /// How a cancelled command is killed (the forwarded signal after an interrupt) and
     /// "KILL at once" (second Ctrl-C).
     pub kill: KillSwitch,
+    /// Resource limits (`map.resources`), applied right after the spawn.
+    pub limits: Option<StepLimits>,
 }
 
 /// A callback receiving `(pgid, leader start time in clock ticks)`.
@@ -60,6 +68,19 @@ pub enum Exit {
     Spawn(String),
     /// Cancelled (stop/SIGINT) and the group was killed.
     Cancelled,
+    /// A resource limit (`map.resources`) ended it.
+    Limit(LimitHit),
+}
+
+impl Exit {
+    fn ending(&self) -> Ending {
+        match self {
+            Exit::Success => Ending::Success,
+            Exit::Code(c) => Ending::Code(*c),
+            Exit::Signal(s) => Ending::Signal(*s),
+            _ => Ending::Other,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +90,8 @@ pub struct ShellResult {
     pub stdout: Vec<u8>,
     pub stderr_tail: String,
     pub duration: Duration,
+    /// What the step used (docs/resources.md); `None` when it was not measured.
+    pub usage: Option<Usage>,
 }
 
 /// How long to wait for output pipes to close once the shell itself has exited, before
@@ -80,18 +103,43 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
     let started = Instant::now();
     let mut out = Sink::new(cmd.stdout.clone());
     let mut err = Sink::new(cmd.stderr.clone());
+    let failed = |message: String| ShellResult {
+        exit: Exit::Spawn(message),
+        stdout: Vec::new(),
+        stderr_tail: String::new(),
+        duration: started.elapsed(),
+        usage: None,
+    };
+    let prepared = match cmd.limits.as_ref().map(StepLimits::prepare).transpose() {
+        Ok(p) => p,
+        Err(e) => return failed(format!("cannot create the step's cgroup: {e}")),
+    };
     let mut child = match spawn(&cmd) {
         Ok(c) => c,
         Err(e) => {
-            return ShellResult {
-                exit: Exit::Spawn(format!("cannot run /bin/sh in {}: {e}", cmd.cwd.display())),
-                stdout: Vec::new(),
-                stderr_tail: String::new(),
-                duration: started.elapsed(),
-            };
+            return failed(format!("cannot run /bin/sh in {}: {e}", cmd.cwd.display()));
         }
     };
-    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let pgid = child.id();
+    let limits: Option<Applied> = match prepared.map(|p| p.attach(pgid)).transpose() {
+        Ok(a) => a,
+        Err(message) => {
+            let now = CancellationToken::new();
+            now.cancel();
+            kill_group(
+                pgid,
+                &mut child,
+                Signal::SIGKILL,
+                Duration::ZERO,
+                false,
+                &now,
+            )
+            .await;
+            return failed(message);
+        }
+    };
+    // The limits are in place: let the gated shell run the step.
+    child.open_gate();
     let start = reaper::stat_of(pgid).map(|s| s.start).unwrap_or(0);
     watchdog::track(pgid, start);
     if let Some(hook) = &cmd.on_spawn {
@@ -122,9 +170,8 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
                 None => err_open = false,
             },
             status = child.wait(), if exit.is_none() => {
-                reaper::forget(pgid);
                 exit = Some(match status {
-                    Ok(s) => status_exit(s),
+                    Ok(w) => status_exit(w.status),
                     Err(e) => Exit::Spawn(format!("waiting for the command failed: {e}")),
                 });
                 linger_until = Some(tokio::time::Instant::now() + LINGER);
@@ -152,25 +199,66 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
         }
     }
     watchdog::untrack(pgid);
+    let mut exit = exit.unwrap_or(Exit::Cancelled);
+    let stderr_tail = err.tail_text();
+    let mut usage = child.wait().await.ok().map(|w| w.usage);
+    if let Some(applied) = limits {
+        let (hit, measured) = applied.finish(exit.ending(), usage, &stderr_tail);
+        usage = measured;
+        if let Some(hit) = hit {
+            exit = Exit::Limit(hit);
+        }
+    }
     ShellResult {
-        exit: exit.unwrap_or(Exit::Cancelled),
+        exit,
         stdout: std::mem::take(&mut out.captured),
-        stderr_tail: err.tail_text(),
+        stderr_tail,
         duration: started.elapsed(),
+        usage,
     }
 }
 
-fn spawn(cmd: &ShellCommand) -> std::io::Result<Child> {
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(&cmd.script)
-        .current_dir(&cmd.cwd)
+/// A limited step starts as this gate: it waits for one line on stdin (sent once its limits
+/// are in place), then becomes the step's shell with stdin from /dev/null. So nothing the
+/// step runs escapes limits that are set after the spawn; `$1` is the script, unchanged.
+const GATE: &str = "IFS= read -r _ || exit 125; exec /bin/sh -c \"$1\" </dev/null";
+
+fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
+    // A simple command runs without the shell (a limited one needs the gate); if it cannot
+    // be started (not found, not executable, a script without `#!`), the shell runs it, to
+    // fail or succeed as it would.
+    if cmd.limits.is_none()
+        && let Some(argv) = direct::simple_argv(&cmd.script)
+    {
+        let mut c = std::process::Command::new(&argv[0]);
+        c.args(&argv[1..]).stdin(Stdio::null());
+        // The shell would have set PWD to the directory it runs in.
+        if cmd.cwd.is_absolute() {
+            c.env("PWD", &cmd.cwd);
+        }
+        if let Ok(child) = spawn_in_group(c, cmd) {
+            return Ok(child);
+        }
+    }
+    let mut c = std::process::Command::new("/bin/sh");
+    if cmd.limits.is_some() {
+        c.args(["-c", GATE, "/bin/sh"])
+            .arg(&cmd.script)
+            .stdin(Stdio::piped());
+    } else {
+        c.arg("-c").arg(&cmd.script).stdin(Stdio::null());
+    }
+    spawn_in_group(c, cmd)
+}
+
+/// Spawn `c` in its own process group, with the step's directory, environment and pipes.
+fn spawn_in_group(mut c: std::process::Command, cmd: &ShellCommand) -> std::io::Result<ShellChild> {
+    c.current_dir(&cmd.cwd)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    reaper::spawn_registered(|| c.spawn(), |ch| ch.id())
+    ShellChild::spawn(&mut c)
 }
 
 async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
@@ -225,7 +313,7 @@ fn group_alive(pgid: i32) -> bool {
 /// exited (only stragglers remain).
 pub async fn kill_group(
     pgid: i32,
-    child: &mut Child,
+    child: &mut ShellChild,
     first: Signal,
     grace: Duration,
     leader_done: bool,
@@ -254,7 +342,6 @@ pub async fn kill_group(
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     let _ = child.wait().await;
-    reaper::forget(pgid);
     reaper::reap_orphans();
 }
 
@@ -276,6 +363,7 @@ mod tests {
             stderr: StreamTarget::default(),
             on_spawn: None,
             kill: KillSwitch::default(),
+            limits: None,
         }
     }
 

@@ -374,6 +374,7 @@ fn finished(b: &Bench, idx: usize, sub: u64, attempt: u32) {
             duration_ms: 7,
             failure: None,
             stderr_tail: String::new(),
+            usage: None,
         },
         captured: serde_json::Map::new(),
         host: "n".into(),

@@ -201,6 +201,7 @@ fn cut_short(l: &Live, failure: Failure, stderr_tail: String) -> BackendEvent {
             duration_ms: 0,
             failure: Some(failure),
             stderr_tail,
+            usage: None,
         },
         captured: Map::new(),
     })

@@ -177,6 +177,7 @@ impl Cluster {
                     duration_ms,
                     failure,
                     stderr_tail: String::new(),
+                    usage: None,
                 },
                 captured: Map::new(),
                 host: "fake".into(),

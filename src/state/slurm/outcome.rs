@@ -65,6 +65,7 @@ mod tests {
                 duration_ms: 5,
                 failure: Some(Failure::Exit { code: 4, step: 0 }),
                 stderr_tail: "boom".into(),
+                usage: None,
             },
             captured: Map::new(),
             host: "n1".into(),

@@ -7,7 +7,7 @@ pub mod quote;
 pub mod scan;
 pub mod scope;
 #[cfg(test)]
-mod shell_tests;
+pub(crate) mod shell_tests;
 pub mod text;
 
 pub use text::*;

@@ -32,9 +32,9 @@ fn render(src: &str, value: &str) -> Result<String, RenderError> {
 
 /// A shell that runs rendered commands with `-c`.
 #[derive(Debug)]
-struct Shell {
-    path: &'static str,
-    args: &'static [&'static str],
+pub(crate) struct Shell {
+    pub path: &'static str,
+    pub args: &'static [&'static str],
 }
 
 impl Shell {
@@ -83,7 +83,7 @@ impl std::fmt::Display for Shell {
 
 /// The shells every check runs under: dash, bash in POSIX mode and bash (those installed),
 /// plus `/bin/sh` when it is none of them.
-fn shells() -> &'static [Shell] {
+pub(crate) fn shells() -> &'static [Shell] {
     static SHELLS: OnceLock<Vec<Shell>> = OnceLock::new();
     SHELLS.get_or_init(|| {
         let candidates = [

@@ -11,7 +11,7 @@ use super::steps::phase_steps;
 use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, MapSpec, MaxParallel, RetryOn, RetryPolicy, SettingKey, Step,
+    Backoff, MapSpec, MaxParallel, Resources, RetryOn, RetryPolicy, SettingKey, Step,
 };
 use crate::workflow::raw::{RawInput, RawMap, RawRetry, RawTimeoutConfig};
 use crate::workflow::template::scope::{Part, Scope};
@@ -116,6 +116,12 @@ pub(super) fn map_spec(
         (None, Some(s)) => Duration::from_secs(s.value),
         (None, None) => Duration::from_secs(5),
     };
+    let resources = match &r.resources {
+        Some(rr) => cx
+            .keep(super::resources::resources(cx, &rr.value))
+            .unwrap_or_default(),
+        None => Resources::default(),
+    };
     let stuck_after = r
         .stuck_after
         .as_ref()
@@ -171,6 +177,7 @@ pub(super) fn map_spec(
         max_parallel,
         timeout,
         kill_grace,
+        resources,
         stuck_after,
         retry,
         steps,
@@ -324,7 +331,7 @@ pub(super) fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolic
     }
     if let Some(on) = &v.on {
         p.on = on.value.iter().map(|s| retry_on(s).ok_or_else(|| {
-            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, or exit:<code>"))
+            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, exit:<code>, memory_limit, cpu_limit or process_limit"))
         })).collect::<Result<_, _>>()?;
         if p.on.is_empty() {
             return Err(cx.err(
@@ -343,6 +350,12 @@ fn retry_on(s: &str) -> Option<RetryOn> {
         "timeout" => Some(RetryOn::Timeout),
         "signal" => Some(RetryOn::Signal),
         "exit" => Some(RetryOn::AnyExit),
+        "memory_limit" | "cpu_limit" | "process_limit" | "spawn" => {
+            crate::state::records::Failure::CLASSES
+                .iter()
+                .find(|c| **c == s)
+                .map(|c| RetryOn::Class(c))
+        }
         _ => s
             .strip_prefix("exit:")
             .and_then(|c| c.trim().parse().ok())
