@@ -46,7 +46,15 @@ pub fn main_entry() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            crate::cli::out::err_line(&format!("runner: {e:#}"));
+            match e.downcast_ref::<crate::workflow::error::WorkflowError>() {
+                // Several problems of a workflow file: one line each.
+                Some(w @ crate::workflow::error::WorkflowError::Many(_)) => {
+                    for one in w.all() {
+                        crate::cli::out::err_line(&format!("runner: {one}"));
+                    }
+                }
+                _ => crate::cli::out::err_line(&format!("runner: {e:#}")),
+            }
             code_for(&e)
         }
     }

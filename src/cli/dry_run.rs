@@ -14,6 +14,7 @@ use crate::workflow::template::VarRef;
 
 pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i32> {
     let vars = JobVars::build("dry-run", wf, overrides).map_err(usage)?;
+    let wf = &wf.with_env(&vars.env).map_err(usage)?;
     // Items that setup produces cannot be listed without running setup.
     let missing = match (&wf.map.selection.input, &wf.map.bare_input) {
         (Input::File(p), _) if !p.exists() => Some(p.display().to_string()),
@@ -30,20 +31,23 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
         }
         return Ok(0);
     }
-    let items = select_items(wf, &vars)?;
+    let (items, warning) = select_items(wf, &vars)?;
+    if let Some(w) = warning {
+        crate::cli::out::errln!("warning: {w}");
+    }
     let mut out = std::io::stdout().lock();
     let empty = Map::new();
     for s in &wf.setup {
         let _ = writeln!(out, "setup: {}", s.source);
     }
-    for it in &items {
+    for (idx, it) in items.iter().enumerate() {
         if writeln!(out, "item {}: {}", it.id, it.value).is_err() {
             return Ok(0); // closed pipe: stop quietly
         }
         for st in &wf.map.steps {
             let cmd = st
                 .shell
-                .render_shell(&|v: &VarRef| item_lookup(&vars, it, 1, &empty, v))
+                .render_shell(&|v: &VarRef| item_lookup(&vars, it, idx, 1, &empty, v))
                 .unwrap_or_else(|e| format!("<cannot render: {e}>"));
             let _ = writeln!(out, "  $ {cmd}");
         }

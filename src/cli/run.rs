@@ -5,14 +5,15 @@ use crate::cli::exit::usage;
 use crate::cli::reporting::{run as run_reported, run_options};
 use crate::session::create::{CreateRequest, create};
 use crate::state::layout::StateDir;
-use crate::workflow::load::load_file;
+use crate::workflow::load::load_file_with;
 
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
     if crate::pipeline::load::is_pipeline_file(&a.workflow) {
         return run_pipeline(g, a);
     }
-    let loaded = load_file(&a.workflow)?;
     let overrides = parse_sets(&a.set)?;
+    let set_keys: Vec<String> = overrides.iter().map(|(k, _)| k.clone()).collect();
+    let loaded = load_file_with(&a.workflow, &set_keys)?;
     if a.dry_run {
         return crate::cli::dry_run::print(&loaded.workflow, &overrides);
     }

@@ -2,13 +2,13 @@
 
 use crate::cli::args::ValidateArgs;
 use crate::items::{Input, InputFormat};
-use crate::workflow::load::load_file;
+use crate::workflow::load::load_file_with;
 
 pub fn validate(a: &ValidateArgs) -> anyhow::Result<i32> {
     if crate::pipeline::load::is_pipeline_file(&a.workflow) {
         return crate::cli::pipeline::validate(&a.workflow);
     }
-    let w = load_file(&a.workflow)?.workflow;
+    let w = load_file_with(&a.workflow, &[])?.workflow;
     let sel = &w.map.selection;
     let input = match (&w.map.bare_input, &sel.input) {
         (Some(bare), _) => {

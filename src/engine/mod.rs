@@ -10,4 +10,5 @@ pub mod phases;
 pub mod postgres;
 pub mod process;
 pub mod recorder;
+pub mod serial;
 pub mod slurm;

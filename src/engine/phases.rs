@@ -11,28 +11,26 @@ use tokio::sync::mpsc;
 
 use crate::engine::attempt::context::AttemptCtx;
 use crate::engine::attempt::executor::Executor;
-use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
-use crate::engine::attempt::vars::{JobVars, reduce_lookup};
+use crate::engine::attempt::vars::JobVars;
 use crate::engine::controls::{ControlMsg, Controls};
 use crate::engine::error::EngineError;
 use crate::engine::limits::enforcer::Enforcer;
-use crate::engine::limits::meter::AttemptResources;
 use crate::engine::map::dispatch::{MapRun, dispatch};
 use crate::engine::map::local::LocalBackend;
 use crate::engine::map::policy::MapEnd;
-use crate::engine::process::shell::SpawnHook;
 use crate::engine::recorder::Recorder;
+use crate::engine::serial::run_phase;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
 use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
-use crate::items::{Item, assign_ids};
+use crate::items::{Item, RepeatedIds, assign_ids_with};
 use crate::report::event::Event;
 use crate::state::error::StateError;
 use crate::state::items_file::{self, ItemStore};
 use crate::state::job::{Counts, JobMeta};
-use crate::state::records::{ItemStatus, JobState, Phase, Ran, Record};
+use crate::state::records::{ItemStatus, JobState, Phase, Record};
 use crate::state::time::Timestamp;
-use crate::workflow::model::{ExecutorKind, MaxParallel, Step, Workflow};
+use crate::workflow::model::{ExecutorKind, MaxParallel, Workflow};
 use crate::workflow::template::{PathSeg, VarRef};
 
 /// Which items a run takes on.
@@ -166,8 +164,12 @@ async fn phases<E: Executor + Clone>(
     control: &mut mpsc::UnboundedReceiver<ControlMsg>,
     rec: &mut Recorder,
 ) -> Result<(JobState, Option<String>), EngineError> {
-    let wf = run.workflow;
-    let mut vars = job_vars(run.meta, wf)?;
+    let mut vars = job_vars(run.meta, run.workflow)?;
+    let resolved = run
+        .workflow
+        .with_env(&vars.env)
+        .map_err(EngineError::Config)?;
+    let wf = &resolved;
     vars.captures = rec.view.captures.clone();
     // Limits that cannot be enforced here stop the run before anything runs. PostgreSQL
     // workers enforce them on their own machines; Slurm has its own (docs/resources.md).
@@ -191,7 +193,7 @@ async fn phases<E: Executor + Clone>(
         if let Some(end) = run_phase(
             &exec,
             Phase::Setup,
-            &wf.setup,
+            wf,
             rec.view.setup_done,
             &vars,
             run,
@@ -216,7 +218,13 @@ async fn phases<E: Executor + Clone>(
     } else {
         let selected = match &run.preselected {
             Some(items) => items.clone(),
-            None => select_items(wf, &vars)?,
+            None => {
+                let (items, warning) = select_items(wf, &vars)?;
+                if let Some(message) = warning {
+                    rec.report(&Event::Warning { message });
+                }
+                items
+            }
         };
         let hash = items_file::write(&rec.dir.items(), &selected)?;
         rec.record_durable(Record::MapStarted {
@@ -231,7 +239,7 @@ async fn phases<E: Executor + Clone>(
     // Map.
     let queue = build_queue(&run.kind, rec, &items)?;
     if !queue.is_empty() || !rec.view.map_done {
-        let max_parallel = resolve_max_parallel(run, wf, &vars)?;
+        let max_parallel = resolve_max_parallel(run, wf)?;
         rec.report(&Event::PhaseStarted { phase: Phase::Map });
         rec.report(&Event::MapStarted {
             total: items.len(),
@@ -301,7 +309,7 @@ async fn phases<E: Executor + Clone>(
         if let Some(end) = run_phase(
             &exec,
             Phase::Reduce,
-            &wf.reduce,
+            wf,
             rec.view.reduce_done,
             &vars,
             run,
@@ -326,171 +334,16 @@ fn end_state(rec: &Recorder) -> JobState {
     }
 }
 
-/// Run setup or reduce steps from `from`; `Some(end)` when the phase failed or was cancelled.
-#[allow(clippy::too_many_arguments)]
-async fn run_phase<E: Executor>(
-    exec: &E,
-    phase: Phase,
-    steps: &[Step],
-    from: usize,
-    vars: &JobVars,
-    run: &JobRun<'_>,
-    rec: &mut Recorder,
-    control: &mut mpsc::UnboundedReceiver<ControlMsg>,
-    map: Option<&Value>,
-) -> Result<Option<(JobState, Option<String>)>, EngineError> {
-    let wf = run.workflow;
-    // Prodigy's setup-phase timeout bounds every setup step by what is left of it.
-    let deadline = if phase == Phase::Setup {
-        wf.setup_timeout.map(|t| std::time::Instant::now() + t)
-    } else {
-        None
-    };
-    rec.report(&Event::PhaseStarted { phase });
-    let phase_started = Instant::now();
-    let name = if phase == Phase::Setup {
-        "setup"
-    } else {
-        "reduce"
-    };
-    let mut local: Map<String, Value> = if phase == Phase::Reduce {
-        rec.view.reduce_captures.clone()
-    } else {
-        Map::new()
-    };
-    for (i, st) in steps.iter().enumerate().skip(from) {
-        // A pause holds the next step (the running one finishes).
-        let mut paused = rec.view.paused().is_some();
-        while let Ok(msg) = control.try_recv() {
-            paused = rec.apply_control(msg, 0)?;
-        }
-        while paused && !run.controls.stop.is_cancelled() {
-            tokio::select! {
-                Some(msg) = control.recv() => paused = rec.apply_control(msg, 0)?,
-                _ = run.controls.stop.cancelled() => {}
-            }
-        }
-        if run.controls.stop.is_cancelled() {
-            return Ok(Some((JobState::Interrupted, None)));
-        }
-        let (spawned_tx, mut spawned_rx) = mpsc::unbounded_channel::<(i32, u64)>();
-        let senv = StepEnv {
-            dir: wf.dir.clone(),
-            env: vars.env_pairs(wf),
-            kill_grace: wf.map.kill_grace,
-            log_stem: Some(rec.dir.logs_dir().join(format!("{name}-{}", i + 1))),
-            tee: run.tee_output,
-            on_spawn: Some(SpawnHook(Arc::new(move |pgid, start| {
-                let _ = spawned_tx.send((pgid, start));
-            }))),
-            kill: run.controls.kill.clone(),
-            resources: AttemptResources::new(None),
-        };
-        let started = Instant::now();
-        let started_at = now();
-        let rendered = {
-            // Setup sees its own captures so far; reduce sees `${map.*}` and its captures.
-            let lookup = |v: &VarRef| match map {
-                Some(m) => reduce_lookup(vars, m, &local, v),
-                None => vars.lookup(v, &local),
-            };
-            step::render(st, i, &senv, &lookup)
-        };
-        let outcome = match rendered {
-            Ok(r) => {
-                let (limit, _) = crate::engine::attempt::run::limit_for(st.timeout, deadline);
-                let running = step::run(exec, st, i, r, &senv, limit, &run.controls.cancel);
-                tokio::pin!(running);
-                // Record the step's process group as soon as it exists.
-                loop {
-                    tokio::select! {
-                        out = &mut running => break out,
-                        Some((pgid, pid_start)) = spawned_rx.recv() => {
-                            rec.record_durable(Record::StepStarted { phase, index: i, pgid, pid_start, at: Some(now()) })?;
-                        }
-                        Some(msg) = control.recv() => {
-                            rec.apply_control(msg, 1)?;
-                        }
-                    }
-                }
-            }
-            Err(failure) => StepOutcome::Failed {
-                failure,
-                stderr_tail: String::new(),
-            },
-        };
-        let ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            StepOutcome::Ok { captured } => {
-                if let Some((k, v)) = &captured {
-                    local.insert(k.clone(), v.clone());
-                }
-                rec.record_durable(Record::StepDone {
-                    phase,
-                    index: i,
-                    captured,
-                    ran: Some(Ran::new(started_at, ms, senv.resources.used())),
-                })?;
-                rec.report(&Event::StepFinished {
-                    phase,
-                    index: i,
-                    command: st.source.clone(),
-                    ok: true,
-                    duration_ms: ms,
-                    error: None,
-                });
-            }
-            StepOutcome::Failed {
-                failure,
-                stderr_tail,
-            } => {
-                let cancelled = matches!(failure, crate::state::records::Failure::Cancelled { .. });
-                let mut error = failure.to_string();
-                if let Some(last) = stderr_tail.lines().last() {
-                    error.push_str(&format!(": {last}"));
-                }
-                rec.report(&Event::StepFinished {
-                    phase,
-                    index: i,
-                    command: st.source.clone(),
-                    ok: false,
-                    duration_ms: ms,
-                    error: Some(error.clone()),
-                });
-                rec.report(&Event::PhaseFinished {
-                    phase,
-                    ok: false,
-                    duration_ms: phase_started.elapsed().as_millis() as u64,
-                });
-                if cancelled || run.controls.cancel.is_cancelled() {
-                    return Ok(Some((JobState::Interrupted, None)));
-                }
-                let command = crate::report::human::one_line(&st.source);
-                let what = failure.to_string();
-                let what = what
-                    .strip_prefix(&format!("step {} ", i + 1))
-                    .unwrap_or(&what);
-                let mut reason = format!("{name} step {} (`{command}`) {what}", i + 1);
-                if let Some(last) = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                    reason.push_str(&format!(": {}", last.trim()));
-                }
-                return Ok(Some((JobState::Failed, Some(reason))));
-            }
-        }
-    }
-    rec.report(&Event::PhaseFinished {
-        phase,
-        ok: true,
-        duration_ms: phase_started.elapsed().as_millis() as u64,
-    });
-    Ok(None)
-}
-
 fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
     JobVars::build(&meta.job_id, wf, &meta.overrides).map_err(EngineError::Config)
 }
 
-pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, EngineError> {
+/// Select the workflow's items; also a warning when items of a Prodigy-format file shared an
+/// id and were identified by position and content instead.
+pub fn select_items(
+    wf: &Workflow,
+    vars: &JobVars,
+) -> Result<(Vec<Arc<Item>>, Option<String>), EngineError> {
     let mut selection = wf.map.selection.clone();
     if let Some(bare) = &wf.map.bare_input {
         selection.input = crate::items::Input::from_bare(bare, &wf.dir);
@@ -499,7 +352,13 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
     let env: Vec<(String, String)> = vars.env_pairs(wf);
     let values = compiled.load(&wf.dir, &env)?;
     let empty = Map::new();
-    let items = match &wf.map.id {
+    // Prodigy does not require unique ids.
+    let repeated = if wf.prodigy {
+        RepeatedIds::ByPosition
+    } else {
+        RepeatedIds::Reject
+    };
+    let (items, renamed) = match &wf.map.id {
         Some(t) => {
             let id_fn = |v: &Value| -> Result<String, String> {
                 t.render_plain(&|r: &VarRef| match r.root.as_str() {
@@ -509,11 +368,17 @@ pub fn select_items(wf: &Workflow, vars: &JobVars) -> Result<Vec<Arc<Item>>, Eng
                 })
                 .map_err(|e| e.to_string())
             };
-            assign_ids(values, Some(&id_fn))?
+            assign_ids_with(values, Some(&id_fn), repeated)?
         }
-        None => assign_ids(values, None)?,
+        None => assign_ids_with(values, None, repeated)?,
     };
-    Ok(items.into_iter().map(Arc::new).collect())
+    let warning = renamed.map(|r| {
+        format!(
+            "{} items share an `id` with another item (Prodigy allows it), so they are identified by position and content instead: `{}` became `{}`; give the map an `id:` template to choose",
+            r.count, r.example.0, r.example.1
+        )
+    });
+    Ok((items.into_iter().map(Arc::new).collect(), warning))
 }
 
 fn build_queue(
@@ -550,11 +415,7 @@ fn build_queue(
     Ok(queue)
 }
 
-fn resolve_max_parallel(
-    run: &JobRun<'_>,
-    wf: &Workflow,
-    vars: &JobVars,
-) -> Result<usize, EngineError> {
+fn resolve_max_parallel(run: &JobRun<'_>, wf: &Workflow) -> Result<usize, EngineError> {
     if let Some(n) = run.max_parallel.or(run.meta.max_parallel) {
         return Ok(n.max(1));
     }
@@ -563,18 +424,6 @@ fn resolve_max_parallel(
         MaxParallel::Cpus => Ok(std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(4)),
-        MaxParallel::Template(t) => {
-            let empty = Map::new();
-            let text = t
-                .render_plain(&|v: &VarRef| vars.lookup(v, &empty))
-                .map_err(|e| EngineError::Config(format!("map.max_parallel: {e}")))?;
-            match text.trim().parse::<usize>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(EngineError::Config(format!(
-                    "map.max_parallel rendered to {text:?}, which is not a positive number"
-                ))),
-            }
-        }
     }
 }
 
@@ -583,11 +432,12 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
     let path = rec.dir.results();
     let mut all = Vec::new();
     let wants_results = wf.reduce.iter().any(|s| {
-        s.shell.placeholders().any(|p| {
-            p.var.root == "map"
-                && matches!(p.var.path.first(), Some(PathSeg::Key(k)) if k == "results")
+        s.uses(&|v| {
+            v.root == "map"
+                && matches!(v.path.first(), Some(PathSeg::Key(k)) if k == "results" || k == "results_json")
         })
     });
+    let logs = rec.dir.logs_dir().join("items");
     let mut read_error = None;
     crate::state::atomic::write_atomic_with(&path, |out| {
         for (idx, item) in items.iter().map_err(std::io::Error::other)?.enumerate() {
@@ -614,7 +464,13 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
             if wants_results {
-                all.push(line);
+                all.push(prodigy_result(
+                    line,
+                    &item.value,
+                    &logs,
+                    &item.id,
+                    st.attempts,
+                ));
             }
         }
         Ok(())
@@ -627,12 +483,48 @@ fn map_value(rec: &Recorder, items: &ItemStore, wf: &Workflow) -> Result<Value, 
         "total": c.total,
         "successful": c.successful,
         "failed": c.failed_total(),
+        "completed": c.successful + c.failed_total(),
+        // Prodigy's: a whole percentage.
+        "success_rate": (c.successful * 100).checked_div(c.total).unwrap_or(0),
         "results_file": path_text(&path),
     });
     if wants_results {
-        m["results"] = Value::Array(all);
+        let all = Value::Array(all);
+        m["results_json"] = Value::String(all.to_string());
+        m["results"] = all;
     }
     Ok(m)
+}
+
+/// How much of an item's stdout `${map.results}` carries (its end).
+const RESULT_OUTPUT_CAP: u64 = 64 * 1024;
+
+/// A `${map.results}` entry: the `results.jsonl` line with Prodigy's fields added: `item`,
+/// `success`, `output` (the end of the last attempt's stdout), `error`, `commits`.
+fn prodigy_result(mut line: Value, item: &Value, logs: &Path, id: &str, attempts: u32) -> Value {
+    let ok = line["status"] == "succeeded";
+    let error = match (&line["exit_code"], ok) {
+        (_, true) => Value::Null,
+        (Value::Number(n), _) => Value::String(format!("exited with code {n}")),
+        _ => Value::String(format!(
+            "item {}",
+            line["status"].as_str().unwrap_or("failed")
+        )),
+    };
+    let out = logs
+        .join(crate::state::layout::item_file_stem(id))
+        .join(format!("{attempts}.out"));
+    line["item"] = item.clone();
+    line["success"] = Value::Bool(ok);
+    let (end, _) = crate::state::logs::read_end(&out, RESULT_OUTPUT_CAP);
+    line["output"] = Value::String(
+        String::from_utf8_lossy(&end)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+    );
+    line["error"] = error;
+    line["commits"] = Value::Array(Vec::new());
+    line
 }
 
 fn path_text(p: &Path) -> String {

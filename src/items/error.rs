@@ -94,6 +94,26 @@ pub enum ItemsError {
         message: String,
     },
 
+    /// An expression of Prodigy's dialect does not parse; `offset` is the byte offset of the
+    /// token it is about.
+    #[error(
+        "invalid {key} expression `{expr}`: {message}, at character {} ({}); Prodigy's dialect: fields such as `severity` or `a.b[0]`, 'strings', ==, !=, <, >=, AND/OR/NOT (or &&, ||, !), `x in ['a', 'b']`, contains, starts_with, ends_with, matches, is_null(x), length(x)",
+        offset + 1,
+        if token.is_empty() { "at the end".to_string() } else { format!("`{token}`") }
+    )]
+    Syntax {
+        /// The workflow key holding the expression.
+        key: &'static str,
+        /// The expression as written.
+        expr: String,
+        /// Byte offset of the offending token in `expr`.
+        offset: usize,
+        /// The offending token's text (empty at the end of the expression).
+        token: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// The filter failed at run time for one item.
     #[error(
         "filter failed for item #{position}: {message}; make the filter handle this item \

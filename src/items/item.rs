@@ -22,7 +22,35 @@ pub type IdFn<'a> = &'a dyn Fn(&Value) -> Result<String, String>;
 /// it is a string or a number (numbers as their JSON text); else the first 16 hex characters
 /// of the blake3 hash of the item's canonical JSON. Two items with the same id are an error.
 pub fn assign_ids(values: Vec<Value>, id_fn: Option<IdFn<'_>>) -> Result<Vec<Item>, ItemsError> {
-    let ids = values
+    assign_ids_with(values, id_fn, RepeatedIds::Reject).map(|(items, _)| items)
+}
+
+/// What to do when items share an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatedIds {
+    /// An error naming the id and its first two positions.
+    Reject,
+    /// Prodigy does not require unique ids: each item of a repeated id (without an `id:`
+    /// template) is identified by its position and content instead, `<id>@<position>:<hash>`.
+    ByPosition,
+}
+
+/// Items whose shared id was replaced ([`RepeatedIds::ByPosition`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    /// How many items got a new id.
+    pub count: usize,
+    /// The first of them: its shared id and its new one.
+    pub example: (String, String),
+}
+
+/// [`assign_ids`] with a choice for repeated ids; also says which items were renamed.
+pub fn assign_ids_with(
+    values: Vec<Value>,
+    id_fn: Option<IdFn<'_>>,
+    repeated: RepeatedIds,
+) -> Result<(Vec<Item>, Option<Renamed>), ItemsError> {
+    let mut ids = values
         .iter()
         .enumerate()
         .map(|(position, value)| match id_fn {
@@ -30,12 +58,42 @@ pub fn assign_ids(values: Vec<Value>, id_fn: Option<IdFn<'_>>) -> Result<Vec<Ite
             None => Ok(default_id(value)),
         })
         .collect::<Result<Vec<String>, ItemsError>>()?;
+    let mut renamed = None;
+    if repeated == RepeatedIds::ByPosition && id_fn.is_none() {
+        let shared = repeated_positions(&ids);
+        for &p in &shared {
+            let new = format!("{}@{p}:{}", ids[p], &content_hash(&values[p])[..8]);
+            renamed.get_or_insert_with(|| Renamed {
+                count: shared.len(),
+                example: (ids[p].clone(), new.clone()),
+            });
+            ids[p] = new;
+        }
+    }
     check_unique(&ids)?;
-    Ok(ids
+    let items = ids
         .into_iter()
         .zip(values)
         .map(|(id, value)| Item { id, value })
-        .collect())
+        .collect();
+    Ok((items, renamed))
+}
+
+/// The positions (ascending) of the items whose id is shared with another item.
+fn repeated_positions(ids: &[String]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
+    let mut shared: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|&(k, &p)| {
+            (k > 0 && ids[order[k - 1]] == ids[p])
+                || order.get(k + 1).is_some_and(|&q| ids[q] == ids[p])
+        })
+        .map(|(_, &p)| p)
+        .collect();
+    shared.sort_unstable();
+    shared
 }
 
 /// The first repeated id (the one whose second occurrence comes earliest), reported with the
@@ -192,6 +250,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn repeated_ids_by_position_and_content() {
+        let (items, renamed) = assign_ids_with(
+            vec![
+                json!({"id": "a", "n": 1}),
+                json!({"id": "b"}),
+                json!({"id": "a", "n": 2}),
+                json!("same"),
+                json!("same"),
+            ],
+            None,
+            RepeatedIds::ByPosition,
+        )
+        .expect("runs");
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids[1], "b");
+        assert!(
+            ids[0].starts_with("a@0:") && ids[2].starts_with("a@2:"),
+            "{ids:?}"
+        );
+        assert!(ids[3].contains("@3:") && ids[4].contains("@4:"), "{ids:?}");
+        let renamed = renamed.expect("renamed");
+        assert_eq!(renamed.count, 4);
+        assert_eq!(renamed.example, ("a".to_owned(), ids[0].to_owned()));
+        // Unique ids are left alone.
+        let (_, none) =
+            assign_ids_with(vec![json!({"id": 1})], None, RepeatedIds::ByPosition).unwrap();
+        assert!(none.is_none());
     }
 
     #[test]

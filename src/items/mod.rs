@@ -5,7 +5,11 @@
 mod canonical;
 mod command;
 mod convert;
+mod dialect;
+mod dialect_eval;
+mod dialect_lex;
 mod error;
+mod expr;
 mod format;
 mod input;
 mod item;
@@ -23,5 +27,5 @@ pub use canonical::canonical_json;
 pub use error::{ItemsError, JsonHint};
 pub use format::InputFormat;
 pub use input::Input;
-pub use item::{IdFn, Item, assign_ids};
+pub use item::{IdFn, Item, Renamed, RepeatedIds, assign_ids, assign_ids_with};
 pub use selection::{CompiledSelection, Selection, compile};

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::canonical::canonical_json;
 use super::convert::{from_jaq, to_jaq};
 use super::error::ItemsError;
-use super::jq::JqExpr;
-use super::ordering::compare_keys;
+use super::expr::ItemExpr;
+use super::ordering::{Order, compare_keys};
 use super::sort_spec::SortKey;
 
 /// A compiled expression with its source, for error messages.
@@ -19,7 +19,7 @@ pub struct Named {
     /// The expression as written.
     pub expr: String,
     /// Its compiled form.
-    pub jq: JqExpr,
+    pub jq: ItemExpr,
 }
 
 /// The compiled in-memory stages of a selection.
@@ -28,7 +28,7 @@ pub struct Stages {
     /// Keep items whose first filter output is truthy (neither false nor null).
     pub filter: Option<Named>,
     /// Sort keys with their compiled expressions.
-    pub sort: Vec<(SortKey, JqExpr)>,
+    pub sort: Vec<(SortKey, ItemExpr)>,
     /// Keep the first item of each distinct value of this expression.
     pub distinct: Option<Named>,
     /// Items to skip after sorting and deduplication.
@@ -56,13 +56,17 @@ impl Stages {
         for (position, value) in values.into_iter().enumerate() {
             let val = to_jaq(&value);
             if let Some(filter) = &self.filter
-                && !keep(filter, &val, position)?
+                && !keep(filter, &value, &val, position)?
             {
                 continue;
             }
-            let keys = self.sort.iter().map(|(_, e)| sort_key(e, &val)).collect();
+            let keys = self
+                .sort
+                .iter()
+                .map(|(_, e)| sort_key(e, &value, &val))
+                .collect();
             let distinct = match &self.distinct {
-                Some(d) => Some(distinct_key(d, &val, position)?),
+                Some(d) => Some(distinct_key(d, &value, &val, position)?),
                 None => None,
             };
             rows.push(Row {
@@ -72,8 +76,15 @@ impl Stages {
             });
         }
         if !self.sort.is_empty() {
-            let descending: Vec<bool> = self.sort.iter().map(|(k, _)| k.descending).collect();
-            rows.sort_by(|a, b| compare_keys(&a.keys, &b.keys, &descending));
+            let orders: Vec<Order> = self
+                .sort
+                .iter()
+                .map(|(k, _)| Order {
+                    descending: k.descending,
+                    nulls_first: k.nulls_first,
+                })
+                .collect();
+            rows.sort_by(|a, b| compare_keys(&a.keys, &b.keys, &orders));
         }
         let mut seen = HashSet::new();
         let unique = rows.into_iter().filter_map(|row| match row.distinct {
@@ -91,8 +102,8 @@ impl Stages {
     }
 }
 
-fn keep(filter: &Named, val: &Val, position: usize) -> Result<bool, ItemsError> {
-    match filter.jq.first(val) {
+fn keep(filter: &Named, value: &Value, val: &Val, position: usize) -> Result<bool, ItemsError> {
+    match filter.jq.first(value, val) {
         None => Ok(false),
         Some(Ok(out)) => Ok(out.as_bool()),
         Some(Err(message)) => Err(ItemsError::FilterRuntime {
@@ -103,13 +114,20 @@ fn keep(filter: &Named, val: &Val, position: usize) -> Result<bool, ItemsError> 
 }
 
 /// The first output of a sort key expression; null when it has none or fails.
-fn sort_key(expr: &JqExpr, val: &Val) -> Val {
-    expr.first(val).and_then(Result::ok).unwrap_or(Val::Null)
+fn sort_key(expr: &ItemExpr, value: &Value, val: &Val) -> Val {
+    expr.first(value, val)
+        .and_then(Result::ok)
+        .unwrap_or(Val::Null)
 }
 
 /// Canonical JSON of the first output of the distinct expression (null when it has none).
-fn distinct_key(d: &Named, val: &Val, position: usize) -> Result<String, ItemsError> {
-    match d.jq.first(val) {
+fn distinct_key(
+    d: &Named,
+    value: &Value,
+    val: &Val,
+    position: usize,
+) -> Result<String, ItemsError> {
+    match d.jq.first(value, val) {
         None => Ok("null".to_string()),
         Some(Ok(out)) => Ok(canonical_json(&from_jaq(&out))),
         Some(Err(message)) => Err(ItemsError::ExpressionRuntime {
@@ -130,7 +148,12 @@ mod tests {
     fn named(key: &'static str, expr: &str) -> Named {
         Named {
             expr: expr.to_string(),
-            jq: JqExpr::compile(key, expr).expect("compiles"),
+            jq: if key == "filter" {
+                ItemExpr::filter(key, expr)
+            } else {
+                ItemExpr::value(key, expr)
+            }
+            .expect("compiles"),
         }
     }
 
@@ -143,7 +166,7 @@ mod tests {
                         .expect("parses")
                         .into_iter()
                         .map(|k| {
-                            let jq = JqExpr::compile("sort_by", &k.expr).expect("compiles");
+                            let jq = ItemExpr::value("sort_by", &k.expr).expect("compiles");
                             (k, jq)
                         })
                         .collect()
@@ -193,7 +216,7 @@ mod tests {
     #[test]
     fn filter_runtime_error_names_position_and_expression() {
         let vals = vec![json!({"a": 1}), json!("oops")];
-        let err = stages(Some("item.a > 0"), None, None)
+        let err = stages(Some("(item.a | length) > 0"), None, None)
             .run(vals)
             .expect_err("fails");
         assert!(
@@ -202,7 +225,7 @@ mod tests {
         );
         let msg = err.to_string();
         assert!(
-            msg.contains("item #1") && msg.contains("`item.a > 0`"),
+            msg.contains("item #1") && msg.contains("`(item.a | length) > 0`"),
             "{msg}"
         );
     }
@@ -296,7 +319,7 @@ mod tests {
 
     #[test]
     fn distinct_runtime_error_is_reported() {
-        let err = stages(None, None, Some(".k"))
+        let err = stages(None, None, Some(".k | tostring"))
             .run(vec![json!({}), json!(3)])
             .expect_err("fails");
         assert!(
@@ -312,7 +335,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .contains("distinct expression `.k` failed for item #1")
+                .contains("distinct expression `.k | tostring` failed for item #1")
         );
     }
 

@@ -6,9 +6,9 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::error::ItemsError;
+use super::expr::ItemExpr;
 use super::format::InputFormat;
 use super::input::Input;
-use super::jq::JqExpr;
 use super::json_path::{compile_json_path, select};
 use super::parse::parse_input;
 use super::pipeline::{Named, Stages};
@@ -68,22 +68,21 @@ pub fn compile(sel: &Selection) -> Result<CompiledSelection, ItemsError> {
         .as_deref()
         .map(compile_json_path)
         .transpose()?;
-    let named = |key: &'static str, expr: &str| -> Result<Named, ItemsError> {
-        Ok(Named {
-            expr: expr.to_string(),
-            jq: JqExpr::compile(key, expr)?,
-        })
-    };
     let filter = sel
         .filter
         .as_deref()
-        .map(|e| named("filter", e))
+        .map(|e| -> Result<Named, ItemsError> {
+            Ok(Named {
+                expr: e.to_string(),
+                jq: ItemExpr::filter("filter", e)?,
+            })
+        })
         .transpose()?;
     let sort = match sel.sort_by.as_deref() {
         Some(spec) => parse_sort_by(spec)?
             .into_iter()
             .map(|key| {
-                let jq = JqExpr::compile("sort_by", &key.expr)?;
+                let jq = ItemExpr::value("sort_by", &key.expr)?;
                 Ok((key, jq))
             })
             .collect::<Result<Vec<_>, ItemsError>>()?,
@@ -92,7 +91,12 @@ pub fn compile(sel: &Selection) -> Result<CompiledSelection, ItemsError> {
     let distinct = sel
         .distinct
         .as_deref()
-        .map(|e| named("distinct", e))
+        .map(|e| -> Result<Named, ItemsError> {
+            Ok(Named {
+                expr: e.to_string(),
+                jq: ItemExpr::value("distinct", e)?,
+            })
+        })
         .transpose()?;
     Ok(CompiledSelection {
         input: sel.input.clone(),
@@ -182,7 +186,7 @@ mod tests {
             (
                 "sort_by",
                 Selection {
-                    sort_by: Some(".a, nosuch".into()),
+                    sort_by: Some(".a, nosuch(1)".into()),
                     ..sel()
                 },
             ),
@@ -197,7 +201,7 @@ mod tests {
         for (key, s) in cases {
             let err = compile(&s).expect_err(key);
             assert!(
-                matches!(&err, ItemsError::Expression { key: k, .. } if *k == key),
+                matches!(&err, ItemsError::Expression { key: k, .. } | ItemsError::Syntax { key: k, .. } if *k == key),
                 "{err:?}"
             );
             assert!(

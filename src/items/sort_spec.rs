@@ -1,19 +1,23 @@
-//! Parse a `sort_by` specification: `item.priority DESC, item.name`.
+//! Parse a `sort_by` specification: `item.priority DESC, item.name`, or Prodigy's
+//! `priority DESC NULLS LAST, path ASC`.
 
 use super::error::ItemsError;
 use super::tokens::{Kind, tokenize};
 
-/// One sort key: a jq expression and its direction.
+/// One sort key: an expression, its direction and where nulls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
-    /// The jq (or Prodigy-style) expression, without the direction word.
+    /// The expression (Prodigy's dialect or jq), without the direction words.
     pub expr: String,
     /// `DESC` was given.
     pub descending: bool,
+    /// `NULLS FIRST` was given (default: nulls last, for both directions).
+    pub nulls_first: bool,
 }
 
 /// Split `spec` at top-level commas (not inside brackets or strings) into keys, each an
-/// expression optionally followed by `ASC` or `DESC` (any case).
+/// expression optionally followed by `ASC`/`ASCENDING` or `DESC`/`DESCENDING`, then by
+/// `NULLS FIRST` or `NULLS LAST` (any case).
 pub fn parse_sort_by(spec: &str) -> Result<Vec<SortKey>, ItemsError> {
     let fail = |message: String| ItemsError::Expression {
         key: "sort_by",
@@ -40,7 +44,8 @@ pub fn parse_sort_by(spec: &str) -> Result<Vec<SortKey>, ItemsError> {
 
     let mut keys = Vec::with_capacity(parts.len());
     for (n, part) in parts.iter().enumerate() {
-        let (expr, descending) = split_direction(part.trim());
+        let (expr, nulls_first) = split_nulls(part.trim());
+        let (expr, descending) = split_direction(expr);
         if expr.is_empty() {
             return Err(fail(format!(
                 "sort key #{} is empty; write comma-separated keys such as \
@@ -51,25 +56,42 @@ pub fn parse_sort_by(spec: &str) -> Result<Vec<SortKey>, ItemsError> {
         keys.push(SortKey {
             expr: expr.to_string(),
             descending,
+            nulls_first,
         });
     }
     Ok(keys)
 }
 
-/// Strip a trailing `ASC`/`DESC` word (any case) from a key.
-fn split_direction(key: &str) -> (&str, bool) {
+/// The key without its last word when that word is one of `words` (any case) and stands
+/// apart from the expression; and which word it was.
+fn strip_word<'a>(key: &'a str, words: &[&str]) -> Option<(&'a str, usize)> {
     let tokens = tokenize(key);
-    if let Some(last) = tokens.last().filter(|t| t.kind == Kind::Ident) {
-        let head = key[..key.len() - last.text.len()].trim_end();
-        let separated = head.len() < key.len() - last.text.len() || head.is_empty();
-        if separated && last.text.eq_ignore_ascii_case("desc") {
-            return (head, true);
-        }
-        if separated && last.text.eq_ignore_ascii_case("asc") {
-            return (head, false);
-        }
+    let last = tokens.last().filter(|t| t.kind == Kind::Ident)?;
+    let head = key[..key.len() - last.text.len()].trim_end();
+    let separated = head.len() < key.len() - last.text.len() || head.is_empty();
+    let which = words
+        .iter()
+        .position(|w| last.text.eq_ignore_ascii_case(w))?;
+    separated.then_some((head, which))
+}
+
+/// Strip a trailing `NULLS FIRST` / `NULLS LAST`; true for `FIRST`.
+fn split_nulls(key: &str) -> (&str, bool) {
+    if let Some((head, which)) = strip_word(key, &["first", "last"])
+        && let Some((head, _)) = strip_word(head, &["nulls"])
+    {
+        return (head, which == 0);
     }
     (key, false)
+}
+
+/// Strip a trailing `ASC`/`DESC` word (any case) from a key.
+fn split_direction(key: &str) -> (&str, bool) {
+    match strip_word(key, &["desc", "asc", "descending", "ascending"]) {
+        // A lone `descending` is a field of that name; a lone `DESC` an empty key.
+        Some((head, which)) if which < 2 || !head.is_empty() => (head, which % 2 == 0),
+        _ => (key, false),
+    }
 }
 
 #[cfg(test)]
@@ -80,7 +102,25 @@ mod tests {
         SortKey {
             expr: expr.to_string(),
             descending,
+            nulls_first: false,
         }
+    }
+
+    #[test]
+    fn prodigy_nulls_and_long_words() {
+        let keys =
+            parse_sort_by("priority DESC NULLS LAST, path ASC, score descending nulls first")
+                .expect("parses");
+        assert_eq!(keys[0], key("priority", true));
+        assert_eq!(keys[1], key("path", false));
+        assert_eq!(
+            keys[2],
+            SortKey {
+                expr: "score".into(),
+                descending: true,
+                nulls_first: true
+            }
+        );
     }
 
     #[test]

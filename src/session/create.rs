@@ -49,6 +49,13 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         }
         None => new_job_id(&loaded.workflow.name),
     };
+    if !loaded.workflow.dir.is_dir() {
+        return Err(SessionError::Usage(format!(
+            "the working directory {} does not exist; create it, or fix `working_dir:` in {}",
+            loaded.workflow.dir.display(),
+            path.display()
+        )));
+    }
     // Limits this machine cannot enforce (`cpu` without cgroups) leave no job behind.
     if loaded.workflow.executor == ExecutorKind::Local && executor != Some(ExecutorKind::Slurm) {
         Enforcer::probe(&loaded.workflow.map.resources)
@@ -61,10 +68,17 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
     }
     // Without setup nothing comes before item selection: select first, so that bad input
     // (exit 2) leaves no job behind. With setup the items are selected after it, in the job.
+    let mut warnings = Vec::new();
     let preselected = if loaded.workflow.setup.is_empty() {
         let vars =
             JobVars::build(&job_id, &loaded.workflow, &overrides).map_err(SessionError::Usage)?;
-        Some(select_items(&loaded.workflow, &vars)?)
+        let wf = loaded
+            .workflow
+            .with_env(&vars.env)
+            .map_err(SessionError::Usage)?;
+        let (items, warning) = select_items(&wf, &vars)?;
+        warnings.extend(warning);
+        Some(items)
     } else {
         None
     };
@@ -94,6 +108,6 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
         lock,
         kind: RunKind::Run,
         preselected,
-        warnings: Vec::new(),
+        warnings,
     })
 }

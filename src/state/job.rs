@@ -18,7 +18,7 @@ pub struct JobMeta {
     pub workflow_name: String,
     /// Absolute path of the workflow file the job was started from.
     pub workflow_path: PathBuf,
-    /// Directory steps run in (the workflow file's directory).
+    /// Directory steps run in: where `run` was started, or the workflow's `working_dir:`.
     pub workflow_dir: PathBuf,
     /// blake3 of the workflow file's bytes at start (resume refuses a changed file).
     pub fingerprint: String,

@@ -13,6 +13,23 @@ pub struct LogFile {
     pub path: PathBuf,
 }
 
+/// The last `cap` bytes of the file at `path` (empty when it cannot be read), and how many
+/// bytes before them were left out.
+pub fn read_end(path: &std::path::Path, cap: u64) -> (Vec<u8>, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (Vec::new(), 0);
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let skipped = len.saturating_sub(cap);
+    if skipped > 0 && f.seek(SeekFrom::Start(skipped)).is_err() {
+        return (Vec::new(), 0);
+    }
+    let mut out = Vec::new();
+    let _ = f.take(cap).read_to_end(&mut out);
+    (out, skipped)
+}
+
 /// The log files that exist now, in order: setup steps, reduce steps (or one item's
 /// attempts), stdout before stderr.
 pub fn log_files(dir: &JobDir, item: Option<&str>) -> Vec<LogFile> {

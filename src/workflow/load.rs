@@ -15,18 +15,50 @@ pub struct Loaded {
     pub text: String,
 }
 
-/// Read, parse and validate the workflow at `path`.
+/// [`load_file`], then every environment variable a configuration value names must be
+/// defined: by the workflow's `env:`, the environment, or `set` (the `--set` keys).
+pub fn load_file_with(path: &Path, set: &[String]) -> Result<Loaded, WorkflowError> {
+    let loaded = load_file(path)?;
+    let mut from_files = Vec::new();
+    for f in &loaded.workflow.env_files {
+        let pairs = crate::workflow::env_file::read(f).map_err(|message| WorkflowError::File {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        from_files.extend(pairs.into_iter().map(|(k, _)| k));
+    }
+    let defined = |name: &str| {
+        set.iter().chain(&from_files).any(|s| s == name) || std::env::var_os(name).is_some()
+    };
+    if let Some(e) = loaded
+        .workflow
+        .undefined_env(path, &defined)
+        .into_iter()
+        .next()
+    {
+        return Err(e);
+    }
+    Ok(loaded)
+}
+
+/// Read, parse and validate the workflow at `path`. Its steps run in the directory runner
+/// was started in (the current directory), unless it sets `working_dir:`. The environment
+/// its configuration values name is checked by [`load_file_with`] (a pipeline's jobs get
+/// `--set` values only when they start).
 pub fn load_file(path: &Path) -> Result<Loaded, WorkflowError> {
     let text = std::fs::read_to_string(path).map_err(|err| WorkflowError::Read {
         path: path.to_path_buf(),
         err,
     })?;
-    let dir = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(".").to_path_buf());
-    let workflow = load_str(&text, path, &dir)?;
+    let start = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .map_err(|e| WorkflowError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot resolve the current directory ({e}); run runner from an existing directory"
+            ),
+        })?;
+    let workflow = load_str(&text, path, &start)?;
     Ok(Loaded { workflow, text })
 }
 
@@ -45,10 +77,27 @@ pub fn read_yaml_file(path: &Path, what: &str) -> Result<(String, PathBuf), Work
     Ok((text, dir))
 }
 
-/// Parse and validate workflow text; `path` is used in messages, `dir` is the base directory.
-pub fn load_str(text: &str, path: &Path, dir: &Path) -> Result<Workflow, WorkflowError> {
-    let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-    validate(raw, path, dir)
+/// Parse and validate workflow text; `path` is used in messages and locates `working_dir:`
+/// (a relative `path` is relative to `start`); `start` is the directory runner was started
+/// in, or the one the job recorded.
+pub fn load_str(text: &str, path: &Path, start: &Path) -> Result<Workflow, WorkflowError> {
+    let raw: RawWorkflow = serde_saphyr::from_str(text).map_err(|e| {
+        let first = yaml_error(path, &e);
+        if !first.to_string().contains("unknown field") {
+            return first;
+        }
+        // Reading stopped at the first unknown key: find them all.
+        let mut all = crate::workflow::unknown_keys::unknown_keys(text, path);
+        if !all.iter().any(|u| u.position() == first.position()) {
+            all.push(first);
+        }
+        all.sort_by_key(WorkflowError::position);
+        match all.len() {
+            1 => all.remove(0),
+            _ => WorkflowError::Many(all),
+        }
+    })?;
+    validate(raw, path, start)
 }
 
 /// A YAML error as `file:line:column: message`.

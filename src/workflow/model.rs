@@ -7,11 +7,19 @@ use crate::items::Selection;
 use crate::workflow::template::Template;
 
 /// A workflow ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Workflow {
     pub name: String,
-    /// The directory steps run in by default and relative input paths are resolved against.
+    /// The directory steps run in by default and relative paths resolve against: the
+    /// workflow's `working_dir:` (relative to the file), else the directory runner was
+    /// started in (recorded in the job, so `resume` from elsewhere uses it again).
     pub dir: PathBuf,
+    /// Prodigy's `env_files:` (absolute), read in order when the job's environment is built,
+    /// between the runner's environment and the workflow's `env`; a missing file is skipped.
+    pub env_files: Vec<PathBuf>,
+    /// A Prodigy-format file (`mode: mapreduce`): its items may repeat an `id` (Prodigy does
+    /// not require unique ids); such items are identified by position and content.
+    pub prodigy: bool,
     /// Workflow `env`, in file order; values may hold `${env.X}`, `${job.id}`, `${workflow.name}`.
     pub env: Vec<(String, Template)>,
     pub setup: Vec<Step>,
@@ -26,6 +34,38 @@ pub struct Workflow {
     pub slurm: SlurmOptions,
     /// `notify:`.
     pub notify: Vec<crate::notify::spec::Notify>,
+    /// Configuration values that name environment variables (`max_parallel: ${N}`), set
+    /// in the fields above once the job's environment is known ([`Workflow::with_env`]).
+    pub env_settings: Vec<EnvSetting>,
+}
+
+/// A configuration key whose value names environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKey {
+    MaxParallel,
+    /// `map.timeout` / `timeout_per_agent` (a duration).
+    MapTimeout,
+    /// `map.agent_timeout_secs` (seconds).
+    AgentTimeoutSecs,
+    /// Prodigy's `setup: { timeout: ... }`.
+    SetupTimeout,
+    Offset,
+    MaxItems,
+    /// A bare `input:` (a file if it exists, else a command).
+    BareInput,
+    /// `input: { file: ... }`.
+    FileInput,
+}
+
+/// One configuration value naming environment variables, and where it is written.
+#[derive(Debug, Clone)]
+pub struct EnvSetting {
+    pub key: SettingKey,
+    /// The key as written in the file (`map.max_parallel`), for messages.
+    pub name: &'static str,
+    pub text: crate::workflow::template::env_text::EnvText,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// Where the map's items run.
@@ -118,7 +158,7 @@ impl Default for SlurmOptions {
 }
 
 /// The map phase.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MapSpec {
     pub selection: Selection,
     /// A bare `input:` string: a file if it exists when the map starts (after setup),
@@ -159,13 +199,12 @@ impl Resources {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum MaxParallel {
     /// Default: the number of CPUs.
     Cpus,
+    /// A number, or an environment variable (`${N}`) once the job's environment is known.
     Fixed(usize),
-    /// `"${env.N}"`: rendered when the job starts.
-    Template(Template),
 }
 
 /// One shell step.
@@ -179,14 +218,45 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub capture: Option<String>,
     pub capture_format: CaptureFormat,
-    /// Store the captured value under this key of an object instead of directly: Prodigy's
-    /// `capture_output: true` is read back as `${shell.output}` (capture `shell`, key `output`).
-    pub capture_key: Option<String>,
-    pub on_failure: Vec<Step>,
-    /// Prodigy's `fail_workflow: false`: a failure is forgiven when the `on_failure` steps succeed.
-    pub forgive_on_handled: bool,
+    /// Keep stdout (and the end of stderr) for `${shell.output}` / `${shell.stderr}` of the
+    /// next steps: set when a step of the same phase uses them.
+    pub keep_output: bool,
+    /// What runs when the step fails (`None`: the step just fails).
+    pub on_failure: Option<OnFailure>,
+    /// A handler only (Prodigy's `continue_on_error`): its failure does not count.
+    pub continue_on_error: bool,
     pub working_dir: Option<Template>,
     pub env: Vec<(String, Template)>,
+}
+
+impl Step {
+    /// Whether a placeholder of the step (its command, `working_dir`, `env`, or one of its
+    /// `on_failure` handlers) names a variable for which `pred` holds.
+    pub fn uses(&self, pred: &dyn Fn(&crate::workflow::template::VarRef) -> bool) -> bool {
+        let in_template = |t: &Template| t.placeholders().any(|p| pred(&p.var));
+        in_template(&self.shell)
+            || self.working_dir.as_ref().is_some_and(in_template)
+            || self.env.iter().any(|(_, t)| in_template(t))
+            || self
+                .on_failure
+                .as_ref()
+                .is_some_and(|o| o.handlers.iter().any(|h| h.uses(pred)))
+    }
+}
+
+/// A step's `on_failure`, in every phase: after a failed attempt of the step its handlers run
+/// in order (stopping at the first that fails, unless it has `continue_on_error`); while
+/// attempts are left the step runs again; at the end the failure is forgiven (the phase goes
+/// on with the next step) when the last handlers succeeded and `fail` is false.
+#[derive(Debug, Clone)]
+pub struct OnFailure {
+    pub handlers: Vec<Step>,
+    /// The step still fails after successful handlers (runner's list of steps; Prodigy's
+    /// `fail_workflow: true`).
+    pub fail: bool,
+    /// Attempts of the failing step, the first included (Prodigy's `max_attempts` /
+    /// `max_retries`; 1 = no retry).
+    pub attempts: u32,
 }
 
 /// Retry as data: how many attempts, which failures, how long to wait.
@@ -198,6 +268,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     pub jitter: bool,
     pub on: Vec<RetryOn>,
+}
+
+impl RetryPolicy {
+    /// Attempts of an item under Prodigy's `on_item_failure: retry` without a retry policy.
+    pub const PRODIGY_RETRY_ATTEMPTS: u32 = 3;
 }
 
 impl Default for RetryPolicy {

@@ -65,6 +65,21 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<Vec<crate::notify::raw::RawNotify>>")]
     pub notify: Option<Vec<Spanned<crate::notify::raw::RawNotify>>>,
+    /// The directory steps run in and relative paths resolve against, relative to the
+    /// workflow file (default: the directory runner was started in).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub working_dir: Option<Spanned<String>>,
+    /// Prodigy: `.env` files (`KEY=value` lines) read in order when the job's environment is
+    /// built, relative to the working directory; a missing file is skipped.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub env_files: Option<Spanned<Vec<String>>>,
+    /// Prodigy: how item errors are reported; accepted, runner reports each failure as it
+    /// happens and all of them at the end.
+    #[serde(default)]
+    #[schemars(with = "Option<ErrorCollection>")]
+    pub error_collection: Option<Spanned<ErrorCollection>>,
     // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]
@@ -102,12 +117,14 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub sort_by: Option<Spanned<String>>,
+    /// A number, or an environment variable such as `${OFFSET}`.
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub offset: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub offset: Option<Spanned<Scalar>>,
+    /// A number, or an environment variable such as `${MAX_ITEMS}`.
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub max_items: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub max_items: Option<Spanned<Scalar>>,
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub distinct: Option<Spanned<String>>,
@@ -120,10 +137,14 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
-    /// Prodigy: seconds per agent.
+    /// Prodigy: seconds per agent (a number or an environment variable such as `${T}`).
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
-    pub agent_timeout_secs: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Scalar>")]
+    pub agent_timeout_secs: Option<Spanned<Scalar>>,
+    /// Prodigy's timeout settings of the map.
+    #[serde(default)]
+    #[schemars(with = "Option<RawTimeoutConfig>")]
+    pub timeout_config: Option<Spanned<RawTimeoutConfig>>,
     /// Prodigy: "600s", "10m" or seconds.
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
@@ -152,6 +173,38 @@ pub struct RawMap {
     #[serde(default)]
     #[schemars(with = "Option<Steps>")]
     pub steps: Option<Spanned<Steps>>,
+}
+
+/// Prodigy's `map.timeout_config`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeoutConfig {
+    /// Seconds per item attempt (or per step with `timeout_policy: per_command`).
+    #[serde(default)]
+    #[schemars(with = "Option<Scalar>")]
+    pub agent_timeout_secs: Option<Spanned<Scalar>>,
+    /// `per_agent` (default), `per_command` or `hybrid`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub timeout_policy: Option<Spanned<String>>,
+    /// Seconds between SIGTERM and SIGKILL (`map.kill_grace`).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub cleanup_grace_period_secs: Option<Spanned<u64>>,
+    /// What a timed-out item does: `dlq` (default) or `graceful_terminate` (both: the
+    /// attempt is killed, TERM then KILL, and the item follows the error policy).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub timeout_action: Option<Spanned<String>>,
+    /// Accepted, no effect (runner always reports timeouts).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub enable_monitoring: Option<Spanned<bool>>,
+    /// Seconds per step: `shell` for every shell step, `shell_N` for the N-th (0-based);
+    /// `claude`, `claude_N` are accepted for Prodigy's agent steps.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, u64>>")]
+    pub command_timeouts: Option<Spanned<BTreeMap<String, u64>>>,
 }
 
 /// `slurm:` options (used with `executor: slurm`).
@@ -271,8 +324,8 @@ pub struct RawErrorPolicy {
     pub continue_on_failure: Option<Spanned<bool>>,
     // Prodigy knobs that have no effect here; accepted so Prodigy files run unchanged.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub error_collection: Option<Spanned<String>>,
+    #[schemars(with = "Option<ErrorCollection>")]
+    pub error_collection: Option<Spanned<ErrorCollection>>,
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub circuit_breaker: ProdigyOnly,
@@ -296,6 +349,8 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
+    /// A variable name, or Prodigy's `shell.output` (the output is `${shell.output}` of
+    /// the next steps, as every step's is).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub capture: Option<Spanned<String>>,
@@ -318,14 +373,40 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub commit_required: Option<Spanned<bool>>,
-    /// Only meaningful inside a single-step `on_failure:` (Prodigy).
+    /// `on_failure` (or a step with one): the step still fails after its handlers
+    /// (default false).
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub fail_workflow: Option<Spanned<bool>>,
-    /// Prodigy: retries of the failed command inside `on_failure`; not supported.
+    /// `on_failure` (or a step with one): attempts of the failed command, the handlers
+    /// running after each failed one (default 1: no retry).
     #[serde(default)]
-    #[schemars(skip)]
-    pub max_attempts: ProdigyOnly,
+    #[schemars(with = "Option<u32>")]
+    pub max_attempts: Option<Spanned<u32>>,
+    /// Prodigy's other name of `max_attempts`.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub max_retries: Option<Spanned<u32>>,
+    /// `on_failure` only: Prodigy's deprecated flag; accepted, `max_attempts` decides.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub retry_original: Option<Spanned<bool>>,
+    /// `on_failure` only: accepted (a failed handler always fails the step in runner).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub handler_failure_fatal: Option<Spanned<bool>>,
+    /// `on_failure` only: `recovery`, `fallback`, `cleanup` or `custom`; accepted, no effect.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub strategy: Option<Spanned<String>>,
+    /// `on_failure` only: the handler commands (strings or steps).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<HandlerEntry>>")]
+    pub commands: Option<Spanned<Vec<Spanned<HandlerEntry>>>>,
+    /// A handler only: its failure does not count (the next handler runs).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub continue_on_error: Option<Spanned<bool>>,
     #[serde(default)]
     #[schemars(skip)]
     pub claude: ProdigyOnly,
@@ -373,11 +454,29 @@ pub struct Steps {
     pub capture_outputs: BTreeMap<String, usize>,
 }
 
-/// `on_failure:` is a list of steps, or one step (Prodigy), which may carry `fail_workflow`.
+/// `on_failure:`: `true`/`false` (Prodigy: ignore the failure, or not), a command (Prodigy;
+/// one starting with `/` is a Claude command), a list of steps or commands, or one step
+/// (Prodigy), which may carry `fail_workflow`, `max_attempts` and `commands`.
 #[derive(Debug)]
 pub enum OnFailure {
-    List(Vec<Spanned<RawStep>>),
+    Flag(bool),
+    Command(String),
+    List(Vec<Spanned<HandlerEntry>>),
     One(Box<RawStep>),
+}
+
+/// One handler in a list: a command (Prodigy) or a step.
+#[derive(Debug)]
+pub enum HandlerEntry {
+    Command(String),
+    Step(Box<RawStep>),
+}
+
+/// Prodigy's `error_collection`: `aggregate`, `immediate`, `batched`, or `{batched: {size: N}}`.
+#[derive(Debug, Clone)]
+pub enum ErrorCollection {
+    Name(String),
+    Batched { size: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -554,7 +653,13 @@ impl<'de> Deserialize<'de> for OnFailure {
         impl<'de> Visitor<'de> for V {
             type Value = OnFailure;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a step or a list of steps")
+                f.write_str("true, false, a command, a step, or a list of steps or commands")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OnFailure, E> {
+                Ok(OnFailure::Flag(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OnFailure, E> {
+                Ok(OnFailure::Command(v.to_owned()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OnFailure, A::Error> {
                 Ok(OnFailure::List(Vec::deserialize(
@@ -568,6 +673,59 @@ impl<'de> Deserialize<'de> for OnFailure {
             }
         }
         d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de> Deserialize<'de> for HandlerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HandlerEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a command or a step")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HandlerEntry, E> {
+                Ok(HandlerEntry::Command(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HandlerEntry, A::Error> {
+                Ok(HandlerEntry::Step(Box::new(RawStep::deserialize(
+                    de::value::MapAccessDeserializer::new(map),
+                )?)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCollection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Size {
+            size: u64,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Batched {
+            batched: Size,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ErrorCollection;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("aggregate, immediate, batched, or { batched: { size: N } }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ErrorCollection, E> {
+                Ok(ErrorCollection::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ErrorCollection, A::Error> {
+                let b = Batched::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ErrorCollection::Batched {
+                    size: b.batched.size,
+                })
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -596,6 +754,26 @@ fixed_schema!(Scalar, "Scalar", {
 fixed_schema!(DurationValue, "Duration", {
     "description": "A duration such as \"30s\", \"5m\", \"1h 30m\", or a number of seconds",
     "type": ["string", "number"]
+});
+
+fixed_schema!(ErrorCollection, "ErrorCollection", {
+    "description": "Prodigy: how item errors are reported (accepted, no effect): aggregate, immediate, batched, or { batched: { size: N } }",
+    "oneOf": [
+        { "type": "string", "enum": ["aggregate", "immediate", "batched"] },
+        {
+            "type": "object",
+            "properties": {
+                "batched": {
+                    "type": "object",
+                    "properties": { "size": { "type": "integer", "minimum": 1 } },
+                    "required": ["size"],
+                    "additionalProperties": false
+                }
+            },
+            "required": ["batched"],
+            "additionalProperties": false
+        }
+    ]
 });
 
 fixed_schema!(CaptureOutput, "CaptureOutput", {
@@ -668,11 +846,26 @@ impl JsonSchema for OnFailure {
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let step = generator.subschema_for::<RawStep>();
         schemars::json_schema!({
-            "description": "Steps run when a step fails: a list of steps, or one step",
+            "description": "What runs when a step fails: true/false (Prodigy: ignore the failure or not), a command, one step (which may carry fail_workflow, max_attempts, commands), or a list of steps or commands",
             "anyOf": [
-                { "type": "array", "items": step },
+                { "type": "boolean" },
+                { "type": "string" },
+                { "type": "array", "items": { "anyOf": [ { "type": "string" }, step ] } },
                 step
             ]
+        })
+    }
+}
+
+impl JsonSchema for HandlerEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HandlerEntry".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let step = generator.subschema_for::<RawStep>();
+        schemars::json_schema!({
+            "description": "An on_failure handler: a command, or a step",
+            "anyOf": [ { "type": "string" }, step ]
         })
     }
 }

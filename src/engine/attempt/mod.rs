@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod executor;
+pub mod recovery;
 pub mod run;
 pub mod step;
 pub mod vars;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::attempt::context::AttemptCtx;
 use crate::engine::attempt::executor::Executor;
+use crate::engine::attempt::recovery::{Ended, SHELL, StepRunner, run_step};
 use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
 use crate::engine::attempt::vars::item_lookup;
 use crate::engine::limits::meter::AttemptResources;
@@ -41,45 +42,35 @@ pub async fn run_attempt<E: Executor>(
         kill: ctx.kill.clone(),
         resources: AttemptResources::new(ctx.limits.clone()),
     };
-    let mut captured = Map::new();
-    let cx = AttemptCx {
+    let mut cx = AttemptCx {
         ctx,
         run,
         senv: &senv,
+        deadline,
     };
+    let mut captured = Map::new();
     let mut failure = None;
     let mut stderr_tail = String::new();
     for (i, step) in ctx.steps.iter().enumerate() {
-        let (limit, item_limited) = limit_for(step.timeout, deadline);
-        match cx.step(&captured, step, i, limit).await {
-            StepOutcome::Ok {
+        match run_step(&mut cx, step, i, &mut captured).await {
+            Ended::Ok {
                 captured: Some((k, v)),
             } => {
                 captured.insert(k, v);
             }
-            StepOutcome::Ok { captured: None } => {}
-            StepOutcome::Failed {
+            Ended::Ok { captured: None } | Ended::Forgiven { .. } => {}
+            Ended::Failed {
                 failure: f,
                 stderr_tail: tail,
             } => {
-                let f = match (f, item_limited, ctx.timeout) {
-                    // Report the item's own limit when it is what ran out.
-                    (Failure::Timeout { step, .. }, true, Some(t)) => Failure::Timeout {
-                        after_ms: t.as_millis() as u64,
-                        step,
-                    },
-                    (f, _, _) => f,
-                };
-                let handled = cx.handlers(&captured, step, i, deadline, &f).await;
-                if handled && step.forgive_on_handled && !matches!(f, Failure::Cancelled { .. }) {
-                    continue;
-                }
                 failure = Some(f);
                 stderr_tail = tail;
                 break;
             }
         }
     }
+    // `${shell.*}` is not kept with the item.
+    captured.remove(SHELL);
     if failure.is_some() {
         captured.clear();
     }
@@ -117,22 +108,26 @@ struct AttemptCx<'a, E> {
     ctx: &'a AttemptCtx<E>,
     run: &'a AttemptRun,
     senv: &'a StepEnv,
+    /// When the item's time limit runs out.
+    deadline: Option<Instant>,
 }
 
-impl<E: Executor> AttemptCx<'_, E> {
-    /// Render and run one step (or handler) with the captures made so far.
-    async fn step(
-        &self,
-        captured: &Map<String, Value>,
+impl<E: Executor> StepRunner for AttemptCx<'_, E> {
+    /// Render and run one step (or handler) with the captures made so far, within the
+    /// tighter of its own and the item's time limit.
+    async fn run_one(
+        &mut self,
         step: &Step,
         index: usize,
-        limit: Option<Duration>,
+        captured: &Map<String, Value>,
     ) -> StepOutcome {
+        let (limit, item_limited) = limit_for(step.timeout, self.deadline);
         let rendered = {
             let lookup = |v: &crate::workflow::template::VarRef| {
                 item_lookup(
                     &self.ctx.vars,
                     &self.run.item,
+                    self.run.idx,
                     self.run.attempt,
                     captured,
                     v,
@@ -140,7 +135,7 @@ impl<E: Executor> AttemptCx<'_, E> {
             };
             step::render(step, index, self.senv, &lookup)
         };
-        match rendered {
+        let out = match rendered {
             Ok(r) => {
                 step::run(
                     &self.ctx.exec,
@@ -153,32 +148,28 @@ impl<E: Executor> AttemptCx<'_, E> {
                 )
                 .await
             }
-            Err(failure) => StepOutcome::Failed {
-                failure,
-                stderr_tail: String::new(),
+            Err(failure) => StepOutcome::not_run(failure),
+        };
+        match (out, item_limited, self.ctx.timeout) {
+            // Report the item's own limit when it is what ran out.
+            (
+                StepOutcome::Failed {
+                    failure: Failure::Timeout { step, .. },
+                    stderr_tail,
+                    shell,
+                },
+                true,
+                Some(t),
+            ) => StepOutcome::Failed {
+                failure: Failure::Timeout {
+                    after_ms: t.as_millis() as u64,
+                    step,
+                },
+                stderr_tail,
+                shell,
             },
+            (out, _, _) => out,
         }
-    }
-
-    /// Run a failed step's `on_failure` handlers; true when all of them succeeded.
-    async fn handlers(
-        &self,
-        captured: &Map<String, Value>,
-        step: &Step,
-        index: usize,
-        deadline: Option<Instant>,
-        failure: &Failure,
-    ) -> bool {
-        if step.on_failure.is_empty() || matches!(failure, Failure::Cancelled { .. }) {
-            return false;
-        }
-        for h in &step.on_failure {
-            let (limit, _) = limit_for(h.timeout, deadline);
-            if let StepOutcome::Failed { .. } = self.step(captured, h, index, limit).await {
-                return false;
-            }
-        }
-        true
     }
 }
 

@@ -85,16 +85,37 @@ fn resolve_dir(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// Outcome of one step.
+/// Outcome of one step. `shell` is `${shell.*}` for the next steps (`output`, `stderr`),
+/// when the step keeps its output.
 #[derive(Debug, Clone)]
 pub enum StepOutcome {
     Ok {
         captured: Option<(String, Value)>,
+        shell: Option<Value>,
     },
     Failed {
         failure: Failure,
         stderr_tail: String,
+        shell: Option<Value>,
     },
+}
+
+impl StepOutcome {
+    /// A step that failed before it ran (its template could not be rendered).
+    pub fn not_run(failure: Failure) -> Self {
+        StepOutcome::Failed {
+            failure,
+            stderr_tail: String::new(),
+            shell: None,
+        }
+    }
+
+    /// `${shell.*}` of this step, if it kept its output.
+    pub fn shell(&self) -> Option<&Value> {
+        match self {
+            StepOutcome::Ok { shell, .. } | StepOutcome::Failed { shell, .. } => shell.as_ref(),
+        }
+    }
 }
 
 /// Run a rendered step with an optional time limit (`limit` is min(step, remaining item time);
@@ -120,7 +141,7 @@ pub async fn run<E: Executor>(
         env: rendered.env,
         timeout: limit,
         kill_grace: senv.kill_grace,
-        stdout: target("out", step.capture.is_some()),
+        stdout: target("out", step.capture.is_some() || step.keep_output),
         stderr: target("err", false),
         on_spawn: senv.on_spawn.clone(),
         kill: senv.kill.clone(),
@@ -128,6 +149,12 @@ pub async fn run<E: Executor>(
     };
     let r = exec.run(cmd, cancel.clone()).await;
     senv.resources.add(r.usage);
+    let shell = step.keep_output.then(|| {
+        serde_json::json!({
+            "output": String::from_utf8_lossy(&r.stdout).trim_end_matches(['\n', '\r']),
+            "stderr": r.stderr_tail.trim_end_matches(['\n', '\r']),
+        })
+    });
     let failure = match r.exit {
         Exit::Success => None,
         Exit::Code(c @ (126 | 127)) => Some(Failure::Spawn {
@@ -164,15 +191,13 @@ pub async fn run<E: Executor>(
         return StepOutcome::Failed {
             failure,
             stderr_tail: r.stderr_tail,
+            shell,
         };
     }
     let captured = match &step.capture {
         None => None,
         Some(name) => match capture_value(&r.stdout, step.capture_format) {
-            Ok(v) => Some(match &step.capture_key {
-                Some(key) => (name.clone(), serde_json::json!({ key: v })),
-                None => (name.clone(), v),
-            }),
+            Ok(v) => Some((name.clone(), v)),
             Err(message) => {
                 return StepOutcome::Failed {
                     failure: Failure::Template {
@@ -180,11 +205,12 @@ pub async fn run<E: Executor>(
                         step: index,
                     },
                     stderr_tail: r.stderr_tail,
+                    shell,
                 };
             }
         },
     };
-    StepOutcome::Ok { captured }
+    StepOutcome::Ok { captured, shell }
 }
 
 fn last_line(s: &str) -> Option<&str> {

@@ -18,28 +18,33 @@ pub struct JobVars {
     pub env: BTreeMap<String, String>,
     /// Captures of setup steps, visible in map and reduce.
     pub captures: Map<String, Value>,
-    /// `--set` keys, exported to steps even when the workflow `env` does not list them.
+    /// `--set` keys and the keys of the workflow's `env_files`, exported to steps even when
+    /// the workflow `env` does not list them.
     pub override_keys: Vec<String>,
 }
 
 impl JobVars {
-    /// The workflow's own env entries (and `--set` overrides) with their final values, for
-    /// child processes.
+    /// The workflow's own env entries (and `--set` overrides, and the variables its
+    /// configuration values name) with their final values, for child processes and workers.
     pub fn env_pairs(&self, wf: &crate::workflow::model::Workflow) -> Vec<(String, String)> {
-        let extra = self
+        let mut keys: Vec<&str> = wf.env.iter().map(|(k, _)| k.as_str()).collect();
+        for k in self
             .override_keys
             .iter()
-            .filter(|k| !wf.env.iter().any(|(w, _)| w == *k));
-        wf.env
-            .iter()
-            .map(|(k, _)| k)
-            .chain(extra)
-            .filter_map(|k| self.env.get(k).map(|v| (k.clone(), v.clone())))
+            .map(String::as_str)
+            .chain(wf.setting_env())
+        {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.into_iter()
+            .filter_map(|k| self.env.get(k).map(|v| (k.to_owned(), v.clone())))
             .collect()
     }
 
-    /// The runner's environment, then the workflow `env` (each value may use `${env.X}` of
-    /// what came before), then `--set` overrides.
+    /// The runner's environment, then the workflow's `env_files`, then the workflow `env`
+    /// (each value may use `${env.X}` of what came before), then `--set` overrides.
     pub fn build(
         job_id: &str,
         wf: &crate::workflow::model::Workflow,
@@ -52,6 +57,14 @@ impl JobVars {
             captures: Map::new(),
             override_keys: overrides.iter().map(|(k, _)| k.clone()).collect(),
         };
+        for f in &wf.env_files {
+            for (k, v) in crate::workflow::env_file::read(f)? {
+                if !vars.override_keys.contains(&k) {
+                    vars.override_keys.push(k.clone());
+                }
+                vars.env.insert(k, v);
+            }
+        }
         let empty = Map::new();
         // `--set` wins over the workflow's value, and values that use `${env.KEY}` see it.
         for (k, v) in overrides {
@@ -105,6 +118,10 @@ impl JobVars {
                 &serde_json::json!({ "name": self.workflow_name }),
                 &var.path,
             ),
+            // `${shell.*}` of a step that ran before a resume is gone: empty.
+            "shell" if !local.contains_key("shell") => {
+                Some(Cow::Owned(Value::String(String::new())))
+            }
             name => local
                 .get(name)
                 .or_else(|| self.captures.get(name))
@@ -118,18 +135,23 @@ fn owned_path(v: &Value, path: &[PathSeg]) -> Option<Cow<'static, Value>> {
     resolve_path(v, path).map(|v| Cow::Owned(v.clone()))
 }
 
-/// `${item...}`, `${item_id}`, `${attempt}` on top of the job values.
+/// `${item...}`, `${item_id}`, `${item_index}` (0-based, the item's place in the job),
+/// `${item_json}` (the item as compact JSON text), `${attempt}` on top of the job values.
 pub fn item_lookup<'a>(
     job: &'a JobVars,
     item: &'a Item,
+    index: usize,
     attempt: u32,
     captures: &'a Map<String, Value>,
     var: &VarRef,
 ) -> Option<Cow<'a, Value>> {
+    let single = |v: Value| var.path.is_empty().then_some(Cow::Owned(v));
     match var.root.as_str() {
         "item" => resolve_path(&item.value, &var.path).map(Cow::Borrowed),
-        "item_id" if var.path.is_empty() => Some(Cow::Owned(Value::String(item.id.clone()))),
-        "attempt" if var.path.is_empty() => Some(Cow::Owned(Value::from(attempt))),
+        "item_id" => single(Value::String(item.id.clone())),
+        "item_index" => single(Value::from(index)),
+        "item_json" => single(Value::String(item.value.to_string())),
+        "attempt" => single(Value::from(attempt)),
         _ => job.lookup(var, captures),
     }
 }

@@ -3,7 +3,7 @@
 //! written the attempt's logs (`logs/items/<stem>/<attempt>.out|err`), so `runner logs`
 //! works the same.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -17,21 +17,13 @@ pub const DEFAULT_TAIL_CAP: usize = 64 * 1024;
 /// The last `cap` bytes of the file at `path` (empty when it does not exist), with a note
 /// in front when the start was cut.
 pub fn read_tail(path: &Path, cap: usize) -> Vec<u8> {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut out = Vec::new();
-    if len > cap as u64 {
-        let skipped = len - cap as u64;
-        if f.seek(SeekFrom::Start(skipped)).is_err() {
-            return Vec::new();
-        }
-        out.extend_from_slice(
-            format!("[runner: the first {skipped} bytes stayed on the worker]\n").as_bytes(),
-        );
+    let (end, skipped) = crate::state::logs::read_end(path, cap as u64);
+    if skipped == 0 {
+        return end;
     }
-    let _ = f.take(cap as u64).read_to_end(&mut out);
+    let mut out =
+        format!("[runner: the first {skipped} bytes stayed on the worker]\n").into_bytes();
+    out.extend_from_slice(&end);
     out
 }
 

@@ -486,6 +486,10 @@ impl Worker {
             wf.dir = here;
         }
         let vars = spec.vars(&wf);
+        let wf = wf.with_env(&vars.env).map_err(|e| Failure::Spawn {
+            message: format!("the worker could not set the job's configuration: {e}"),
+            step: 0,
+        })?;
         // `map.resources` are enforced here, on the machine that runs the items.
         let limits = Enforcer::probe(&wf.map.resources).map_err(|message| Failure::Spawn {
             message: format!("the worker cannot enforce map.resources: {message}"),

@@ -92,6 +92,7 @@ pub fn run_task(t: TaskRun<'_>) -> Result<TaskEnd, TaskError> {
     let mut vars =
         JobVars::build(&t.meta.job_id, t.workflow, &t.meta.overrides).map_err(TaskError::Config)?;
     vars.captures = node.captures;
+    let workflow = t.workflow.with_env(&vars.env).map_err(TaskError::Config)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -101,7 +102,7 @@ pub fn run_task(t: TaskRun<'_>) -> Result<TaskEnd, TaskError> {
     let end = rt.block_on(async {
         // SIGTERM from scancel or the time limit: kill the attempts' process groups at once.
         watch_signals(controls.clone(), Duration::ZERO, None);
-        let ctx = AttemptCtx::new(ProcessExecutor, t.workflow, vars, logs, &controls);
+        let ctx = AttemptCtx::new(ProcessExecutor, &workflow, vars, logs, &controls);
         let end = run_batch(Arc::new(ctx), batch, spec.parallel, t.sub, &paths).await;
         controls.cancel.cancel(); // ends the signal watcher
         end

@@ -2,6 +2,7 @@
 //! scanner that finds the quoting context of each (in [`scan`]), escaping for that context
 //! (in [`quote`]), and which variables exist where (in [`scope`]).
 
+pub mod env_text;
 pub mod quote;
 pub mod scan;
 pub mod scope;

@@ -155,6 +155,9 @@ struct Frame {
     cmd_pos: bool,
     /// The word after `>&` / `<&`: 1 while skipping blanks, 2 inside the word.
     dup_word: u8,
+    /// That word starts with a bash process substitution (`>&>(...)`) opened at this
+    /// parenthesis depth: everything inside it, and what follows its `)`, is still the word.
+    dup_parens: Option<u32>,
     /// Open subshell parentheses in a frame that is not a `$(...)` (which counts its own).
     parens: u32,
     /// The current `"..."` is a bash `$"..."` locale string.
@@ -179,6 +182,7 @@ impl Frame {
             cases: 0,
             cmd_pos: true,
             dup_word: 0,
+            dup_parens: None,
             parens: 0,
             locale: false,
             after_for: false,
@@ -556,7 +560,26 @@ impl Scanner {
                 let closes_fd = self.top().dup_word == 1 && c == b'-';
                 let dup = {
                     let f = self.top();
+                    let depth = match f.kind {
+                        Kind::Paren(d) => d,
+                        _ => f.parens,
+                    };
+                    let procsub = f.dup_parens;
                     match (f.dup_word, c) {
+                        // Inside a process substitution that is (the start of) the target.
+                        (2, _) if procsub.is_some_and(|p| depth > p) => 2,
+                        // bash reads `>(`/`<(` as a process substitution inside a word too.
+                        (1 | 2, b'<' | b'>') if next == Some(b'(') => {
+                            f.dup_parens = Some(depth);
+                            2
+                        }
+                        (2, b'(')
+                            if procsub == Some(depth)
+                                && i > 0
+                                && matches!(s[i - 1], b'<' | b'>') =>
+                        {
+                            2
+                        }
                         (1, b'-') => 0,
                         (_, b'&') if i > 0 && matches!(s[i - 1], b'>' | b'<') => 1,
                         (1, b' ' | b'\t') => 1,
@@ -569,6 +592,9 @@ impl Scanner {
                     }
                 };
                 self.top().dup_word = dup;
+                if dup == 0 {
+                    self.top().dup_parens = None;
+                }
                 let end = match c {
                     b'\\' => {
                         if s.get(i + w) == Some(&b'\n') {
@@ -997,6 +1023,11 @@ mod tests {
         assert!(!context_after("echo >a").in_dup_target);
         assert!(context_after("echo >&\"$(echo ").in_dup_target);
         assert!(!context_after("echo >&a $(echo ").in_dup_target);
+        // bash: a process substitution can start the target; the word goes on after it.
+        assert!(context_after("echo 2>&>(a)").in_dup_target);
+        assert!(context_after("echo 2>&<(a b").in_dup_target);
+        assert!(!context_after("echo 2>&>(a) ").in_dup_target);
+        assert!(context_after("echo 2>&a>(b)").in_dup_target);
     }
 
     #[test]

@@ -40,7 +40,16 @@ pub use super::scan::{Arith, HereDoc};
 
 /// The roots runner itself defines (captured variable names come on top of these).
 pub const BUILTIN_ROOTS: &[&str] = &[
-    "item", "item_id", "job", "attempt", "env", "map", "workflow",
+    "item",
+    "item_id",
+    "item_index",
+    "item_json",
+    "job",
+    "attempt",
+    "env",
+    "map",
+    "workflow",
+    "shell",
 ];
 
 /// One step of a path below a variable's root.
@@ -130,6 +139,8 @@ pub struct Placeholder {
     /// Every here-document body around the placeholder, also through substitutions: the
     /// value must not form one of their delimiter lines.
     pub heredoc_bodies: Vec<HereDoc>,
+    /// Prodigy's `${x:-default}` / `${x|default:y}`: the text used when `x` has no value.
+    pub default: Option<String>,
 }
 
 impl fmt::Display for Placeholder {
@@ -233,19 +244,78 @@ pub enum RenderError {
 
 /// The outcome of looking at one `${`.
 enum Scan {
-    Placeholder { var: VarRef, raw: bool, end: usize },
+    Placeholder {
+        var: VarRef,
+        raw: bool,
+        default: Option<String>,
+        end: usize,
+    },
     Shell,
 }
 
-/// Parse the part after the root: `( '.' key | '[' digits ']' | '["' json '"]' )* (':raw')? '}'`.
-/// Returns the path, the `:raw` flag and the index after `}`.
-fn parse_rest(src: &str, mut i: usize) -> Result<(Vec<PathSeg>, bool, usize), String> {
+/// What follows a variable's path.
+struct Rest {
+    path: Vec<PathSeg>,
+    raw: bool,
+    default: Option<String>,
+    /// Index after the closing `}`.
+    end: usize,
+}
+
+/// Which placeholder syntax a template accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Syntax {
+    /// Prodigy's defaults `${x:-default}` and `${x|default:y}` on runner variables. Off,
+    /// `${item:-x}` is left to the shell as a shell expansion.
+    pub defaults: bool,
+}
+
+/// The default text of `${x:-text}` or `${x|default:text}` whose marker ends before `i`:
+/// everything up to the closing `}` (no `$`, `{`, `}` or newline inside).
+fn parse_default(src: &str, i: usize) -> Result<(String, usize), String> {
+    let rest = &src[i..];
+    match rest.find(['}', '$', '{', '\n']) {
+        Some(n) if rest.as_bytes()[n] == b'}' => Ok((rest[..n].to_string(), i + n + 1)),
+        _ => Err(
+            "a default value ends at the first `}` and cannot contain `$`, `{` or a newline".into(),
+        ),
+    }
+}
+
+/// Parse the part after the root: `( '.' key | '[' digits ']' | '["' json '"]' )* (':raw')? '}'`
+/// (or, with `syntax.defaults`, a `:-default` / `|default:text` before the `}`).
+fn parse_rest(src: &str, mut i: usize, syntax: Syntax) -> Result<Rest, String> {
     let b = src.as_bytes();
     let mut path = Vec::new();
     loop {
         match b.get(i) {
             None => return Err("missing closing `}`".into()),
-            Some(b'}') => return Ok((path, false, i + 1)),
+            Some(b'}') => {
+                return Ok(Rest {
+                    path,
+                    raw: false,
+                    default: None,
+                    end: i + 1,
+                });
+            }
+            Some(b'|') if syntax.defaults && src[i..].starts_with("|default:") => {
+                let (default, end) = parse_default(src, i + "|default:".len())?;
+                return Ok(Rest {
+                    path,
+                    raw: false,
+                    default: Some(default),
+                    end,
+                });
+            }
+            Some(b':') if syntax.defaults && src[i..].starts_with(":-") => {
+                let (default, end) = parse_default(src, i + 2)?;
+                return Ok(Rest {
+                    path,
+                    raw: false,
+                    default: Some(default),
+                    end,
+                });
+            }
             Some(b'.') => {
                 let n = ident_len(b, i + 1);
                 if n == 0 {
@@ -286,7 +356,12 @@ fn parse_rest(src: &str, mut i: usize) -> Result<(Vec<PathSeg>, bool, usize), St
             }
             Some(b':') => {
                 if src[i..].starts_with(":raw}") {
-                    return Ok((path, true, i + 5));
+                    return Ok(Rest {
+                        path,
+                        raw: true,
+                        default: None,
+                        end: i + 5,
+                    });
                 }
                 return Err("only `:raw` may follow a variable".into());
             }
@@ -320,6 +395,7 @@ fn classify(
     src: &str,
     start: usize,
     is_known_root: &dyn Fn(&str) -> bool,
+    syntax: Syntax,
 ) -> Result<Scan, TemplateError> {
     let b = src.as_bytes();
     let root_start = start + 2;
@@ -329,8 +405,21 @@ fn classify(
     }
     let root = &src[root_start..root_start + n];
     let known = is_known_root(root);
-    match parse_rest(src, root_start + n) {
-        Ok((path, raw, end)) => {
+    let rest = parse_rest(src, root_start + n, syntax);
+    // A default on a name that is not a runner variable is the shell's own `${name:-x}`.
+    let rest = match rest {
+        Ok(r) if r.default.is_some() && !known && src[root_start + n..].starts_with(":-") => {
+            return Ok(Scan::Shell);
+        }
+        other => other,
+    };
+    match rest {
+        Ok(Rest {
+            path,
+            raw,
+            default,
+            end,
+        }) => {
             if known {
                 return Ok(Scan::Placeholder {
                     var: VarRef {
@@ -338,10 +427,12 @@ fn classify(
                         path,
                     },
                     raw,
+                    default,
                     end,
                 });
             }
-            let plain_env = path.is_empty() && !raw && is_upper_shell_name(root);
+            let plain_env =
+                path.is_empty() && !raw && default.is_none() && is_upper_shell_name(root);
             // `${FOO-default}`: a shell default-value expansion.
             let shell_default = root
                 .split_once('-')
@@ -428,6 +519,15 @@ impl Template {
         src: &str,
         is_known_root: &dyn Fn(&str) -> bool,
     ) -> Result<Template, TemplateError> {
+        Self::parse_with(src, is_known_root, Syntax::default())
+    }
+
+    /// [`Template::parse`] with the placeholder syntax of workflows (Prodigy's defaults).
+    pub fn parse_with(
+        src: &str,
+        is_known_root: &dyn Fn(&str) -> bool,
+        syntax: Syntax,
+    ) -> Result<Template, TemplateError> {
         let b = src.as_bytes();
         let mut parts = Vec::new();
         let mut sc = Scanner::new();
@@ -438,7 +538,12 @@ impl Template {
         while i < b.len() {
             if b[i] == b'$'
                 && b.get(i + 1) == Some(&b'{')
-                && let Scan::Placeholder { var, raw, end } = classify(src, i, is_known_root)?
+                && let Scan::Placeholder {
+                    var,
+                    raw,
+                    default,
+                    end,
+                } = classify(src, i, is_known_root, syntax)?
             {
                 let ctx = sc.context();
                 if ctx.in_shell_expansion {
@@ -485,6 +590,7 @@ impl Template {
                     heredoc: ctx.heredoc,
                     arithmetic: ctx.arithmetic,
                     heredoc_bodies: ctx.heredoc_bodies,
+                    default,
                 }));
                 sc.after_placeholder();
                 i = end;
@@ -562,10 +668,16 @@ impl Template {
                 }
                 Part::Var(ph) => ph,
             };
-            let value = lookup(&ph.var).ok_or_else(|| RenderError::Unknown {
-                var: ph.var.to_string(),
-                reason: missing_reason(&ph.var, lookup),
-            })?;
+            let value = match (lookup(&ph.var), &ph.default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => Cow::Owned(Value::String(d.clone())),
+                (None, None) => {
+                    return Err(RenderError::Unknown {
+                        var: ph.var.to_string(),
+                        reason: missing_reason(&ph.var, lookup),
+                    });
+                }
+            };
             let text = value_text(&value);
             if text.contains('\0') {
                 return Err(RenderError::Nul {
