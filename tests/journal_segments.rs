@@ -74,6 +74,12 @@ fn kill9_during_rotations_then_resume_finishes_every_item() {
             None => {
                 bg.kill9();
                 kills += 1;
+                // The next run needs the lock: a child spawned at the very moment of the kill
+                // may hold the lock's descriptor until it execs, so wait for the release
+                // (as tests/crash_kill9.rs does).
+                wait_until("the lock to be released", Duration::from_secs(5), || {
+                    p.status("s")["state"] != "running"
+                });
             }
         }
     }
