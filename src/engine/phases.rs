@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -61,8 +60,9 @@ pub struct JobRun<'a> {
     pub meta: &'a JobMeta,
     pub workflow: &'a Workflow,
     pub kind: RunKind,
-    /// Items selected before the job was created; selected here (once) when `None`.
-    pub preselected: Option<Vec<Arc<Item>>>,
+    /// Items selected before the job was created; selected here (once) when `None`. Taken
+    /// when the map starts, so they are not held in memory for the rest of the run.
+    pub preselected: std::cell::Cell<Option<Vec<Item>>>,
     /// `--max-parallel` of this invocation.
     pub max_parallel: Option<usize>,
     pub controls: Controls,
@@ -216,8 +216,8 @@ async fn phases<E: Executor + Clone>(
             Some(rec.view.items.len()),
         )?
     } else {
-        let selected = match &run.preselected {
-            Some(items) => items.clone(),
+        let selected = match run.preselected.take() {
+            Some(items) => items,
             None => {
                 let (items, warning) = select_items(wf, &vars)?;
                 if let Some(message) = warning {
@@ -343,7 +343,7 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
 pub fn select_items(
     wf: &Workflow,
     vars: &JobVars,
-) -> Result<(Vec<Arc<Item>>, Option<String>), EngineError> {
+) -> Result<(Vec<Item>, Option<String>), EngineError> {
     let mut selection = wf.map.selection.clone();
     if let Some(bare) = &wf.map.bare_input {
         selection.input = crate::items::Input::from_bare(bare, &wf.dir);
@@ -378,7 +378,7 @@ pub fn select_items(
             r.count, r.example.0, r.example.1
         )
     });
-    Ok((items.into_iter().map(Arc::new).collect(), warning))
+    Ok((items, warning))
 }
 
 fn build_queue(

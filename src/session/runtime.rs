@@ -2,7 +2,6 @@
 //! of the process groups a crashed run left, signals and the control channel, the phases,
 //! and the release of the lock. `run`, `resume` and `dlq retry` all end here.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -31,7 +30,7 @@ pub struct OpenRun {
     pub lock: JobLock,
     pub kind: RunKind,
     /// Items already selected (a `run` without setup selects before it creates the job).
-    pub preselected: Option<Vec<Arc<Item>>>,
+    pub preselected: Option<Vec<Item>>,
     /// Said right after `job_started`.
     pub warnings: Vec<String>,
 }
@@ -94,7 +93,7 @@ pub fn run_job(
                 meta: &meta,
                 workflow: &workflow,
                 kind,
-                preselected,
+                preselected: std::cell::Cell::new(preselected),
                 max_parallel: opts.max_parallel,
                 controls: controls.clone(),
                 warnings,

@@ -6,14 +6,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
 use crate::items::Item;
-use crate::state::atomic::write_atomic;
+use crate::state::atomic::write_atomic_with;
 use crate::state::error::StateError;
 
 #[derive(Serialize)]
@@ -29,24 +29,37 @@ struct LineIn {
 }
 
 /// Write the items atomically; returns the blake3 hash of the file (the items' fingerprint).
-pub fn write(path: &Path, items: &[Arc<Item>]) -> Result<String, StateError> {
-    let mut buf = Vec::with_capacity(items.len() * 64);
-    for it in items {
-        serde_json::to_writer(
-            &mut buf,
-            &LineOut {
+/// Streamed one line at a time, so a million items cost no second copy in memory.
+pub fn write<I: std::borrow::Borrow<Item>>(path: &Path, items: &[I]) -> Result<String, StateError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut encode_error = None;
+    write_atomic_with(path, |w| {
+        let mut line = Vec::with_capacity(256);
+        for it in items {
+            let it = it.borrow();
+            line.clear();
+            let out = LineOut {
                 id: &it.id,
                 item: &it.value,
-            },
-        )
-        .map_err(|e| StateError::Corrupt {
+            };
+            if let Err(e) = serde_json::to_writer(&mut line, &out) {
+                encode_error = Some(e.to_string());
+                return Err(std::io::Error::other("an item cannot be encoded"));
+            }
+            line.push(b'\n');
+            hasher.update(&line);
+            w.write_all(&line)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| match encode_error.take() {
+        Some(detail) => StateError::Corrupt {
             path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-        let _ = buf.write_all(b"\n");
-    }
-    write_atomic(path, &buf)?;
-    Ok(blake3::hash(&buf).to_hex().to_string())
+            detail,
+        },
+        None => e,
+    })?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// Read the items and check them against the hash recorded when the map started.
@@ -329,7 +342,7 @@ mod tests {
         assert!(ItemStore::open(&p, Some(&hash), Some(9)).is_err());
         assert!(ItemStore::open(&p, Some("0000"), Some(10)).is_err());
         let empty = d.path().join("empty.jsonl");
-        let h = write(&empty, &[]).unwrap();
+        let h = write::<Item>(&empty, &[]).unwrap();
         assert!(
             ItemStore::open(&empty, Some(&h), Some(0))
                 .unwrap()
