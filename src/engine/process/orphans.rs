@@ -37,6 +37,49 @@ pub fn kill_leftovers(groups: &[LiveGroup]) -> usize {
     n
 }
 
+/// Kill the process group of every process whose environment holds `marker`
+/// (`NAME=value`): the steps of a runner that died, found even when their groups were never
+/// recorded. Repeats while it finds some, so a process forked meanwhile is caught too.
+/// Returns how many groups were killed.
+pub fn kill_marked(marker: &[u8]) -> usize {
+    let own = nix::unistd::getpgrp().as_raw();
+    let mut killed = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let mut found = false;
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return killed.len();
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !env.split(|b| *b == 0).any(|v| v == marker) {
+                continue;
+            }
+            if let Some(stat) = reaper::stat_of(pid)
+                && stat.pgrp > 1
+                && stat.pgrp != own
+                && stat.state != 'Z'
+                && killpg(Pid::from_raw(stat.pgrp), Signal::SIGKILL).is_ok()
+            {
+                killed.insert(stat.pgrp);
+                found = true;
+            }
+        }
+        if !found {
+            break;
+        }
+    }
+    killed.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +95,43 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         (child, pid)
+    }
+
+    #[test]
+    fn kills_the_groups_of_marked_processes_only() {
+        use std::os::unix::process::CommandExt;
+        let marker = format!("RUNNER_WATCHDOG_TOKEN=test{}", fastrand::u64(..));
+        let spawn = |env: Option<&str>| {
+            let mut c = std::process::Command::new("sleep");
+            c.arg("30").process_group(0);
+            if let Some(m) = env {
+                let (k, v) = m.split_once('=').unwrap();
+                c.env(k, v);
+            }
+            c.spawn().unwrap()
+        };
+        let mut marked = spawn(Some(&marker));
+        let mut other = spawn(None);
+        // The child has exec'd once its environ shows the marker.
+        let environ = format!("/proc/{}/environ", marked.id());
+        while !std::fs::read(&environ)
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .any(|v| v == marker.as_bytes())
+        {
+            std::thread::yield_now();
+        }
+        assert_eq!(kill_marked(marker.as_bytes()), 1);
+        assert!(
+            !marked.wait().unwrap().success(),
+            "the marked group is killed"
+        );
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "an unmarked one is not"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

@@ -253,6 +253,11 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
 
 /// Spawn `c` in its own process group, with the step's directory, environment and pipes.
 fn spawn_in_group(mut c: std::process::Command, cmd: &ShellCommand) -> std::io::Result<ShellChild> {
+    // Marks the step's processes for the watchdog, should the runner die before it
+    // learns the group.
+    if let Some((name, token)) = watchdog::marker() {
+        c.env(name, token);
+    }
     c.current_dir(&cmd.cwd)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
