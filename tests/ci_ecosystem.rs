@@ -570,7 +570,7 @@ fn schema_rejects_what_runner_rejects() {
         ),
         (
             "a Prodigy-only step",
-            "name: x\nmap:\n  input: a\n  agent_template:\n    - claude: /fix\n",
+            "name: x\nmap:\n  input: a\n  agent_template:\n    - goal_seek: {}\n",
         ),
         (
             "a Prodigy-only top-level key",

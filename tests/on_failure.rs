@@ -157,7 +157,7 @@ fn flags_lists_and_failing_handlers() {
 }
 
 #[test]
-fn claude_handlers_and_misplaced_keys_are_rejected() {
+fn misplaced_keys_are_rejected_and_claude_handlers_accepted() {
     let p = Project::new();
     workflow(
         &p,
@@ -171,8 +171,11 @@ fn claude_handlers_and_misplaced_keys_are_rejected() {
 "#,
     );
     let err = stderr(&run_expect(&p, &["validate", "wf.yml"], 2));
-    assert!(err.contains("Claude command"), "{err}");
-    assert!(err.contains("`continue_on_error` is only allowed"), "{err}");
+    assert!(!err.contains("/fix-it"), "{err}");
+    assert!(
+        err.contains("wf.yml:9:26: `continue_on_error` is only allowed"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn validate_reports_every_error_in_file_order() {
 secrets:
   KEY: x
 setup:
-  - claude: "/prepare"
+  - goal_seek: { goal: prepare }
   - shell: "echo ${nosuch}"
 map:
   input: items.json
@@ -133,7 +133,7 @@ map:
   filter: "severity == 'high' AND"
   agent_template:
     - shell: "true"
-      write_file: { path: x }
+      foreach: [a]
 reduce:
   - shell: "echo ${map.succes_rate}"
 error_policy:
@@ -145,11 +145,11 @@ error_policy:
     let lines: Vec<&str> = err.lines().collect();
     let wanted = [
         ("wf.yml:3:", "`secrets` is a Prodigy-only key"),
-        ("wf.yml:5:", "`claude` is a Prodigy-only key"),
+        ("wf.yml:5:", "`goal_seek` is a Prodigy-only key"),
         ("wf.yml:6:", "unknown variable `${nosuch}`"),
         ("wf.yml:9:", "max_parallel must be at least 1"),
         ("wf.yml:10:", "invalid filter expression"),
-        ("wf.yml:13:", "`write_file` is a Prodigy-only key"),
+        ("wf.yml:13:", "`foreach` is a Prodigy-only key"),
         ("wf.yml:15:", "`map.success_rate`"),
         ("wf.yml:17:", "`circuit_breaker` is a Prodigy-only key"),
     ];

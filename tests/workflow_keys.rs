@@ -594,8 +594,8 @@ fn unknown_keys_are_errors_naming_key_and_line() {
 fn prodigy_only_keys_are_rejected_by_name() {
     for (yaml, key) in [
         (
-            "name: k\nmap:\n  input: x.json\n  agent_template:\n    - claude: \"/do ${item}\"\n",
-            "claude",
+            "name: k\nmap:\n  input: x.json\n  agent_template:\n    - goal_seek: { goal: \"x ${item}\" }\n",
+            "goal_seek",
         ),
         (
             "name: k\nmap:\n  input: x.json\n  agent_template:\n    - shell: \"true\"\nmerge:\n  - shell: \"git merge\"\n",

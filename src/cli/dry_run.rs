@@ -9,7 +9,7 @@ use crate::cli::exit::usage;
 use crate::engine::attempt::vars::{JobVars, item_lookup};
 use crate::engine::phases::select_items;
 use crate::items::Input;
-use crate::workflow::model::Workflow;
+use crate::workflow::model::{StepKind, Workflow};
 use crate::workflow::template::VarRef;
 
 pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i32> {
@@ -45,10 +45,19 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
             return Ok(0); // closed pipe: stop quietly
         }
         for st in &wf.map.steps {
-            let cmd = st
-                .shell
-                .render_shell(&|v: &VarRef| item_lookup(&vars, it, idx, 1, &empty, v))
-                .unwrap_or_else(|e| format!("<cannot render: {e}>"));
+            let lookup = |v: &VarRef| item_lookup(&vars, it, idx, 1, &empty, v);
+            let cmd = match &st.kind {
+                StepKind::Shell => st.shell.render_shell(&lookup),
+                StepKind::Claude => st
+                    .shell
+                    .render_plain(&lookup)
+                    .map(|c| format!("claude: {c}")),
+                StepKind::WriteFile(w) => w
+                    .path
+                    .render_plain(&lookup)
+                    .map(|p| format!("write_file: {p}")),
+            }
+            .unwrap_or_else(|e| format!("<cannot render: {e}>"));
             let _ = writeln!(out, "  $ {cmd}");
         }
     }

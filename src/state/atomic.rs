@@ -66,6 +66,17 @@ pub fn write_atomic_with(
     fsync_dir(&parent_dir(path))
 }
 
+/// [`write_atomic`] for a file outside the state directory, with permission bits `mode`
+/// (not reduced by the umask), as a workflow's `write_file` step asks.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    replace(path, true, |f| {
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)
+    })?;
+    fsync_dir(&parent_dir(path))
+}
+
 /// Replace `path` with `bytes` atomically but without fsync: a reader sees the old file or
 /// all of the new one, never part of it; a power cut may lose it. For hand-off files whose
 /// reader makes their content durable itself (Slurm's outcome files).

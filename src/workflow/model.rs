@@ -207,9 +207,12 @@ pub enum MaxParallel {
     Fixed(usize),
 }
 
-/// One shell step.
+/// One step: a shell command, a Claude command or a `write_file`.
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// What the step does; `shell` is its text (the shell command, the Claude command, or
+    /// the content `write_file` writes).
+    pub kind: StepKind,
     pub shell: Template,
     /// The command as written (for logs, dry runs and error messages).
     pub source: String,
@@ -235,6 +238,7 @@ impl Step {
     pub fn uses(&self, pred: &dyn Fn(&crate::workflow::template::VarRef) -> bool) -> bool {
         let in_template = |t: &Template| t.placeholders().any(|p| pred(&p.var));
         in_template(&self.shell)
+            || matches!(&self.kind, StepKind::WriteFile(w) if in_template(&w.path))
             || self.working_dir.as_ref().is_some_and(in_template)
             || self.env.iter().any(|(_, t)| in_template(t))
             || self
@@ -242,6 +246,42 @@ impl Step {
                 .as_ref()
                 .is_some_and(|o| o.handlers.iter().any(|h| h.uses(pred)))
     }
+}
+
+/// The kinds of step.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// `shell:` run with `/bin/sh -c` (values escaped for their quoting context).
+    Shell,
+    /// Prodigy's `claude:`: `claude --print --dangerously-skip-permissions <command>`, the
+    /// rendered command one argument (never parsed by a shell).
+    Claude,
+    /// Prodigy's `write_file:`: the rendered content written atomically to `path`.
+    WriteFile(WriteFile),
+}
+
+/// A `write_file:` step (Prodigy's fields and defaults).
+#[derive(Debug, Clone)]
+pub struct WriteFile {
+    /// Relative to the step's working directory.
+    pub path: Template,
+    pub format: WriteFormat,
+    /// Create missing parent directories (default false).
+    pub create_dirs: bool,
+    /// Permission bits of the file (`mode: "0644"`, the default).
+    pub mode: u32,
+}
+
+/// How `write_file` treats its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteFormat {
+    /// As rendered.
+    #[default]
+    Text,
+    /// Must parse as JSON; written pretty-printed.
+    Json,
+    /// Must parse as YAML; written as YAML again.
+    Yaml,
 }
 
 /// A step's `on_failure`, in every phase: after a failed attempt of the step its handlers run

@@ -334,8 +334,8 @@ pub struct RawErrorPolicy {
     pub retry_config: ProdigyOnly,
 }
 
-/// One step. `shell` is the only kind runner runs; the Prodigy-only kinds are listed so they
-/// are rejected by name.
+/// One step: `shell`, Prodigy's `claude` or `write_file`; the other Prodigy-only kinds are
+/// listed so they are rejected by name.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -407,9 +407,11 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub continue_on_error: Option<Spanned<bool>>,
+    /// Prodigy: a Claude command (`/command args`), run as
+    /// `claude --print --dangerously-skip-permissions "<command>"`.
     #[serde(default)]
-    #[schemars(skip)]
-    pub claude: ProdigyOnly,
+    #[schemars(with = "Option<String>")]
+    pub claude: Option<Spanned<String>>,
     #[serde(default)]
     #[schemars(skip)]
     pub goal_seek: ProdigyOnly,
@@ -425,15 +427,40 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(skip)]
     pub analyze: ProdigyOnly,
+    /// Prodigy: write a file (atomically).
     #[serde(default)]
-    #[schemars(skip)]
-    pub write_file: ProdigyOnly,
+    #[schemars(with = "Option<RawWriteFile>")]
+    pub write_file: Option<Spanned<RawWriteFile>>,
     #[serde(default)]
     #[schemars(skip)]
     pub when: ProdigyOnly,
     #[serde(default)]
     #[schemars(skip)]
     pub on_success: ProdigyOnly,
+}
+
+/// Prodigy's `write_file:` step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWriteFile {
+    /// The file, relative to the step's working directory (`${...}` allowed).
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// What to write (`${...}` allowed).
+    #[schemars(with = "String")]
+    pub content: Spanned<String>,
+    /// `text` (default), `json` (checked, pretty-printed) or `yaml` (checked).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub format: Option<Spanned<String>>,
+    /// Octal permission bits (default `"0644"`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<Spanned<String>>,
+    /// Create missing parent directories (default false).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub create_dirs: Option<Spanned<bool>>,
 }
 
 /// `map.input`: a bare string (file if it exists, else a command) or an explicit form.

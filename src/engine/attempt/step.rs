@@ -8,12 +8,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::attempt::claude;
 use crate::engine::attempt::executor::Executor;
+use crate::engine::attempt::write_file::{self, WriteFailure};
 use crate::engine::limits::meter::AttemptResources;
 use crate::engine::process::output::{DEFAULT_LOG_CAP, StreamTarget};
 use crate::engine::process::shell::{Exit, ShellCommand};
 use crate::state::records::Failure;
-use crate::workflow::model::{CaptureFormat, Step};
+use crate::workflow::model::{CaptureFormat, Step, StepKind};
 use crate::workflow::template::VarRef;
 
 /// A lookup for `${...}` values (see [`crate::engine::attempt::vars`]).
@@ -39,9 +41,20 @@ pub struct StepEnv {
 /// A step rendered for one unit, ready to run.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub script: String,
+    pub program: Program,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+}
+
+/// What a rendered step runs.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// A script for `sh -c`.
+    Shell(String),
+    /// A command line run without a shell (a Claude step).
+    Argv(Vec<String>),
+    /// A `write_file` step: the rendered path and content.
+    Write { path: String, content: String },
 }
 
 /// Render `step` (and nothing else) with `lookup`.
@@ -55,25 +68,37 @@ pub fn render(
         message: e,
         step: index,
     };
-    let script = step
-        .shell
-        .render_shell(lookup)
-        .map_err(|e| tmpl(e.to_string()))?;
+    let plain = |t: &crate::workflow::template::Template| {
+        t.render_plain(lookup).map_err(|e| tmpl(e.to_string()))
+    };
     let cwd = match &step.working_dir {
         Some(w) => {
-            let p = w.render_plain(lookup).map_err(|e| tmpl(e.to_string()))?;
+            let p = plain(w)?;
             resolve_dir(&senv.dir, &p)
         }
         None => senv.dir.clone(),
     };
     let mut env = senv.env.clone();
     for (k, v) in &step.env {
-        env.push((
-            k.clone(),
-            v.render_plain(lookup).map_err(|e| tmpl(e.to_string()))?,
-        ));
+        env.push((k.clone(), plain(v)?));
     }
-    Ok(Rendered { script, cwd, env })
+    let program = match &step.kind {
+        StepKind::Shell => Program::Shell(
+            step.shell
+                .render_shell(lookup)
+                .map_err(|e| tmpl(e.to_string()))?,
+        ),
+        StepKind::Claude => {
+            let argv = claude::argv(&plain(&step.shell)?, &env);
+            env.push(claude::env());
+            Program::Argv(argv)
+        }
+        StepKind::WriteFile(w) => Program::Write {
+            path: plain(&w.path)?,
+            content: plain(&step.shell)?,
+        },
+    };
+    Ok(Rendered { program, cwd, env })
 }
 
 fn resolve_dir(base: &Path, p: &str) -> PathBuf {
@@ -135,8 +160,16 @@ pub async fn run<E: Executor>(
         capture,
         tee: senv.tee,
     };
+    let (script, argv) = match rendered.program {
+        Program::Shell(script) => (script, Vec::new()),
+        Program::Argv(argv) => (display_argv(&argv), argv),
+        Program::Write { path, content } => {
+            return write_file_step(step, index, &path, &content, &rendered.cwd);
+        }
+    };
     let cmd = ShellCommand {
-        script: rendered.script,
+        script,
+        argv,
         cwd: rendered.cwd,
         env: rendered.env,
         timeout: limit,
@@ -211,6 +244,63 @@ pub async fn run<E: Executor>(
         },
     };
     StepOutcome::Ok { captured, shell }
+}
+
+/// A command line as shell text, for logs and messages.
+fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| crate::workflow::template::quote::quote_bare(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run a `write_file` step in the runner itself: its output (for captures and
+/// `${shell.output}`) is Prodigy's `Wrote N bytes to PATH (format: F)`.
+fn write_file_step(
+    step: &Step,
+    index: usize,
+    path: &str,
+    content: &str,
+    cwd: &Path,
+) -> StepOutcome {
+    let StepKind::WriteFile(spec) = &step.kind else {
+        return StepOutcome::not_run(Failure::Spawn {
+            message: "not a write_file step".to_owned(),
+            step: index,
+        });
+    };
+    let message = match write_file::write(spec, path, content, cwd) {
+        Ok(m) => m,
+        Err(WriteFailure::Content(message)) => {
+            return StepOutcome::not_run(Failure::Template {
+                message,
+                step: index,
+            });
+        }
+        Err(WriteFailure::Io(message)) => {
+            return StepOutcome::not_run(Failure::Spawn {
+                message,
+                step: index,
+            });
+        }
+    };
+    let shell = step
+        .keep_output
+        .then(|| serde_json::json!({ "output": message, "stderr": "" }));
+    let captured = step.capture.as_ref().map(|name| {
+        capture_value(message.as_bytes(), step.capture_format).map(|v| (name.clone(), v))
+    });
+    match captured.transpose() {
+        Ok(captured) => StepOutcome::Ok { captured, shell },
+        Err(message) => StepOutcome::Failed {
+            failure: Failure::Template {
+                message,
+                step: index,
+            },
+            stderr_tail: String::new(),
+            shell,
+        },
+    }
 }
 
 fn last_line(s: &str) -> Option<&str> {

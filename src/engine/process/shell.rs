@@ -25,10 +25,13 @@ use crate::engine::process::reaper;
 use crate::engine::process::watchdog;
 use crate::state::records::Usage;
 
-/// One `sh -c` invocation.
+/// One `sh -c` invocation, or one command line run without a shell.
 #[derive(Debug, Clone)]
 pub struct ShellCommand {
+    /// The script for `sh -c`; with `argv`, the command line as text (for messages only).
     pub script: String,
+    /// A command line run as is, without a shell (a Claude step); empty: `script` runs.
+    pub argv: Vec<String>,
     pub cwd: PathBuf,
     /// Added to (and overriding) the runner's own environment.
     pub env: Vec<(String, String)>,
@@ -117,7 +120,11 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
     let mut child = match spawn(&cmd) {
         Ok(c) => c,
         Err(e) => {
-            return failed(format!("cannot run /bin/sh in {}: {e}", cmd.cwd.display()));
+            let program = cmd.argv.first().map_or("/bin/sh", String::as_str);
+            return failed(format!(
+                "cannot run {program} in {}: {e}",
+                cmd.cwd.display()
+            ));
         }
     };
     let pgid = child.id();
@@ -222,8 +229,26 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
 /// are in place), then becomes the step's shell with stdin from /dev/null. So nothing the
 /// step runs escapes limits that are set after the spawn; `$1` is the script, unchanged.
 const GATE: &str = "IFS= read -r _ || exit 125; exec /bin/sh -c \"$1\" </dev/null";
+/// The gate of a limited command line: it becomes the command (`"$@"`).
+const GATE_ARGV: &str = "IFS= read -r _ || exit 125; exec \"$@\" </dev/null";
 
 fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
+    if let Some((program, args)) = cmd.argv.split_first() {
+        let mut c;
+        if cmd.limits.is_some() {
+            c = std::process::Command::new("/bin/sh");
+            c.args(["-c", GATE_ARGV, "/bin/sh"])
+                .args(&cmd.argv)
+                .stdin(Stdio::piped());
+        } else {
+            c = std::process::Command::new(program);
+            c.args(args).stdin(Stdio::null());
+        }
+        if cmd.cwd.is_absolute() {
+            c.env("PWD", &cmd.cwd);
+        }
+        return spawn_in_group(c, cmd);
+    }
     // A simple command runs without the shell (a limited one needs the gate); if it cannot
     // be started (not found, not executable, a script without `#!`), the shell runs it, to
     // fail or succeed as it would.
@@ -357,6 +382,7 @@ mod tests {
     fn cmd(script: &str) -> ShellCommand {
         ShellCommand {
             script: script.into(),
+            argv: Vec::new(),
             cwd: std::env::temp_dir(),
             env: vec![("GREETING".into(), "hi there".into())],
             timeout: None,

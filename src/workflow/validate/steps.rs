@@ -8,9 +8,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::ctx::{Ctx, duration};
 use crate::workflow::error::WorkflowError;
-use crate::workflow::model::{CaptureFormat, OnFailure, Step};
+use crate::workflow::model::{CaptureFormat, OnFailure, Step, StepKind, WriteFile, WriteFormat};
 use crate::workflow::raw::{
-    CaptureOutput, HandlerEntry, OnFailure as RawOnFailure, RawStep, Scalar, Steps,
+    CaptureOutput, HandlerEntry, OnFailure as RawOnFailure, RawStep, RawWriteFile, Scalar, Steps,
 };
 use crate::workflow::template::Template;
 use crate::workflow::template::scope::Scope;
@@ -106,19 +106,46 @@ fn step(
 ) -> Option<Step> {
     let other_kind = reject_prodigy_step_keys(cx, r);
     misplaced_keys(cx, r, kind);
-    let Some(shell) = &r.shell else {
+    let given: Vec<(&str, Location)> = [
+        ("shell", r.shell.as_ref().map(|s| s.referenced)),
+        ("claude", r.claude.as_ref().map(|s| s.referenced)),
+        ("write_file", r.write_file.as_ref().map(|s| s.referenced)),
+    ]
+    .into_iter()
+    .filter_map(|(k, at)| at.map(|at| (k, at)))
+    .collect();
+    if let [_, (second, at), ..] = given.as_slice() {
+        cx.report(cx.err(
+            *at,
+            format!(
+                "a step has one of `shell:`, `claude:` or `write_file:`; this one also has `{second}`: split it into two steps"
+            ),
+        ));
+        return None;
+    }
+    let (step_kind, text, source) = if let Some(sh) = &r.shell {
+        (Some(StepKind::Shell), sh, sh.value.clone())
+    } else if let Some(c) = &r.claude {
+        (Some(StepKind::Claude), c, format!("claude: {}", c.value))
+    } else if let Some(w) = &r.write_file {
+        (
+            write_file(cx, &w.value, scope).map(StepKind::WriteFile),
+            &w.value.content,
+            format!("write_file: {}", w.value.path.value),
+        )
+    } else {
         if other_kind {
             // Already reported by its name.
             return None;
         }
         let what = match kind {
-            Kind::Phase => "a step needs `shell:` (the command to run)",
-            _ => "an `on_failure` handler needs `shell:` (or `commands:`)",
+            Kind::Phase => "a step needs `shell:` (the command to run), `claude:` or `write_file:`",
+            _ => "an `on_failure` handler needs `shell:` or `claude:` (or `commands:`)",
         };
         cx.report(cx.err(loc, what));
         return None;
     };
-    let template = cx.keep(cx.template(shell, scope));
+    let template = cx.keep(cx.template(text, scope));
     let timeout = r.timeout.as_ref().and_then(|t| cx.keep(duration(cx, t)));
     let working_dir = r
         .working_dir
@@ -149,8 +176,9 @@ fn step(
         scope.declare_capture(c);
     }
     Some(Step {
+        kind: step_kind?,
         shell: template?,
-        source: shell.value.clone(),
+        source,
         line: loc.line() as usize,
         timeout,
         capture,
@@ -269,19 +297,22 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
     })
 }
 
-/// A handler given as a command string (a Claude command starts with `/`).
+/// A handler given as a command string (a Claude command starts with `/`, as in Prodigy).
 fn command_handler(cx: &Ctx, c: &str, loc: Location, scope: &mut Scope) -> Option<Step> {
-    if c.trim_start().starts_with('/') {
-        cx.report(cx.err(
-            loc,
-            format!("`{c}` is a Claude command (it starts with `/`); runner runs shell commands only, Claude steps are not supported yet"),
-        ));
-        return None;
-    }
+    let claude = c.trim_start().starts_with('/');
     let template = cx.keep(cx.template_str(c, loc, scope))?;
     Some(Step {
+        kind: if claude {
+            StepKind::Claude
+        } else {
+            StepKind::Shell
+        },
         shell: template,
-        source: c.to_owned(),
+        source: if claude {
+            format!("claude: {c}")
+        } else {
+            c.to_owned()
+        },
         line: loc.line() as usize,
         timeout: None,
         capture: None,
@@ -358,16 +389,15 @@ fn misplaced_keys(cx: &Ctx, r: &RawStep, kind: Kind) {
     }
 }
 
-/// Report Prodigy-only keys; true when the step is of a kind runner does not run (`claude`,
-/// `write_file`...).
+/// Report Prodigy-only keys; true when the step is of a kind runner does not run
+/// (`goal_seek`, `foreach`...).
 fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
-    let keys: [(&str, &crate::workflow::raw::ProdigyOnly, &str); 9] = [
+    let keys: [(&str, &crate::workflow::raw::ProdigyOnly, &str); 7] = [
         (
-            "claude",
-            &r.claude,
-            "runner runs `shell:` steps only (Claude steps are not supported yet)",
+            "goal_seek",
+            &r.goal_seek,
+            "runner runs `shell:`, `claude:` and `write_file:` steps only",
         ),
-        ("goal_seek", &r.goal_seek, "runner runs `shell:` steps only"),
         ("foreach", &r.foreach, "use the map phase to fan out"),
         (
             "validate",
@@ -375,11 +405,10 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
             "add a `shell:` step that checks the result (step validation is not supported yet)",
         ),
         ("test", &r.test, "use a `shell:` step"),
-        ("analyze", &r.analyze, "runner runs `shell:` steps only"),
         (
-            "write_file",
-            &r.write_file,
-            "write the file from a `shell:` step (write_file is not supported yet)",
+            "analyze",
+            &r.analyze,
+            "runner runs `shell:`, `claude:` and `write_file:` steps only",
         ),
         (
             "when",
@@ -393,16 +422,9 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
         ),
     ];
     cx.prodigy_only_keys(&keys);
-    let other_kind = [
-        &r.claude,
-        &r.goal_seek,
-        &r.foreach,
-        &r.test,
-        &r.analyze,
-        &r.write_file,
-    ]
-    .iter()
-    .any(|k| k.is_some());
+    let other_kind = [&r.goal_seek, &r.foreach, &r.test, &r.analyze]
+        .iter()
+        .any(|k| k.is_some());
     if let Some(c) = &r.commit_required
         && c.value
     {
@@ -412,6 +434,48 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
         ));
     }
     other_kind
+}
+
+/// A `write_file:` step's settings (its content is the step's text); `None` on errors.
+fn write_file(cx: &Ctx, w: &RawWriteFile, scope: &Scope) -> Option<WriteFile> {
+    let path = cx.keep(cx.template(&w.path, scope));
+    if w.path.value.trim().is_empty() {
+        cx.report(cx.err(w.path.referenced, "write_file: `path` is empty"));
+    }
+    let format = match w.format.as_ref().map(|f| (f.value.as_str(), f.referenced)) {
+        None | Some(("text", _)) => Some(WriteFormat::Text),
+        Some(("json", _)) => Some(WriteFormat::Json),
+        Some(("yaml", _)) => Some(WriteFormat::Yaml),
+        Some((other, at)) => {
+            cx.report(cx.err(
+                at,
+                format!("unknown write_file format {other:?}: use text, json or yaml"),
+            ));
+            None
+        }
+    };
+    let mode = match &w.mode {
+        None => Some(0o644),
+        Some(m) => match u32::from_str_radix(m.value.trim(), 8) {
+            Ok(v) if v <= 0o7777 => Some(v),
+            _ => {
+                cx.report(cx.err(
+                    m.referenced,
+                    format!(
+                        "write_file: mode {:?} is not an octal permission such as \"0644\"",
+                        m.value
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    Some(WriteFile {
+        path: path?,
+        format: format?,
+        create_dirs: w.create_dirs.as_ref().is_some_and(|c| c.value),
+        mode: mode?,
+    })
 }
 
 fn capture_name(
