@@ -240,12 +240,11 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
             c.args(["-c", GATE_ARGV, "/bin/sh"])
                 .args(&cmd.argv)
                 .stdin(Stdio::piped());
+            if cmd.cwd.is_absolute() {
+                c.env("PWD", &cmd.cwd);
+            }
         } else {
-            c = std::process::Command::new(program);
-            c.args(args).stdin(Stdio::null());
-        }
-        if cmd.cwd.is_absolute() {
-            c.env("PWD", &cmd.cwd);
+            c = direct_command(program, args, cmd);
         }
         return spawn_in_group(c, cmd);
     }
@@ -254,16 +253,10 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
     // fail or succeed as it would.
     if cmd.limits.is_none()
         && let Some(argv) = direct::simple_argv(&cmd.script)
+        && let Some((program, args)) = argv.split_first()
+        && let Ok(child) = spawn_in_group(direct_command(program, args, cmd), cmd)
     {
-        let mut c = std::process::Command::new(&argv[0]);
-        c.args(&argv[1..]).stdin(Stdio::null());
-        // The shell would have set PWD to the directory it runs in.
-        if cmd.cwd.is_absolute() {
-            c.env("PWD", &cmd.cwd);
-        }
-        if let Ok(child) = spawn_in_group(c, cmd) {
-            return Ok(child);
-        }
+        return Ok(child);
     }
     let mut c = std::process::Command::new("/bin/sh");
     if cmd.limits.is_some() {
@@ -274,6 +267,17 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
         c.arg("-c").arg(&cmd.script).stdin(Stdio::null());
     }
     spawn_in_group(c, cmd)
+}
+
+/// `program args...` run without a shell, as the shell would have run it: looked up in
+/// `PATH`, stdin from /dev/null, and `PWD` set to the directory it runs in.
+fn direct_command(program: &str, args: &[String], cmd: &ShellCommand) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.args(args).stdin(Stdio::null());
+    if cmd.cwd.is_absolute() {
+        c.env("PWD", &cmd.cwd);
+    }
+    c
 }
 
 /// Spawn `c` in its own process group, with the step's directory, environment and pipes.
