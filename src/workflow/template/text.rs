@@ -186,7 +186,7 @@ pub enum TemplateError {
         reason: String,
     },
     #[error(
-        "placeholder `{text}` at byte {offset} is inside nested backquotes (or after `\\\"` in backquotes in a here-document, or in backquotes inside double quotes), which cannot be quoted safely; use $(...) instead of the backquotes"
+        "placeholder `{text}` at byte {offset} is inside or after nested backquotes (or after `\\\"` in backquotes in a here-document, or in backquotes inside double quotes), which cannot be quoted safely; use $(...) instead of the backquotes"
     )]
     NestedBackquotes { text: String, offset: usize },
     #[error(
