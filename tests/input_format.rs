@@ -179,3 +179,49 @@ fn validate_names_the_format_it_will_read() {
         assert!(err.contains(want), "want {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn broken_jsonl_line_past_max_items_is_still_an_error() {
+    // Items are selected one line at a time; the lines after `max_items` are still read.
+    let jsonl = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"c\",}\n";
+    let want = "/items.jsonl:3:12: invalid JSON: trailing comma";
+    rejected(
+        "items.jsonl",
+        jsonl,
+        "items.jsonl",
+        "  max_items: 1\n",
+        want,
+    );
+}
+
+#[test]
+fn auto_reads_every_line_as_text_when_a_late_line_is_not_json() {
+    let p = project("items.txt", "1\n2\nthree\n", "items.txt", "");
+    let out = stdout(&run_expect(&p, &["run", "wf.yml", "--dry-run"], 0));
+    for want in [": \"1\"", ": \"2\"", ": \"three\""] {
+        assert!(out.contains(want), "want {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn selection_leaves_no_temporary_file_in_the_state_directory() {
+    let entries = |p: &Project| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(p.path().join(".runner"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    // A run, and a selection that fails (a repeated id) and so creates no job.
+    for (second, code, jobs) in [("b", 0, 1), ("a", 2, 0)] {
+        let items = format!("{{\"id\": \"a\"}}\n{{\"id\": \"{second}\"}}\n");
+        let p = project("items.jsonl", &items, "items.jsonl", "");
+        run_expect(&p, &["run", "wf.yml"], code);
+        assert_eq!(p.jobs().len(), jobs, "{:?}", p.jobs());
+        assert!(entries(&p).iter().all(|e| e == "jobs"), "{:?}", entries(&p));
+    }
+}

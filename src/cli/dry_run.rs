@@ -8,7 +8,7 @@ use serde_json::Map;
 use crate::cli::exit::usage;
 use crate::engine::attempt::vars::{JobVars, item_lookup};
 use crate::engine::phases::select_items;
-use crate::items::Input;
+use crate::items::{Input, Item};
 use crate::workflow::model::{StepKind, Workflow};
 use crate::workflow::template::VarRef;
 
@@ -31,7 +31,8 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
         }
         return Ok(0);
     }
-    let (items, warning) = select_items(wf, &vars)?;
+    // A dry run writes no state: the selected items wait in the system's temporary directory.
+    let (items, warning) = select_items(wf, &vars, &std::env::temp_dir())?;
     if let Some(w) = warning {
         crate::cli::out::errln!("warning: {w}");
     }
@@ -40,12 +41,15 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
     for s in &wf.setup {
         let _ = writeln!(out, "setup: {}", s.source);
     }
-    for (idx, it) in items.iter().enumerate() {
-        if writeln!(out, "item {}: {}", it.id, it.value).is_err() {
-            return Ok(0); // closed pipe: stop quietly
-        }
+    let mut idx = 0;
+    let listed = items.for_each(|id, raw| {
+        let it = Item {
+            id: id.to_string(),
+            value: serde_json::from_str(raw)?,
+        };
+        writeln!(out, "item {}: {}", it.id, it.value)?;
         for st in &wf.map.steps {
-            let lookup = |v: &VarRef| item_lookup(&vars, it, idx, 1, &empty, v);
+            let lookup = |v: &VarRef| item_lookup(&vars, &it, idx, 1, &empty, v);
             let cmd = match &st.kind {
                 StepKind::Shell => st.shell.render_shell(&lookup),
                 StepKind::Claude => st
@@ -58,8 +62,16 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
                     .map(|p| format!("write_file: {p}")),
             }
             .unwrap_or_else(|e| format!("<cannot render: {e}>"));
-            let _ = writeln!(out, "  $ {cmd}");
+            writeln!(out, "  $ {cmd}")?;
         }
+        idx += 1;
+        Ok(())
+    });
+    if let Err(e) = listed {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(0); // closed pipe: stop quietly
+        }
+        return Err(e.into());
     }
     for s in &wf.reduce {
         let _ = writeln!(out, "reduce: {}", s.source);

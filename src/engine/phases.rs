@@ -22,7 +22,7 @@ use crate::engine::serial::run_phase;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
 use crate::engine::slurm::client::CliClient;
 use crate::error::StopCause;
-use crate::items::{Item, RepeatedIds, assign_ids_with};
+use crate::items::{Frozen, RepeatedIds};
 use crate::report::event::Event;
 use crate::state::error::StateError;
 use crate::state::items_file::{self, ItemStore};
@@ -62,7 +62,7 @@ pub struct JobRun<'a> {
     pub kind: RunKind,
     /// Items selected before the job was created; selected here (once) when `None`. Taken
     /// when the map starts, so they are not held in memory for the rest of the run.
-    pub preselected: std::cell::Cell<Option<Vec<Item>>>,
+    pub preselected: std::cell::Cell<Option<Frozen>>,
     /// `--max-parallel` of this invocation.
     pub max_parallel: Option<usize>,
     pub controls: Controls,
@@ -219,14 +219,14 @@ async fn phases<E: Executor + Clone>(
         let selected = match run.preselected.take() {
             Some(items) => items,
             None => {
-                let (items, warning) = select_items(wf, &vars)?;
+                let (items, warning) = select_items(wf, &vars, rec.dir.path())?;
                 if let Some(message) = warning {
                     rec.report(&Event::Warning { message });
                 }
                 items
             }
         };
-        let hash = items_file::write(&rec.dir.items(), &selected)?;
+        let hash = items_file::write_frozen(&rec.dir.items(), &selected)?;
         rec.record_durable(Record::MapStarted {
             total: selected.len(),
             items_hash: hash,
@@ -338,19 +338,20 @@ fn job_vars(meta: &JobMeta, wf: &Workflow) -> Result<JobVars, EngineError> {
     JobVars::build(&meta.job_id, wf, &meta.overrides).map_err(EngineError::Config)
 }
 
-/// Select the workflow's items; also a warning when items of a Prodigy-format file shared an
-/// id and were identified by position and content instead.
+/// Select the map's items, give them their ids and spill them to a temporary file in
+/// `tmp_dir` (nothing but their ids stays in memory); also a warning when Prodigy-style
+/// repeated ids were replaced.
 pub fn select_items(
     wf: &Workflow,
     vars: &JobVars,
-) -> Result<(Vec<Item>, Option<String>), EngineError> {
+    tmp_dir: &Path,
+) -> Result<(Frozen, Option<String>), EngineError> {
     let mut selection = wf.map.selection.clone();
     if let Some(bare) = &wf.map.bare_input {
         selection.input = crate::items::Input::from_bare(bare, &wf.dir);
     }
     let compiled = crate::items::compile(&selection)?;
     let env: Vec<(String, String)> = vars.env_pairs(wf);
-    let values = compiled.load(&wf.dir, &env)?;
     let empty = Map::new();
     // Prodigy does not require unique ids.
     let repeated = if wf.prodigy {
@@ -358,27 +359,25 @@ pub fn select_items(
     } else {
         RepeatedIds::Reject
     };
-    let (items, renamed) = match &wf.map.id {
-        Some(t) => {
-            let id_fn = |v: &Value| -> Result<String, String> {
-                t.render_plain(&|r: &VarRef| match r.root.as_str() {
-                    "item" => crate::workflow::template::resolve_path(v, &r.path)
-                        .map(std::borrow::Cow::Borrowed),
-                    _ => vars.lookup(r, &empty),
-                })
-                .map_err(|e| e.to_string())
-            };
-            assign_ids_with(values, Some(&id_fn), repeated)?
+    let id_fn = wf.map.id.as_ref().map(|t| {
+        move |v: &Value| -> Result<String, String> {
+            t.render_plain(&|r: &VarRef| match r.root.as_str() {
+                "item" => crate::workflow::template::resolve_path(v, &r.path)
+                    .map(std::borrow::Cow::Borrowed),
+                _ => vars.lookup(r, &empty),
+            })
+            .map_err(|e| e.to_string())
         }
-        None => assign_ids_with(values, None, repeated)?,
-    };
-    let warning = renamed.map(|r| {
+    });
+    let id_fn = id_fn.as_ref().map(|f| f as crate::items::IdFn<'_>);
+    let frozen = crate::items::freeze(&compiled, &wf.dir, &env, id_fn, repeated, tmp_dir)?;
+    let warning = frozen.renamed().map(|r| {
         format!(
             "{} items share an `id` with another item (Prodigy allows it), so they are identified by position and content instead: `{}` became `{}`; give the map an `id:` template to choose",
             r.count, r.example.0, r.example.1
         )
     });
-    Ok((items, warning))
+    Ok((frozen, warning))
 }
 
 fn build_queue(

@@ -20,6 +20,20 @@ pub enum ItemsError {
         source: std::io::Error,
     },
 
+    /// The selected items could not be written to (or read back from) their temporary file.
+    #[error(
+        "cannot keep the selected items in a temporary file in {}: {source}; check the free \
+         space and permissions there",
+        dir.display()
+    )]
+    Spill {
+        /// The directory of the temporary file.
+        dir: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The items command could not be started at all.
     #[error(
         "cannot start items command `{command}` with /bin/sh in {}: {source}; \

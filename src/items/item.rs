@@ -50,74 +50,180 @@ pub fn assign_ids_with(
     id_fn: Option<IdFn<'_>>,
     repeated: RepeatedIds,
 ) -> Result<(Vec<Item>, Option<Renamed>), ItemsError> {
-    let mut ids = values
-        .iter()
-        .enumerate()
-        .map(|(position, value)| match id_fn {
-            Some(f) => f(value).map_err(|message| ItemsError::IdTemplate { position, message }),
-            None => Ok(default_id(value)),
-        })
-        .collect::<Result<Vec<String>, ItemsError>>()?;
-    let mut renamed = None;
-    if repeated == RepeatedIds::ByPosition && id_fn.is_none() {
-        let shared = repeated_positions(&ids);
-        for &p in &shared {
-            let new = format!("{}@{p}:{}", ids[p], &content_hash(&values[p])[..8]);
-            renamed.get_or_insert_with(|| Renamed {
-                count: shared.len(),
-                example: (ids[p].clone(), new.clone()),
-            });
-            ids[p] = new;
-        }
+    let mut assigner = IdAssigner::new(id_fn);
+    for value in &values {
+        assigner.push(value)?;
     }
-    check_unique(&ids)?;
-    let items = ids
+    let renames = assigner
+        .to_rename(repeated)
         .into_iter()
-        .zip(values)
-        .map(|(id, value)| Item { id, value })
+        .map(|p| (p, position_id(assigner.ids.get(p), p, &values[p])))
+        .collect();
+    let renamed = assigner.rename(renames);
+    let ids = assigner.finish()?;
+    let items = values
+        .into_iter()
+        .enumerate()
+        .map(|(p, value)| Item {
+            id: ids.get(p).to_string(),
+            value,
+        })
         .collect();
     Ok((items, renamed))
 }
 
-/// The positions (ascending) of the items whose id is shared with another item.
-fn repeated_positions(ids: &[String]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
-    let mut shared: Vec<usize> = order
-        .iter()
-        .enumerate()
-        .filter(|&(k, &p)| {
-            (k > 0 && ids[order[k - 1]] == ids[p])
-                || order.get(k + 1).is_some_and(|&q| ids[q] == ids[p])
-        })
-        .map(|(_, &p)| p)
-        .collect();
-    shared.sort_unstable();
-    shared
+/// The ids of the selected items in order, in one buffer: a million ids cost their bytes
+/// and 8 more each, not a `String` apiece.
+#[derive(Debug, Default)]
+pub struct Ids {
+    buf: String,
+    ends: Vec<usize>,
 }
 
-/// The first repeated id (the one whose second occurrence comes earliest), reported with the
-/// positions of its first two occurrences. Sorting positions by id needs far less memory than
-/// a hash set of a million ids.
-fn check_unique(ids: &[String]) -> Result<(), ItemsError> {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
-    let duplicate = order
-        .windows(2)
-        .filter(|w| ids[w[0]] == ids[w[1]])
-        .map(|w| (w[0], w[1]))
-        .fold(None::<(usize, usize)>, |best, (first, second)| match best {
-            Some((_, s)) if s <= second => best,
-            _ => Some((first, second)),
-        });
-    match duplicate {
-        Some((first, second)) => Err(ItemsError::DuplicateId {
-            id: ids[first].clone(),
-            first,
-            second,
-        }),
-        None => Ok(()),
+impl Ids {
+    fn push(&mut self, id: &str) {
+        self.buf.push_str(id);
+        self.ends.push(self.buf.len());
     }
+
+    /// How many ids there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The id of the item at `position` (`""` past the end).
+    pub fn get(&self, position: usize) -> &str {
+        let start = match position {
+            0 => 0,
+            p => self.ends.get(p - 1).copied().unwrap_or(self.buf.len()),
+        };
+        let end = self.ends.get(position).copied().unwrap_or(start);
+        &self.buf[start..end]
+    }
+
+    /// Positions ordered by id, then position.
+    fn sorted_positions(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.get(a).cmp(self.get(b)).then(a.cmp(&b)));
+        order
+    }
+}
+
+/// Gives the selected items their ids one at a time, as they stream past, then checks them:
+/// [`IdAssigner::push`] each value in order, [`IdAssigner::to_rename`] and
+/// [`IdAssigner::rename`] for repeated ids, then [`IdAssigner::finish`].
+pub struct IdAssigner<'a> {
+    id_fn: Option<IdFn<'a>>,
+    ids: Ids,
+}
+
+impl<'a> IdAssigner<'a> {
+    /// An assigner using `id_fn` (the `id:` template), else each item's default id.
+    pub fn new(id_fn: Option<IdFn<'a>>) -> Self {
+        Self {
+            id_fn,
+            ids: Ids::default(),
+        }
+    }
+
+    /// How many items have an id so far.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when none has.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The id given to the item at `position`.
+    pub fn id(&self, position: usize) -> &str {
+        self.ids.get(position)
+    }
+
+    /// Give the next item its id.
+    pub fn push(&mut self, value: &Value) -> Result<(), ItemsError> {
+        let position = self.ids.len();
+        let id = match self.id_fn {
+            Some(f) => f(value).map_err(|message| ItemsError::IdTemplate { position, message })?,
+            None => default_id(value),
+        };
+        self.ids.push(&id);
+        Ok(())
+    }
+
+    /// The positions (ascending) of the items to rename with [`position_id`]: those whose id
+    /// is shared with another item, when `repeated` allows it and ids are not templated.
+    pub fn to_rename(&self, repeated: RepeatedIds) -> Vec<usize> {
+        if repeated != RepeatedIds::ByPosition || self.id_fn.is_some() {
+            return Vec::new();
+        }
+        let order = self.ids.sorted_positions();
+        let same = |a: usize, b: usize| self.ids.get(a) == self.ids.get(b);
+        let mut shared: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|&(k, &p)| {
+                (k > 0 && same(order[k - 1], p)) || order.get(k + 1).is_some_and(|&q| same(q, p))
+            })
+            .map(|(_, &p)| p)
+            .collect();
+        shared.sort_unstable();
+        shared
+    }
+
+    /// Replace the ids at the given positions (ascending); says what was renamed.
+    pub fn rename(&mut self, renames: Vec<(usize, String)>) -> Option<Renamed> {
+        let (first_position, first_new) = renames.first()?;
+        let renamed = Renamed {
+            count: renames.len(),
+            example: (self.ids.get(*first_position).to_string(), first_new.clone()),
+        };
+        let old = std::mem::take(&mut self.ids);
+        let mut next = renames.into_iter().peekable();
+        for position in 0..old.len() {
+            match next.next_if(|(p, _)| *p == position) {
+                Some((_, new)) => self.ids.push(&new),
+                None => self.ids.push(old.get(position)),
+            }
+        }
+        Some(renamed)
+    }
+
+    /// The ids, once no two items share one: else an error naming the first repeated id
+    /// (the one whose second occurrence comes earliest) and its first two positions. Sorting
+    /// positions by id needs far less memory than a hash set of a million ids.
+    pub fn finish(self) -> Result<Ids, ItemsError> {
+        let ids = self.ids;
+        let order = ids.sorted_positions();
+        let duplicate = order
+            .windows(2)
+            .filter(|w| ids.get(w[0]) == ids.get(w[1]))
+            .map(|w| (w[0], w[1]))
+            .fold(None::<(usize, usize)>, |best, (first, second)| match best {
+                Some((_, s)) if s <= second => best,
+                _ => Some((first, second)),
+            });
+        match duplicate {
+            Some((first, second)) => Err(ItemsError::DuplicateId {
+                id: ids.get(first).to_string(),
+                first,
+                second,
+            }),
+            None => Ok(ids),
+        }
+    }
+}
+
+/// The id of an item whose id is shared ([`RepeatedIds::ByPosition`]):
+/// `<id>@<position>:<first 8 hex characters of its content hash>`.
+pub fn position_id(id: &str, position: usize, value: &Value) -> String {
+    format!("{id}@{position}:{}", &content_hash(value)[..8])
 }
 
 /// The id of an item without an `id:` template.

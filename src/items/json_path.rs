@@ -6,6 +6,8 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::error::ItemsError;
+use super::parse::Lazy;
+#[cfg(test)]
 use super::parse::Parsed;
 
 /// Compile a `json_path` expression.
@@ -22,15 +24,41 @@ pub fn compile_json_path(expr: &str) -> Result<JsonPath, ItemsError> {
 /// The candidate items. Without a path: the elements of a top-level array, each line of
 /// JSON lines / text lines, or the single non-array document. With a path: the nodes it
 /// selects in the document, or in each line in turn.
+#[cfg(test)]
 pub fn select(parsed: Parsed, path: Option<&JsonPath>) -> Vec<Value> {
     match (parsed, path) {
-        (Parsed::Document(Value::Array(items)), None) => items,
-        (Parsed::Document(doc), None) => vec![doc],
+        (Parsed::Document(doc), path) => in_document(doc, path),
         (Parsed::Lines(lines), None) => lines,
-        (Parsed::Document(doc), Some(path)) => query(doc, path),
         (Parsed::Lines(lines), Some(path)) => {
             lines.into_iter().flat_map(|l| query(l, path)).collect()
         }
+    }
+}
+
+/// The candidates of a whole JSON document.
+fn in_document(doc: Value, path: Option<&JsonPath>) -> Vec<Value> {
+    match (doc, path) {
+        (Value::Array(items), None) => items,
+        (doc, None) => vec![doc],
+        (doc, Some(path)) => query(doc, path),
+    }
+}
+
+/// [`select`] one line at a time: lines are parsed and queried as they are iterated.
+pub fn select_lazily<'a>(
+    parsed: Lazy<'a>,
+    path: Option<&'a JsonPath>,
+) -> Box<dyn Iterator<Item = Result<Value, ItemsError>> + 'a> {
+    match (parsed, path) {
+        (Lazy::Document(doc), path) => Box::new(in_document(doc, path).into_iter().map(Ok)),
+        (lines, None) => lines.values(),
+        (lines, Some(path)) => Box::new(lines.values().flat_map(move |line| {
+            let nodes: Box<dyn Iterator<Item = Result<Value, ItemsError>>> = match line {
+                Ok(v) => Box::new(query(v, path).into_iter().map(Ok)),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            nodes
+        })),
     }
 }
 

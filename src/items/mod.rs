@@ -11,6 +11,7 @@ mod dialect_lex;
 mod error;
 mod expr;
 mod format;
+mod frozen;
 mod input;
 mod item;
 mod jq;
@@ -26,6 +27,9 @@ mod tokens;
 pub use canonical::canonical_json;
 pub use error::{ItemsError, JsonHint};
 pub use format::InputFormat;
+pub use frozen::{Frozen, freeze};
 pub use input::Input;
-pub use item::{IdFn, Item, Renamed, RepeatedIds, assign_ids, assign_ids_with};
+pub use item::{
+    IdAssigner, IdFn, Ids, Item, Renamed, RepeatedIds, assign_ids, assign_ids_with, position_id,
+};
 pub use selection::{CompiledSelection, Selection, compile};

@@ -7,6 +7,7 @@ use super::error::{ItemsError, JsonHint};
 use super::format::InputFormat;
 
 /// The parsed items input.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// The whole input is one JSON value.
@@ -15,46 +16,125 @@ pub enum Parsed {
     Lines(Vec<Value>),
 }
 
+/// The parsed items input with its lines not parsed yet: they are parsed one at a time as
+/// they are iterated ([`Lazy::values`]), so a million lines never exist as values at once.
+#[derive(Debug)]
+pub enum Lazy<'a> {
+    /// The whole input is one JSON value.
+    Document(Value),
+    /// One JSON value per non-blank line; a line that is not JSON is an error when reached.
+    JsonLines {
+        /// The text.
+        text: &'a str,
+        /// Where it came from, for error messages.
+        origin: &'a str,
+        /// What the error messages suggest.
+        hint: JsonHint,
+    },
+    /// One string per non-blank line.
+    PlainLines(&'a str),
+}
+
 /// Parse `bytes` as `format`. A UTF-8 BOM is ignored; blank input gives no items in every
 /// format. `auto` tries, in order: (1) the whole input is one JSON value; (2) JSON lines;
 /// (3) plain lines, except that text whose first non-blank character is `[` or `{` is
 /// never plain lines: it is JSON (or JSON lines) or an error. `origin` names the source in
 /// error messages, which give the line and column.
+#[cfg(test)]
 pub fn parse_input(bytes: &[u8], format: InputFormat, origin: &str) -> Result<Parsed, ItemsError> {
+    Ok(match parse_lazily(bytes, format, origin)? {
+        Lazy::Document(doc) => Parsed::Document(doc),
+        lines => Parsed::Lines(lines.values().collect::<Result<_, _>>()?),
+    })
+}
+
+/// [`parse_input`] with the lines left to parse while they are iterated. Every syntax error
+/// of a JSON document is found here; a JSON line's, when the iteration reaches it.
+pub fn parse_lazily<'a>(
+    bytes: &'a [u8],
+    format: InputFormat,
+    origin: &'a str,
+) -> Result<Lazy<'a>, ItemsError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Parsed::Lines(Vec::new()));
+        return Ok(Lazy::PlainLines(""));
     }
     match format {
         InputFormat::Json => serde_json::from_slice(bytes)
-            .map(Parsed::Document)
+            .map(Lazy::Document)
             .map_err(|e| invalid_document(bytes, &e, origin, JsonHint::Json)),
-        InputFormat::Jsonl => {
-            json_lines(text(bytes, origin)?, origin, JsonHint::Jsonl).map(Parsed::Lines)
-        }
-        InputFormat::Lines => Ok(Parsed::Lines(plain_lines(text(bytes, origin)?))),
+        InputFormat::Jsonl => Ok(Lazy::JsonLines {
+            text: text(bytes, origin)?,
+            origin,
+            hint: JsonHint::Jsonl,
+        }),
+        InputFormat::Lines => Ok(Lazy::PlainLines(text(bytes, origin)?)),
         InputFormat::Auto => sniff(bytes, origin),
     }
 }
 
-fn sniff(bytes: &[u8], origin: &str) -> Result<Parsed, ItemsError> {
+fn sniff<'a>(bytes: &'a [u8], origin: &'a str) -> Result<Lazy<'a>, ItemsError> {
     let doc_err = match serde_json::from_slice::<Value>(bytes) {
-        Ok(doc) => return Ok(Parsed::Document(doc)),
+        Ok(doc) => return Ok(Lazy::Document(doc)),
         Err(e) => e,
     };
     let text = text(bytes, origin)?;
+    let json_lines = Lazy::JsonLines {
+        text,
+        origin,
+        hint: JsonHint::Auto,
+    };
     if text.trim_start().starts_with(['[', '{']) {
         // JSON lines when the first line is JSON on its own, else one (broken) document.
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         if serde_json::from_str::<Value>(first).is_ok() {
-            return json_lines(text, origin, JsonHint::Auto).map(Parsed::Lines);
+            return Ok(json_lines);
         }
         return Err(invalid_document(bytes, &doc_err, origin, JsonHint::Auto));
     }
-    match json_lines(text, origin, JsonHint::Auto) {
-        Ok(values) => Ok(Parsed::Lines(values)),
-        Err(_) => Ok(Parsed::Lines(plain_lines(text))),
+    // JSON lines only when every line is JSON (checked without keeping any value).
+    let all_json = non_blank(text)
+        .all(|(_, line)| serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok());
+    Ok(if all_json {
+        json_lines
+    } else {
+        Lazy::PlainLines(text)
+    })
+}
+
+impl<'a> Lazy<'a> {
+    /// The values in input order: a document's single value, or one per non-blank line.
+    pub fn values(self) -> Box<dyn Iterator<Item = Result<Value, ItemsError>> + 'a> {
+        match self {
+            Lazy::Document(doc) => Box::new(std::iter::once(Ok(doc))),
+            Lazy::JsonLines { text, origin, hint } => {
+                Box::new(non_blank(text).map(move |(n, line)| {
+                    serde_json::from_str::<Value>(line).map_err(|e| {
+                        invalid(
+                            origin,
+                            n + 1,
+                            char_column(line.as_bytes(), e.column()),
+                            &e,
+                            hint,
+                        )
+                    })
+                }))
+            }
+            Lazy::PlainLines(text) => Box::new(
+                text.split('\n')
+                    .map(|line| line.strip_suffix('\r').unwrap_or(line))
+                    .filter(|line| !line.trim().is_empty())
+                    .map(|line| Ok(Value::String(line.to_string()))),
+            ),
+        }
     }
+}
+
+/// The non-blank lines with their 0-based line numbers.
+fn non_blank(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n')
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
 }
 
 /// The input as UTF-8 text, or an error naming the line and column of the first bad byte.
@@ -73,38 +153,6 @@ fn text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ItemsError> {
             offset,
         }
     })
-}
-
-/// Every non-blank line parsed as JSON; the first line that is not JSON is an error.
-fn json_lines(text: &str, origin: &str, hint: JsonHint) -> Result<Vec<Value>, ItemsError> {
-    let mut values = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
-    for (n, line) in text.split('\n').enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                return Err(invalid(
-                    origin,
-                    n + 1,
-                    char_column(line.as_bytes(), e.column()),
-                    &e,
-                    hint,
-                ));
-            }
-        }
-    }
-    values.shrink_to_fit();
-    Ok(values)
-}
-
-fn plain_lines(text: &str) -> Vec<Value> {
-    text.split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| Value::String(line.to_string()))
-        .collect()
 }
 
 /// The error for a whole document that does not parse, at serde's line and column.

@@ -44,16 +44,63 @@ struct Row {
     distinct: Option<String>,
 }
 
+/// Where the selected items go, one at a time, in order.
+pub type Sink<'s> = &'s mut dyn FnMut(Value) -> Result<(), ItemsError>;
+
+/// Everything `run` passes to its sink, in a vector.
+pub fn collect_values(
+    run: impl FnOnce(Sink<'_>) -> Result<(), ItemsError>,
+) -> Result<Vec<Value>, ItemsError> {
+    let mut out = Vec::new();
+    run(&mut |v| {
+        out.push(v);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 impl Stages {
     /// Run the stages over the candidate items (positions in errors are 0-based indexes into
     /// `values`). Each item is converted for jq at most once, and only when an expression
     /// needs it.
+    #[cfg(test)]
     pub fn run(&self, values: Vec<Value>) -> Result<Vec<Value>, ItemsError> {
-        if self.filter.is_none() && self.sort.is_empty() && self.distinct.is_none() {
-            return Ok(self.page(values.into_iter()));
+        collect_values(|sink| self.stream(values.into_iter().map(Ok), sink))
+    }
+
+    /// [`Stages::run`] over a stream of candidates, passing the survivors to `sink` in
+    /// order. Without `sort_by` and `distinct` nothing is held: each candidate is filtered,
+    /// paged and passed on (or dropped) before the next is read. Every candidate is read,
+    /// even past `max_items`, so that an error anywhere in the input is still reported.
+    pub fn stream(
+        &self,
+        values: impl Iterator<Item = Result<Value, ItemsError>>,
+        sink: Sink<'_>,
+    ) -> Result<(), ItemsError> {
+        let limit = self.max_items.unwrap_or(usize::MAX);
+        let mut kept = 0usize;
+        let mut page = |value: Value| -> Result<(), ItemsError> {
+            kept += 1;
+            if kept > self.offset && kept - self.offset <= limit {
+                sink(value)?;
+            }
+            Ok(())
+        };
+        if self.sort.is_empty() && self.distinct.is_none() {
+            for (position, value) in values.enumerate() {
+                let value = value?;
+                if let Some(filter) = &self.filter
+                    && !keep(filter, &value, &to_jaq(&value), position)?
+                {
+                    continue;
+                }
+                page(value)?;
+            }
+            return Ok(());
         }
-        let mut rows = Vec::with_capacity(values.len());
-        for (position, value) in values.into_iter().enumerate() {
+        let mut rows = Vec::new();
+        for (position, value) in values.enumerate() {
+            let value = value?;
             let val = to_jaq(&value);
             if let Some(filter) = &self.filter
                 && !keep(filter, &value, &val, position)?
@@ -87,18 +134,12 @@ impl Stages {
             rows.sort_by(|a, b| compare_keys(&a.keys, &b.keys, &orders));
         }
         let mut seen = HashSet::new();
-        let unique = rows.into_iter().filter_map(|row| match row.distinct {
-            Some(key) => seen.insert(key).then_some(row.value),
-            None => Some(row.value),
-        });
-        Ok(self.page(unique))
-    }
-
-    fn page(&self, values: impl Iterator<Item = Value>) -> Vec<Value> {
-        values
-            .skip(self.offset)
-            .take(self.max_items.unwrap_or(usize::MAX))
-            .collect()
+        for row in rows {
+            if row.distinct.is_none_or(|key| seen.insert(key)) {
+                page(row.value)?;
+            }
+        }
+        Ok(())
     }
 }
 

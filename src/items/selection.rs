@@ -9,9 +9,9 @@ use super::error::ItemsError;
 use super::expr::ItemExpr;
 use super::format::InputFormat;
 use super::input::Input;
-use super::json_path::{compile_json_path, select};
-use super::parse::parse_input;
-use super::pipeline::{Named, Stages};
+use super::json_path::{compile_json_path, select_lazily};
+use super::parse::{Lazy, parse_lazily};
+use super::pipeline::{Named, Sink, Stages, collect_values};
 use super::sort_spec::parse_sort_by;
 
 /// Which items to process: plain data, filled by the workflow loader.
@@ -130,17 +130,37 @@ impl CompiledSelection {
         base_dir: &Path,
         env: &[(String, String)],
     ) -> Result<Vec<Value>, ItemsError> {
+        collect_values(|sink| self.stream(base_dir, env, sink))
+    }
+
+    /// [`CompiledSelection::load`], passing each selected item to `sink` in order instead of
+    /// collecting them. Lines are parsed one at a time, so without `sort_by` or `distinct`
+    /// memory holds the input's bytes and one item, not every item.
+    pub fn stream(
+        &self,
+        base_dir: &Path,
+        env: &[(String, String)],
+        sink: Sink<'_>,
+    ) -> Result<(), ItemsError> {
         let bytes = self.input.read(base_dir, env)?;
-        let parsed = parse_input(&bytes, self.format, &self.input.origin())?;
-        drop(bytes); // keep peak memory down for large inputs
-        self.stages.run(select(parsed, self.json_path.as_ref()))
+        self.stream_bytes(bytes, &self.input.origin(), sink)
     }
 
     /// The same pipeline on already-read bytes; `origin` names them in error messages.
     pub fn select_from_bytes(&self, bytes: &[u8], origin: &str) -> Result<Vec<Value>, ItemsError> {
-        let parsed = parse_input(bytes, self.format, origin)?;
-        let candidates = select(parsed, self.json_path.as_ref());
-        self.stages.run(candidates)
+        collect_values(|sink| self.stream_bytes(bytes.to_vec(), origin, sink))
+    }
+
+    fn stream_bytes(&self, bytes: Vec<u8>, origin: &str, sink: Sink<'_>) -> Result<(), ItemsError> {
+        let path = self.json_path.as_ref();
+        match parse_lazily(&bytes, self.format, origin)? {
+            Lazy::Document(doc) => {
+                drop(bytes); // a document is parsed whole: keep peak memory down
+                self.stages
+                    .stream(select_lazily(Lazy::Document(doc), path), sink)
+            }
+            lines => self.stages.stream(select_lazily(lines, path), sink),
+        }
     }
 }
 

@@ -76,7 +76,7 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
             .workflow
             .with_env(&vars.env)
             .map_err(SessionError::Usage)?;
-        let (items, warning) = select_items(&wf, &vars)?;
+        let (items, warning) = select_items(&wf, &vars, state.scratch_dir()?)?;
         warnings.extend(warning);
         Some(items)
     } else {

@@ -57,7 +57,11 @@ impl Classify for WorkflowError {
 
 impl Classify for ItemsError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Usage
+        match self {
+            // The machine, not the workflow: a full disk, say.
+            ItemsError::Spill { .. } => ErrorKind::Infra,
+            _ => ErrorKind::Usage,
+        }
     }
 }
 
@@ -84,7 +88,8 @@ impl Classify for EngineError {
     fn kind(&self) -> ErrorKind {
         match self {
             EngineError::State(e) => e.kind(),
-            EngineError::Items(_) | EngineError::Config(_) => ErrorKind::Usage,
+            EngineError::Items(e) => e.kind(),
+            EngineError::Config(_) => ErrorKind::Usage,
             EngineError::Infra(_) => ErrorKind::Infra,
         }
     }

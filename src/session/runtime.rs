@@ -12,7 +12,7 @@ use crate::engine::error::EngineError;
 use crate::engine::phases::{JobOutcome, JobRun, RunKind, execute};
 use crate::engine::process::{orphans, reaper, watchdog};
 use crate::engine::recorder::Recorder;
-use crate::items::Item;
+use crate::items::Frozen;
 use crate::report::reporter::Reporter;
 use crate::session::error::SessionError;
 use crate::state::job::{JobMeta, JobView};
@@ -30,7 +30,7 @@ pub struct OpenRun {
     pub lock: JobLock,
     pub kind: RunKind,
     /// Items already selected (a `run` without setup selects before it creates the job).
-    pub preselected: Option<Vec<Item>>,
+    pub preselected: Option<Frozen>,
     /// Said right after `job_started`.
     pub warnings: Vec<String>,
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::items::Item;
+use crate::items::{Frozen, Item};
 use crate::state::atomic::write_atomic_with;
 use crate::state::error::StateError;
 
@@ -31,33 +31,64 @@ struct LineIn {
 /// Write the items atomically; returns the blake3 hash of the file (the items' fingerprint).
 /// Streamed one line at a time, so a million items cost no second copy in memory.
 pub fn write<I: std::borrow::Borrow<Item>>(path: &Path, items: &[I]) -> Result<String, StateError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut encode_error = None;
-    write_atomic_with(path, |w| {
-        let mut line = Vec::with_capacity(256);
+    write_lines(path, |line| {
         for it in items {
             let it = it.borrow();
-            line.clear();
             let out = LineOut {
                 id: &it.id,
                 item: &it.value,
             };
-            if let Err(e) = serde_json::to_writer(&mut line, &out) {
-                encode_error = Some(e.to_string());
-                return Err(std::io::Error::other("an item cannot be encoded"));
-            }
-            line.push(b'\n');
-            hasher.update(&line);
-            w.write_all(&line)?;
+            serde_json::to_writer(&mut *line.buf, &out).map_err(std::io::Error::from)?;
+            line.end()?;
         }
         Ok(())
     })
-    .map_err(|e| match encode_error.take() {
-        Some(detail) => StateError::Corrupt {
-            path: path.to_path_buf(),
-            detail,
-        },
-        None => e,
+}
+
+/// [`write`] from the selection's spill file: each value's JSON is copied as it is, never
+/// parsed again.
+pub fn write_frozen(path: &Path, items: &Frozen) -> Result<String, StateError> {
+    write_lines(path, |line| {
+        items.for_each(|id, raw| {
+            line.buf.extend_from_slice(b"{\"id\":");
+            serde_json::to_writer(&mut *line.buf, id).map_err(std::io::Error::from)?;
+            line.buf.extend_from_slice(b",\"item\":");
+            line.buf.extend_from_slice(raw.as_bytes());
+            line.buf.push(b'}');
+            line.end()
+        })
+    })
+}
+
+/// One line being written: filled in `buf`, then hashed and written by [`Line::end`].
+struct Line<'a> {
+    buf: &'a mut Vec<u8>,
+    hasher: &'a mut blake3::Hasher,
+    w: &'a mut dyn std::io::Write,
+}
+
+impl Line<'_> {
+    fn end(&mut self) -> std::io::Result<()> {
+        self.buf.push(b'\n');
+        self.hasher.update(self.buf);
+        self.w.write_all(self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+fn write_lines(
+    path: &Path,
+    fill: impl FnOnce(&mut Line<'_>) -> std::io::Result<()>,
+) -> Result<String, StateError> {
+    let mut hasher = blake3::Hasher::new();
+    write_atomic_with(path, |w| {
+        let mut buf = Vec::with_capacity(256);
+        fill(&mut Line {
+            buf: &mut buf,
+            hasher: &mut hasher,
+            w,
+        })
     })?;
     Ok(hasher.finalize().to_hex().to_string())
 }

@@ -132,6 +132,14 @@ impl StateDir {
         Ok(job)
     }
 
+    /// The root, created (private) when missing: where anonymous temporary files that belong
+    /// to no job yet go (the selected items of a job being created), on the state's disk
+    /// rather than in a `/tmp` that may be memory.
+    pub fn scratch_dir(&self) -> Result<&Path, StateError> {
+        create_dir_private(&self.root)?;
+        Ok(&self.root)
+    }
+
     /// Ids of the existing jobs, sorted. A missing state directory has no jobs; entries that
     /// are not directories or not valid ids are ignored.
     pub fn list_jobs(&self) -> Result<Vec<String>, StateError> {
