@@ -38,10 +38,40 @@ pub struct Stages {
 }
 
 /// One surviving item and what the later stages need from it.
+/// Sorting needs every item at once: each is kept as its compact JSON text (a parsed object
+/// or array costs several times its text) and parsed again when it is passed on; a scalar
+/// stays a value, which costs less than its text.
 struct Row {
-    value: Value,
+    value: Kept,
     keys: Vec<Val>,
-    distinct: Option<String>,
+    /// The blake3 hash of the canonical JSON of the `distinct` key.
+    distinct: Option<[u8; 16]>,
+}
+
+/// An item kept in memory for sorting.
+enum Kept {
+    Scalar(Value),
+    Text(Box<str>),
+}
+
+impl Kept {
+    fn new(value: Value) -> Self {
+        match value {
+            Value::Array(_) | Value::Object(_) => match serde_json::to_string(&value) {
+                Ok(text) => Kept::Text(text.into_boxed_str()),
+                Err(_) => Kept::Scalar(value), // never: a `Value`'s keys are strings
+            },
+            scalar => Kept::Scalar(scalar),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Kept::Scalar(v) => v,
+            // Text serde_json wrote always parses back.
+            Kept::Text(t) => serde_json::from_str(&t).unwrap_or(Value::Null),
+        }
+    }
 }
 
 /// Where the selected items go, one at a time, in order.
@@ -117,7 +147,7 @@ impl Stages {
                 None => None,
             };
             rows.push(Row {
-                value,
+                value: Kept::new(value),
                 keys,
                 distinct,
             });
@@ -136,7 +166,7 @@ impl Stages {
         let mut seen = HashSet::new();
         for row in rows {
             if row.distinct.is_none_or(|key| seen.insert(key)) {
-                page(row.value)?;
+                page(row.value.into_value())?;
             }
         }
         Ok(())
@@ -161,16 +191,22 @@ fn sort_key(expr: &ItemExpr, value: &Value, val: &Val) -> Val {
         .unwrap_or(Val::Null)
 }
 
-/// Canonical JSON of the first output of the distinct expression (null when it has none).
+/// The hash of the canonical JSON of the first output of the distinct expression (of `null`
+/// when it has none): 16 bytes per item, whatever the key's size.
 fn distinct_key(
     d: &Named,
     value: &Value,
     val: &Val,
     position: usize,
-) -> Result<String, ItemsError> {
+) -> Result<[u8; 16], ItemsError> {
+    let hash = |json: &str| {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&blake3::hash(json.as_bytes()).as_bytes()[..16]);
+        key
+    };
     match d.jq.first(value, val) {
-        None => Ok("null".to_string()),
-        Some(Ok(out)) => Ok(canonical_json(&from_jaq(&out))),
+        None => Ok(hash("null")),
+        Some(Ok(out)) => Ok(hash(&canonical_json(&from_jaq(&out)))),
         Some(Err(message)) => Err(ItemsError::ExpressionRuntime {
             key: "distinct",
             expr: d.expr.clone(),
