@@ -110,10 +110,11 @@ async fn check<R: StepRunner>(
                 ..
             } => return Err(f),
             StepOutcome::Failed { failure, .. } => {
-                let why = without_step(&failure, index);
-                return Ok(ValidationResult::failed(format!(
-                    "the validation result {why}"
-                )));
+                let why = match failure {
+                    Failure::Spawn { message, .. } => message,
+                    other => without_step(&other, index),
+                };
+                return Ok(ValidationResult::failed(why));
             }
             StepOutcome::Ok { shell, .. } => output_of(shell.as_ref()),
         },
