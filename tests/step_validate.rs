@@ -457,3 +457,34 @@ map:
         stderr(&out)
     );
 }
+
+#[test]
+fn a_validation_command_over_its_timeout_is_killed_and_counts_as_zero() {
+    let p = Project::new();
+    workflow(
+        &p,
+        r#"map:
+  input: items.json
+  agent_template:
+    - shell: "true"
+      validate:
+        shell: "sleep 60 & echo $! > bg.pid; wait"
+        timeout: 1
+        on_incomplete:
+          shell: 'printf "%s\n" "${validation.missing}" > why.txt'
+          max_attempts: 1
+"#,
+    );
+    let started = std::time::Instant::now();
+    run_expect(&p, &["run", "wf.yml"], 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let why = p.read("why.txt");
+    assert!(why.contains("timed out after 1s"), "{why}");
+    // The validation command's process group was killed, its background child too.
+    let pid = read_pid(&p, "bg.pid");
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "the background sleep ends",
+        || !pid_alive(pid),
+    );
+}
