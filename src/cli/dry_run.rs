@@ -60,6 +60,7 @@ pub fn print(wf: &Workflow, overrides: &[(String, String)]) -> anyhow::Result<i3
                     .path
                     .render_plain(&lookup)
                     .map(|p| format!("write_file: {p}")),
+                StepKind::ReadFile => Ok(st.source.clone()),
             }
             .unwrap_or_else(|e| format!("<cannot render: {e}>"));
             writeln!(out, "  $ {cmd}")?;

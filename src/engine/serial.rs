@@ -222,6 +222,17 @@ struct PhaseRunner<'a, E> {
 }
 
 impl<E: Executor> StepRunner for PhaseRunner<'_, E> {
+    fn warn(&mut self, message: String) {
+        let name = if self.phase == Phase::Setup {
+            "setup"
+        } else {
+            "reduce"
+        };
+        self.rec.report(&Event::Warning {
+            message: format!("{name} {message}"),
+        });
+    }
+
     async fn run_one(
         &mut self,
         step: &Step,

@@ -34,11 +34,13 @@ pub enum Failure {
     CpuLimit { limit_ms: u64, step: usize },
     /// The attempt started more than `map.resources.processes` processes at once.
     ProcessLimit { limit: u64, step: usize },
+    /// The step's `validate:` stayed below its threshold after its `on_incomplete` handlers.
+    Validation { message: String, step: usize },
 }
 
 impl Failure {
     /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
-    pub const CLASSES: [&'static str; 11] = [
+    pub const CLASSES: [&'static str; 12] = [
         "exit",
         "signal",
         "timeout",
@@ -50,6 +52,7 @@ impl Failure {
         "memory_limit",
         "cpu_limit",
         "process_limit",
+        "validation",
     ];
 
     /// Short class name used in summaries and `retry.on` matching.
@@ -66,6 +69,7 @@ impl Failure {
             Failure::MemoryLimit { .. } => "memory_limit",
             Failure::CpuLimit { .. } => "cpu_limit",
             Failure::ProcessLimit { .. } => "process_limit",
+            Failure::Validation { .. } => "validation",
         }
     }
 
@@ -85,7 +89,8 @@ impl Failure {
             | Failure::Cancelled { step }
             | Failure::MemoryLimit { step, .. }
             | Failure::CpuLimit { step, .. }
-            | Failure::ProcessLimit { step, .. } => *step,
+            | Failure::ProcessLimit { step, .. }
+            | Failure::Validation { step, .. } => *step,
             Failure::TaskLost { .. } | Failure::WorkerLost { .. } => 0,
         }
     }
@@ -136,6 +141,9 @@ impl std::fmt::Display for Failure {
                 "step {} went over its limit of {limit} processes",
                 step + 1
             ),
+            Failure::Validation { message, step } => {
+                write!(f, "step {} is incomplete: {message}", step + 1)
+            }
         }
     }
 }
@@ -328,6 +336,10 @@ mod tests {
                 step: 0,
             },
             Failure::ProcessLimit { limit: 1, step: 0 },
+            Failure::Validation {
+                message: String::new(),
+                step: 0,
+            },
         ];
         // Exhaustive: a new variant does not compile until it is added to `all`.
         let position = |f: &Failure| match f {
@@ -342,6 +354,7 @@ mod tests {
             Failure::MemoryLimit { .. } => 8,
             Failure::CpuLimit { .. } => 9,
             Failure::ProcessLimit { .. } => 10,
+            Failure::Validation { .. } => 11,
         };
         for (i, f) in all.iter().enumerate() {
             assert_eq!(position(f), i);

@@ -230,11 +230,13 @@ pub struct Step {
     pub continue_on_error: bool,
     pub working_dir: Option<Template>,
     pub env: Vec<(String, Template)>,
+    /// Prodigy's `validate:`, checked after the step succeeds.
+    pub validate: Option<Box<crate::workflow::step_validation::Validation>>,
 }
 
 impl Step {
-    /// Whether a placeholder of the step (its command, `working_dir`, `env`, or one of its
-    /// `on_failure` handlers) names a variable for which `pred` holds.
+    /// Whether a placeholder of the step (its command, `working_dir`, `env`, one of its
+    /// `on_failure` handlers, or its `validate:`) names a variable for which `pred` holds.
     pub fn uses(&self, pred: &dyn Fn(&crate::workflow::template::VarRef) -> bool) -> bool {
         let in_template = |t: &Template| t.placeholders().any(|p| pred(&p.var));
         in_template(&self.shell)
@@ -245,6 +247,10 @@ impl Step {
                 .on_failure
                 .as_ref()
                 .is_some_and(|o| o.handlers.iter().any(|h| h.uses(pred)))
+            || self
+                .validate
+                .as_ref()
+                .is_some_and(|v| v.steps().any(|s| s.uses(pred)))
     }
 }
 
@@ -258,6 +264,9 @@ pub enum StepKind {
     Claude,
     /// Prodigy's `write_file:`: the rendered content written atomically to `path`.
     WriteFile(WriteFile),
+    /// Internal (a `validate.result_file`): the file named by the rendered text, read by the
+    /// runner; its content is the step's output.
+    ReadFile,
 }
 
 /// A `write_file:` step (Prodigy's fields and defaults).

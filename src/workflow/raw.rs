@@ -418,9 +418,10 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(skip)]
     pub foreach: ProdigyOnly,
+    /// Prodigy: check the step's result, and complete it while it is below a threshold.
     #[serde(default)]
-    #[schemars(skip)]
-    pub validate: ProdigyOnly,
+    #[schemars(with = "Option<super::raw_validation::RawValidation>")]
+    pub validate: Option<Spanned<super::raw_validation::RawValidation>>,
     #[serde(default)]
     #[schemars(skip)]
     pub test: ProdigyOnly,

@@ -19,7 +19,6 @@ const PRODIGY_ONLY: &[&str] = &[
     "claude",
     "goal_seek",
     "foreach",
-    "validate",
     "test",
     "analyze",
     "write_file",

@@ -7,6 +7,7 @@
 mod ctx;
 mod map;
 mod resources;
+mod step_validation;
 mod steps;
 
 use std::path::{Path, PathBuf};

@@ -7,5 +7,7 @@ pub mod executor;
 pub mod recovery;
 pub mod run;
 pub mod step;
+pub mod validation;
+pub mod validation_result;
 pub mod vars;
 pub mod write_file;

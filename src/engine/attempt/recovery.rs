@@ -2,13 +2,16 @@
 //! its handlers run in order (a failed handler stops them, unless it has
 //! `continue_on_error`); while attempts are left the step runs again; at the end the failure
 //! is forgiven when the last handlers succeeded and the step does not `fail` anyway.
-//! `${shell.*}` follows every step and handler that keeps its output.
+//! `${shell.*}` follows every step and handler that keeps its output. A step that succeeded
+//! is then checked by its `validate:` ([`super::validation`]); when that fails the step, it
+//! is a failed attempt like any other.
 
 use std::future::Future;
 
 use serde_json::{Map, Value};
 
 use crate::engine::attempt::step::StepOutcome;
+use crate::engine::attempt::validation::validate;
 use crate::state::records::Failure;
 use crate::workflow::model::Step;
 
@@ -24,6 +27,10 @@ pub trait StepRunner {
         index: usize,
         values: &Map<String, Value>,
     ) -> impl Future<Output = StepOutcome> + Send;
+
+    /// Tell the user about something that did not stop the unit (a step's `validate:` that
+    /// stayed incomplete without failing it).
+    fn warn(&mut self, message: String);
 }
 
 /// How a step ended, its handlers and retries included.
@@ -59,7 +66,10 @@ pub async fn run_step<R: StepRunner>(
             values.insert(SHELL.into(), s.clone());
         }
         let (failure, stderr_tail) = match out {
-            StepOutcome::Ok { captured, .. } => return Ended::Ok { captured },
+            StepOutcome::Ok { captured, .. } => match validate(r, step, index, values).await {
+                None => return Ended::Ok { captured },
+                Some(failure) => (failure, String::new()),
+            },
             StepOutcome::Failed {
                 failure,
                 stderr_tail,
@@ -73,7 +83,7 @@ pub async fn run_step<R: StepRunner>(
             };
         };
         if matches!(failure, Failure::Cancelled { .. })
-            || !handlers(r, &of.handlers, index, values).await
+            || handlers(r, &of.handlers, index, values).await.is_some()
         {
             return Ended::Failed {
                 failure,
@@ -94,14 +104,14 @@ pub async fn run_step<R: StepRunner>(
     }
 }
 
-/// Run handlers in order; false when one failed (and does not `continue_on_error`) or was
-/// cancelled.
-async fn handlers<R: StepRunner>(
+/// Run handlers in order; the failure of the one that failed (and does not
+/// `continue_on_error`) or was cancelled.
+pub(crate) async fn handlers<R: StepRunner>(
     r: &mut R,
     hs: &[Step],
     index: usize,
     values: &mut Map<String, Value>,
-) -> bool {
+) -> Option<Failure> {
     for h in hs {
         let out = r.run_one(h, index, values).await;
         if let Some(s) = out.shell() {
@@ -110,8 +120,8 @@ async fn handlers<R: StepRunner>(
         if let StepOutcome::Failed { failure, .. } = out
             && (matches!(failure, Failure::Cancelled { .. }) || !h.continue_on_error)
         {
-            return false;
+            return Some(failure);
         }
     }
-    true
+    None
 }

@@ -113,6 +113,30 @@ struct AttemptCx<'a, E> {
 }
 
 impl<E: Executor> StepRunner for AttemptCx<'_, E> {
+    /// A warning of an item goes to its log (`<attempt>.err`).
+    fn warn(&mut self, message: String) {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let Some(stem) = &self.senv.log_stem else {
+            return;
+        };
+        if let Some(dir) = stem.parent() {
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(stem.with_extension("err"))
+            .and_then(|mut f| writeln!(f, "runner: warning: {message}"));
+        if let Err(e) = written {
+            tracing::warn!("cannot write the item log: {e}");
+        }
+    }
+
     /// Render and run one step (or handler) with the captures made so far, within the
     /// tighter of its own and the item's time limit.
     async fn run_one(

@@ -55,6 +55,8 @@ pub enum Program {
     Argv(Vec<String>),
     /// A `write_file` step: the rendered path and content.
     Write { path: String, content: String },
+    /// A `validate.result_file`: the file to read.
+    Read { path: String },
 }
 
 /// Render `step` (and nothing else) with `lookup`.
@@ -96,6 +98,9 @@ pub fn render(
         StepKind::WriteFile(w) => Program::Write {
             path: plain(&w.path)?,
             content: plain(&step.shell)?,
+        },
+        StepKind::ReadFile => Program::Read {
+            path: plain(&step.shell)?,
         },
     };
     Ok(Rendered { program, cwd, env })
@@ -166,6 +171,7 @@ pub async fn run<E: Executor>(
         Program::Write { path, content } => {
             return write_file_step(step, index, &path, &content, &rendered.cwd);
         }
+        Program::Read { path } => return read_file_step(index, &path, &rendered.cwd),
     };
     let cmd = ShellCommand {
         script,
@@ -300,6 +306,23 @@ fn write_file_step(
             stderr_tail: String::new(),
             shell,
         },
+    }
+}
+
+/// Read a `validate.result_file` in the runner itself: its content is the step's output.
+fn read_file_step(index: usize, path: &str, cwd: &Path) -> StepOutcome {
+    match std::fs::read(resolve_dir(cwd, path)) {
+        Ok(bytes) => StepOutcome::Ok {
+            captured: None,
+            shell: Some(serde_json::json!({
+                "output": String::from_utf8_lossy(&bytes),
+                "stderr": "",
+            })),
+        },
+        Err(e) => StepOutcome::not_run(Failure::Spawn {
+            message: format!("cannot read {path}: {e}"),
+            step: index,
+        }),
     }
 }
 

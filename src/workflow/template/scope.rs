@@ -3,6 +3,7 @@
 //! `${job.id}`, `${shell.output}`...). Used by validation so that a typo, or a variable that
 //! cannot exist there, is caught before anything runs.
 
+use crate::workflow::step_validation::{VALIDATION_DEEP_KEYS, VALIDATION_KEYS};
 use crate::workflow::template::{PathSeg, VarRef};
 
 /// The part of a workflow a template stands in.
@@ -30,6 +31,7 @@ const RESERVED: &[&str] = &[
     "workflow",
     "map",
     "shell",
+    "validation",
 ];
 
 /// The keys of `${map.KEY}` in reduce.
@@ -54,6 +56,8 @@ pub struct Scope {
     /// A shell step ran before this one in the same unit (or this is an `on_failure`
     /// handler): `${shell.output}` exists.
     shell: bool,
+    /// In a `validate.on_incomplete` handler: `${validation.*}` exists.
+    validation: bool,
 }
 
 impl Scope {
@@ -62,6 +66,7 @@ impl Scope {
             part,
             captures: Vec::new(),
             shell: false,
+            validation: false,
         }
     }
 
@@ -80,6 +85,12 @@ impl Scope {
     /// From now on `${shell.output}` (the previous shell step's output) exists.
     pub fn after_shell_step(&mut self) {
         self.shell = true;
+    }
+
+    /// From now on `${validation.*}` (the last validation result) exists.
+    pub fn with_validation(mut self) -> Self {
+        self.validation = true;
+        self
     }
 
     pub fn captures(&self) -> &[String] {
@@ -107,6 +118,7 @@ impl Scope {
         };
         part_roots.contains(&root)
             || (root == "shell" && self.steps() && (self.shell || self.has_capture("shell")))
+            || (root == "validation" && self.steps() && self.validation)
             || (self.steps() && self.has_capture(root))
     }
 
@@ -154,6 +166,10 @@ impl Scope {
                 _ => keys("map", MAP_KEYS, false),
             },
             "shell" if !self.has_capture("shell") || self.shell => keys("shell", SHELL_KEYS, false),
+            "validation" => match first {
+                Some(k) if VALIDATION_DEEP_KEYS.contains(&k) => Ok(()),
+                _ => keys("validation", VALIDATION_KEYS, false),
+            },
             _ => Ok(()),
         }
     }
@@ -176,10 +192,20 @@ impl Scope {
         if self.steps() && self.shell {
             names.push("shell.output/stderr".into());
         }
+        if self.steps() && self.validation {
+            names.push(format!("validation.{}", VALIDATION_KEYS.join("/")));
+        }
         if self.steps() {
             names.extend(self.captures.iter().filter(|c| *c != "shell").cloned());
         }
         format!(" (variables here: {})", names.join(", "))
+    }
+
+    /// Why `${validation...}` is unknown here, when it is.
+    pub fn validation_hint(&self) -> Option<&'static str> {
+        (!self.validation).then_some(
+            "`${validation.*}` is the result of a step's `validate:`, known only in its `on_incomplete` handlers",
+        )
     }
 
     /// Why `${shell...}` is unknown here, when it is (the first step has no previous one).
@@ -222,6 +248,22 @@ mod tests {
         assert!(s.knows("shell"));
         assert!(s.check(&var("shell", &["output"])).is_ok());
         assert!(s.check(&var("shell", &["stdout"])).is_err());
+    }
+
+    #[test]
+    fn validation_exists_only_in_on_incomplete() {
+        let s = Scope::new(Part::Map);
+        assert!(!s.knows("validation"));
+        assert!(s.validation_hint().is_some());
+        let s = s.with_validation();
+        assert!(s.knows("validation") && s.validation_hint().is_none());
+        assert!(s.check(&var("validation", &["gaps"])).is_ok());
+        assert!(s.check(&var("validation", &["gaps", "auth"])).is_ok());
+        assert!(s.check(&var("validation", &["completion"])).is_ok());
+        assert!(s.check(&var("validation", &["completion", "x"])).is_err());
+        let e = s.check(&var("validation", &["gap"])).unwrap_err();
+        assert!(e.contains("validation.gaps"), "{e}");
+        assert!(Scope::is_reserved("validation"));
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub const BUILTIN_ROOTS: &[&str] = &[
     "map",
     "workflow",
     "shell",
+    "validation",
 ];
 
 /// One step of a path below a variable's root.

@@ -131,6 +131,9 @@ impl<'a> Ctx<'a> {
                     TemplateError::UnknownVariable { name, .. } if name == "shell" => {
                         scope.shell_hint().map(|h| format!("; {h}"))
                     }
+                    TemplateError::UnknownVariable { name, .. } if name == "validation" => {
+                        scope.validation_hint().map(|h| format!("; {h}"))
+                    }
                     _ => None,
                 };
                 at(format!("{e}{}{}", shell.unwrap_or_default(), scope.hint()))

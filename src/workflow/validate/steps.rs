@@ -164,6 +164,19 @@ fn step(
             None
         }
     };
+    let validate = match (&r.validate, kind) {
+        (Some(v), Kind::Phase) => {
+            super::step_validation::validation(cx, v, scope, (&working_dir, env.as_slice()))
+        }
+        (Some(v), _) => {
+            cx.report(cx.err(
+                v.referenced,
+                "`validate:` belongs to a step of a phase, not to a handler",
+            ));
+            None
+        }
+        (None, _) => None,
+    };
     let capture = cx.keep(capture_name(cx, r, extra_capture)).flatten();
     let capture_format = match r.capture_format.as_ref().map(|f| f.value.as_str()) {
         Some("json") => CaptureFormat::Json,
@@ -188,6 +201,7 @@ fn step(
         continue_on_error: r.continue_on_error.as_ref().is_some_and(|c| c.value),
         working_dir,
         env,
+        validate,
     })
 }
 
@@ -299,7 +313,17 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
 
 /// A handler given as a command string (a Claude command starts with `/`, as in Prodigy).
 fn command_handler(cx: &Ctx, c: &str, loc: Location, scope: &mut Scope) -> Option<Step> {
-    let claude = c.trim_start().starts_with('/');
+    command_step(cx, c, loc, scope, c.trim_start().starts_with('/'))
+}
+
+/// A step of a command string: a Claude command, or a shell command.
+pub(super) fn command_step(
+    cx: &Ctx,
+    c: &str,
+    loc: Location,
+    scope: &Scope,
+    claude: bool,
+) -> Option<Step> {
     let template = cx.keep(cx.template_str(c, loc, scope))?;
     Some(Step {
         kind: if claude {
@@ -322,10 +346,15 @@ fn command_handler(cx: &Ctx, c: &str, loc: Location, scope: &mut Scope) -> Optio
         continue_on_error: false,
         working_dir: None,
         env: Vec::new(),
+        validate: None,
     })
 }
 
-fn handler_list(cx: &Ctx, list: &[Spanned<HandlerEntry>], scope: &mut Scope) -> Vec<Step> {
+pub(super) fn handler_list(
+    cx: &Ctx,
+    list: &[Spanned<HandlerEntry>],
+    scope: &mut Scope,
+) -> Vec<Step> {
     list.iter()
         .filter_map(|e| match &e.value {
             HandlerEntry::Command(c) => command_handler(cx, c, e.referenced, scope),
@@ -392,18 +421,13 @@ fn misplaced_keys(cx: &Ctx, r: &RawStep, kind: Kind) {
 /// Report Prodigy-only keys; true when the step is of a kind runner does not run
 /// (`goal_seek`, `foreach`...).
 fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
-    let keys: [(&str, &crate::workflow::raw::ProdigyOnly, &str); 7] = [
+    let keys: [(&str, &crate::workflow::raw::ProdigyOnly, &str); 6] = [
         (
             "goal_seek",
             &r.goal_seek,
             "runner runs `shell:`, `claude:` and `write_file:` steps only",
         ),
         ("foreach", &r.foreach, "use the map phase to fan out"),
-        (
-            "validate",
-            &r.validate,
-            "add a `shell:` step that checks the result (step validation is not supported yet)",
-        ),
         ("test", &r.test, "use a `shell:` step"),
         (
             "analyze",
