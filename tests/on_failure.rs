@@ -113,11 +113,12 @@ fn flags_lists_and_failing_handlers() {
     assert_eq!(lines(&p, "list.txt"), ["one", "two"]);
     assert!(p.path().join("reached").exists());
 
-    // on_failure: false, a list of steps (runner's form), a failing handler: the step fails.
+    // on_failure: false, a list of steps (runner's form), a failing handler that is fatal:
+    // the step fails.
     for (n, of) in [
         "on_failure: false",
         "on_failure:\n        - shell: \"touch handled\"",
-        "on_failure: \"exit 4\"",
+        "on_failure:\n        shell: \"exit 4\"\n        handler_failure_fatal: true",
     ]
     .iter()
     .enumerate()
@@ -133,6 +134,16 @@ fn flags_lists_and_failing_handlers() {
         assert!(!p.path().join(format!("reached-{n}")).exists(), "{of}");
     }
     assert!(p.path().join("handled").exists());
+
+    // A failing handler that is not fatal (Prodigy's default): the step is forgiven.
+    let _ = std::fs::remove_dir_all(p.state_dir());
+    workflow(
+        &p,
+        "map:\n  input: items.json\n  agent_template:\n    - shell: \"false\"\n      on_failure: \"echo ran >> failing-handler.txt; exit 4\"\n    - shell: \"touch after-failed-handler\"\n",
+    );
+    run_expect(&p, &["run", "wf.yml"], 0);
+    assert_eq!(lines(&p, "failing-handler.txt"), ["ran"]);
+    assert!(p.path().join("after-failed-handler").exists());
 
     // `commands:` with continue_on_error: a failing handler that may fail.
     workflow(

@@ -306,6 +306,10 @@ pub struct OnFailure {
     /// Attempts of the failing step, the first included (Prodigy's `max_attempts` /
     /// `max_retries`; 1 = no retry).
     pub attempts: u32,
+    /// A failed handler fails the step at once (Prodigy's `handler_failure_fatal`, default
+    /// false: the step is then retried or forgiven as if the handler had succeeded; runner's
+    /// list of steps: true).
+    pub handler_failure_fatal: bool,
 }
 
 /// Retry as data: how many attempts, which failures, how long to wait.

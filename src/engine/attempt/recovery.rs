@@ -1,7 +1,8 @@
 //! A step with its `on_failure`, the same in every phase: after a failed attempt of the step
 //! its handlers run in order (a failed handler stops them, unless it has
-//! `continue_on_error`); while attempts are left the step runs again; at the end the failure
-//! is forgiven when the last handlers succeeded and the step does not `fail` anyway.
+//! `continue_on_error`, and fails the step when `handler_failure_fatal`); while attempts are
+//! left the step runs again; at the end the failure is forgiven unless the step `fail`s
+//! anyway.
 //! `${shell.*}` follows every step and handler that keeps its output. A step that succeeded
 //! is then checked by its `validate:` ([`super::validation`]); when that fails the step, it
 //! is a failed attempt like any other.
@@ -82,8 +83,12 @@ pub async fn run_step<R: StepRunner>(
                 stderr_tail,
             };
         };
+        // Prodigy: a failed handler fails the step only when `handler_failure_fatal`; else
+        // the step is retried, or ends as `fail_workflow` says, as after a handler that worked.
         if matches!(failure, Failure::Cancelled { .. })
-            || handlers(r, &of.handlers, index, values).await.is_some()
+            || handlers(r, &of.handlers, index, values)
+                .await
+                .is_some_and(|h| matches!(h, Failure::Cancelled { .. }) || of.handler_failure_fatal)
         {
             return Ended::Failed {
                 failure,

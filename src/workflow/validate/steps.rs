@@ -259,8 +259,10 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
             handlers: Vec::new(),
             fail: true,
             attempts,
+            handler_failure_fatal: true,
         });
     };
+    let mut fatal = false;
     let (handlers, fail, attempts) = match &of.value {
         RawOnFailure::Flag(ignore) => (Vec::new(), !*ignore, None),
         RawOnFailure::Command(c) => (
@@ -274,6 +276,7 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
             let prodigy = list
                 .iter()
                 .all(|e| matches!(e.value, HandlerEntry::Command(_)));
+            fatal = !prodigy;
             (handler_list(cx, list, &mut inner), !prodigy, None)
         }
         RawOnFailure::One(one) => {
@@ -301,6 +304,7 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
                     .collect(),
             };
             let fail = one.fail_workflow.as_ref().is_some_and(|f| f.value);
+            fatal = one.handler_failure_fatal.as_ref().is_some_and(|f| f.value);
             (handlers, fail, attempts_of(one))
         }
     };
@@ -308,6 +312,7 @@ fn on_failure(cx: &Ctx, r: &RawStep, scope: &Scope) -> Option<OnFailure> {
         handlers,
         fail: step_fail.unwrap_or(fail),
         attempts: step_attempts.or(attempts).unwrap_or(1),
+        handler_failure_fatal: fatal,
     })
 }
 
