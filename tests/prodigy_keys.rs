@@ -186,3 +186,53 @@ fn validate_reports_every_unknown_key() {
         );
     }
 }
+
+#[test]
+fn command_timeouts_apply_by_step_kind_as_in_prodigy() {
+    let p = Project::new();
+    p.file("items.json", r#"[{"id":"a"}]"#);
+    // A stand-in Claude that hangs.
+    p.file("claude.sh", "#!/bin/sh\nsleep 20\n");
+    let claude = p.path().join("claude.sh");
+    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // `shell` limits shell steps only; `claude` limits the Claude step.
+    p.file(
+        "wf.yml",
+        r#"name: ct
+mode: mapreduce
+map:
+  input: items.json
+  timeout_config:
+    command_timeouts:
+      shell: 1
+      claude: 2
+  agent_template:
+    - shell: "sleep 0.1; echo shell-ok >> done.txt"
+    - claude: "/hang ${item_id}"
+"#,
+    );
+    let out = p
+        .cmd()
+        .env("RUNNER_CLAUDE", &claude)
+        .args(["run", "wf.yml", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(lines(&p, "done.txt"), ["shell-ok"]);
+    let timed_out = events_named(&out, "item_timed_out");
+    assert_eq!(timed_out.len(), 1, "{timed_out:?}");
+    assert_eq!(timed_out[0]["error"], "step 2 timed out after 2s");
+    // A numbered key names a step of its kind.
+    p.file(
+        "bad.yml",
+        "name: ct\nmode: mapreduce\nmap:\n  input: items.json\n  timeout_config:\n    command_timeouts:\n      claude_0: 5\n      shell_7: 5\n  agent_template:\n    - shell: \"true\"\n",
+    );
+    let err = stderr(&run_expect(&p, &["validate", "bad.yml"], 2));
+    for want in [
+        "`claude_0`: step 0 is not a claude step",
+        "`shell_7`: there is no step 7",
+    ] {
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
+}

@@ -11,7 +11,7 @@ use super::steps::phase_steps;
 use crate::items::{Input, Selection};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::model::{
-    Backoff, MapSpec, MaxParallel, Resources, RetryOn, RetryPolicy, SettingKey, Step,
+    Backoff, MapSpec, MaxParallel, Resources, RetryOn, RetryPolicy, SettingKey, Step, StepKind,
 };
 use crate::workflow::raw::{RawInput, RawMap, RawRetry, RawTimeoutConfig};
 use crate::workflow::template::scope::{Part, Scope};
@@ -223,7 +223,8 @@ fn check_selection(cx: &Ctx, r: &RawMap, sel: &Selection) {
 /// Prodigy's `map.timeout_config` on top of the map's time limit `timeout` (given by
 /// `timeout`/`agent_timeout_secs` or by `timeout_config.agent_timeout_secs`): with
 /// `timeout_policy: per_command` it limits each step instead of the item;
-/// `command_timeouts` limit steps (`shell`: every shell step, `shell_N`: the N-th).
+/// `command_timeouts` limit steps (`shell`/`claude`: every step of that kind, `shell_N`/`claude_N`:
+/// the N-th).
 fn timeout_config(
     cx: &Ctx,
     t: &RawTimeoutConfig,
@@ -258,26 +259,43 @@ fn timeout_config(
         ));
     }
     if let Some(ct) = &t.command_timeouts {
+        // As Prodigy: `shell` / `claude` limit every step of that kind; `shell_N` /
+        // `claude_N` the N-th step (0-based, among all steps), which must be of that kind.
+        // A step's own `timeout` wins over a kind's limit, not over its numbered one.
+        let kind_name = |st: &Step| match st.kind {
+            StepKind::Shell => "shell",
+            StepKind::Claude => "claude",
+            _ => "other",
+        };
         for (key, secs) in &ct.value {
             let d = Duration::from_secs(*secs);
-            let target = match key.as_str() {
-                "shell" => None,
-                k if k == "claude" || k.starts_with("claude_") => continue,
-                k => match k.strip_prefix("shell_").map(str::parse::<usize>) {
-                    Some(Ok(n)) if n < steps.len() => Some(n),
-                    _ => {
-                        cx.report(cx.err(
-                            ct.referenced,
-                            format!("command_timeouts: unknown key `{key}`: use shell, shell_N (N from 0 to {}) or claude", steps.len().saturating_sub(1)),
-                        ));
-                        continue;
-                    }
-                },
+            let (kind, index) = match key.split_once('_') {
+                None => (key.as_str(), None),
+                Some((kind, n)) => (kind, n.parse::<usize>().ok().or(Some(usize::MAX))),
             };
-            for (i, st) in steps.iter_mut().enumerate() {
-                if target.is_none_or(|n| n == i) && (target.is_some() || st.timeout.is_none()) {
-                    st.timeout = Some(d);
-                }
+            let bad = |why: String| {
+                cx.report(cx.err(ct.referenced, format!("command_timeouts: `{key}`: {why}")))
+            };
+            if !matches!(kind, "shell" | "claude") {
+                bad(format!(
+                    "unknown key: use shell, claude, shell_N or claude_N (N from 0 to {})",
+                    steps.len().saturating_sub(1)
+                ));
+                continue;
+            }
+            match index {
+                None => steps
+                    .iter_mut()
+                    .filter(|st| kind_name(st) == kind && st.timeout.is_none())
+                    .for_each(|st| st.timeout = Some(d)),
+                Some(n) => match steps.get_mut(n) {
+                    Some(st) if kind_name(st) == kind => st.timeout = Some(d),
+                    Some(_) => bad(format!("step {n} is not a {kind} step")),
+                    None => bad(format!(
+                        "there is no step {n} (steps are numbered from 0 to {})",
+                        steps.len().saturating_sub(1)
+                    )),
+                },
             }
         }
     }
