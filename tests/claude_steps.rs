@@ -273,3 +273,32 @@ map:
         stderr(&out)
     );
 }
+
+#[test]
+fn claude_and_write_file_text_is_not_shell_parsed_so_placeholders_may_stand_anywhere() {
+    let p = Project::new();
+    fake_claude(&p);
+    p.file("items.json", r#"[{"id":"a","name":"x y"}]"#);
+    // Where a shell would misread a placeholder (inside `$(...)`, `$'...'`, after `>&`),
+    // these texts are read by no shell: they are accepted and passed on as written.
+    p.file(
+        "wf.yml",
+        r#"name: plain
+map:
+  input: items.json
+  agent_template:
+    - claude: "/explain $(${item.name}) $'${item.name}' 2>&${item.id}"
+    - write_file:
+        path: "out/${item.id}.txt"
+        content: "`${item.name}` $(${item.id})"
+        create_dirs: true
+"#,
+    );
+    run_with_fake(&p, &[], 0);
+    let call = &calls(&p)[0];
+    assert!(
+        call.contains(&"arg:/explain $(x y) $'x y' 2>&a".to_string()),
+        "{call:?}"
+    );
+    assert_eq!(p.read("out/a.txt"), "`x y` $(a)");
+}

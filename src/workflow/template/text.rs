@@ -35,8 +35,8 @@ use thiserror::Error;
 
 pub use super::quote::Quoting;
 use super::quote::{escape_backquoted, escape_for};
-use super::scan::Scanner;
 pub use super::scan::{Arith, HereDoc};
+use super::scan::{ScanContext, Scanner};
 
 /// The roots runner itself defines (captured variable names come on top of these).
 pub const BUILTIN_ROOTS: &[&str] = &[
@@ -269,6 +269,10 @@ pub struct Syntax {
     /// Prodigy's defaults `${x:-default}` and `${x|default:y}` on runner variables. Off,
     /// `${item:-x}` is left to the shell as a shell expansion.
     pub defaults: bool,
+    /// The text is never read by a shell (a Claude command, a file's content, a path, an
+    /// environment value): a placeholder may stand anywhere, even where a shell would
+    /// misread it. Such a template must only be rendered with `render_plain`.
+    pub plain: bool,
 }
 
 /// The default text of `${x:-text}` or `${x|default:text}` whose marker ends before `i`:
@@ -513,6 +517,39 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
+/// The errors of a placeholder `text` (at byte `offset`) where a shell would misread it.
+fn shell_context_allows(ctx: &ScanContext, text: &str, offset: usize) -> Result<(), TemplateError> {
+    if ctx.in_shell_expansion {
+        return Err(TemplateError::InShellExpansion {
+            text: text.to_string(),
+            offset,
+        });
+    }
+    if let Some(what) = ctx.unsupported {
+        return Err(TemplateError::Unsupported {
+            text: text.to_string(),
+            offset,
+            what: what.to_string(),
+        });
+    }
+    if ctx.in_dup_target {
+        return Err(TemplateError::InDupRedirection {
+            text: text.to_string(),
+            offset,
+        });
+    }
+    if ctx.nested_backquotes {
+        return Err(TemplateError::NestedBackquotes {
+            text: text.to_string(),
+            offset,
+        });
+    }
+    if let Some(what) = ctx.bash_quote {
+        return Err(bash_quoting_error(text, offset, what));
+    }
+    Ok(())
+}
+
 impl Template {
     /// Parse `src`; `is_known_root` says which roots are runner variables (the built-in
     /// roots available in this context plus the declared capture names).
@@ -547,33 +584,8 @@ impl Template {
                 } = classify(src, i, is_known_root, syntax)?
             {
                 let ctx = sc.context();
-                if ctx.in_shell_expansion {
-                    return Err(TemplateError::InShellExpansion {
-                        text: src[i..end].to_string(),
-                        offset: i,
-                    });
-                }
-                if let Some(what) = ctx.unsupported {
-                    return Err(TemplateError::Unsupported {
-                        text: src[i..end].to_string(),
-                        offset: i,
-                        what: what.to_string(),
-                    });
-                }
-                if ctx.in_dup_target {
-                    return Err(TemplateError::InDupRedirection {
-                        text: src[i..end].to_string(),
-                        offset: i,
-                    });
-                }
-                if ctx.nested_backquotes {
-                    return Err(TemplateError::NestedBackquotes {
-                        text: src[i..end].to_string(),
-                        offset: i,
-                    });
-                }
-                if let Some(what) = ctx.bash_quote {
-                    return Err(bash_quoting_error(&src[i..end], i, what));
+                if !syntax.plain {
+                    shell_context_allows(&ctx, &src[i..end], i)?;
                 }
                 if let Some(id) = ctx.test {
                     tests.push((parts.len() + usize::from(lit < i), id));

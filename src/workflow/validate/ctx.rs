@@ -109,15 +109,38 @@ impl<'a> Ctx<'a> {
         WorkflowError::at(self.path, loc, msg)
     }
 
+    /// A template of a shell command.
     pub fn template(&self, s: &Spanned<String>, scope: &Scope) -> Result<Template, WorkflowError> {
         self.template_str(&s.value, s.referenced, scope)
     }
 
+    /// A template of text no shell reads (a Claude command, a file's path or content, a
+    /// directory, an environment value): see [`Syntax::plain`].
+    pub fn plain_template(
+        &self,
+        s: &Spanned<String>,
+        scope: &Scope,
+    ) -> Result<Template, WorkflowError> {
+        self.parse_template(&s.value, s.referenced, scope, true)
+    }
+
+    /// [`Ctx::template`] of a string at `loc`.
     pub fn template_str(
         &self,
         text: &str,
         loc: Location,
         scope: &Scope,
+    ) -> Result<Template, WorkflowError> {
+        self.parse_template(text, loc, scope, false)
+    }
+
+    /// [`Ctx::template_str`], or [`Ctx::plain_template`] when `plain`.
+    pub fn parse_template(
+        &self,
+        text: &str,
+        loc: Location,
+        scope: &Scope,
+        plain: bool,
     ) -> Result<Template, WorkflowError> {
         let at = |message: String| WorkflowError::At {
             path: self.path.to_path_buf(),
@@ -125,19 +148,26 @@ impl<'a> Ctx<'a> {
             column: loc.column() as usize,
             message,
         };
-        let t = Template::parse_with(text, &|root| scope.knows(root), Syntax { defaults: true })
-            .map_err(|e| {
-                let shell = match &e {
-                    TemplateError::UnknownVariable { name, .. } if name == "shell" => {
-                        scope.shell_hint().map(|h| format!("; {h}"))
-                    }
-                    TemplateError::UnknownVariable { name, .. } if name == "validation" => {
-                        scope.validation_hint().map(|h| format!("; {h}"))
-                    }
-                    _ => None,
-                };
-                at(format!("{e}{}{}", shell.unwrap_or_default(), scope.hint()))
-            })?;
+        let t = Template::parse_with(
+            text,
+            &|root| scope.knows(root),
+            Syntax {
+                defaults: true,
+                plain,
+            },
+        )
+        .map_err(|e| {
+            let shell = match &e {
+                TemplateError::UnknownVariable { name, .. } if name == "shell" => {
+                    scope.shell_hint().map(|h| format!("; {h}"))
+                }
+                TemplateError::UnknownVariable { name, .. } if name == "validation" => {
+                    scope.validation_hint().map(|h| format!("; {h}"))
+                }
+                _ => None,
+            };
+            at(format!("{e}{}{}", shell.unwrap_or_default(), scope.hint()))
+        })?;
         for ph in t.placeholders().filter(|p| p.default.is_none()) {
             scope.check(&ph.var).map_err(at)?;
         }

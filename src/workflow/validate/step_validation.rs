@@ -149,7 +149,7 @@ fn result_file(cx: &Ctx, f: &Spanned<String>, scope: &Scope) -> Option<Step> {
     }
     Some(Step {
         kind: StepKind::ReadFile,
-        shell: cx.keep(cx.template(f, scope))?,
+        shell: cx.keep(cx.plain_template(f, scope))?,
         source: format!("result_file: {}", f.value),
         line: f.referenced.line() as usize,
         timeout: None,

@@ -50,7 +50,7 @@ pub(super) fn env_map(
             ));
             continue;
         }
-        if let Some(t) = cx.keep(cx.template_str(&v.value.0, v.referenced, scope)) {
+        if let Some(t) = cx.keep(cx.parse_template(&v.value.0, v.referenced, scope, true)) {
             out.push((k.clone(), t));
         }
     }
@@ -145,12 +145,16 @@ fn step(
         cx.report(cx.err(loc, what));
         return None;
     };
-    let template = cx.keep(cx.template(text, scope));
+    // Only a shell step's text is read by a shell.
+    let template = cx.keep(match r.shell {
+        Some(_) => cx.template(text, scope),
+        None => cx.plain_template(text, scope),
+    });
     let timeout = r.timeout.as_ref().and_then(|t| cx.keep(duration(cx, t)));
     let working_dir = r
         .working_dir
         .as_ref()
-        .and_then(|w| cx.keep(cx.template(w, scope)));
+        .and_then(|w| cx.keep(cx.plain_template(w, scope)));
     let env = env_map(cx, r.env.as_ref(), scope);
     let on_failure = match kind {
         Kind::Phase => on_failure(cx, r, scope),
@@ -329,7 +333,7 @@ pub(super) fn command_step(
     scope: &Scope,
     claude: bool,
 ) -> Option<Step> {
-    let template = cx.keep(cx.template_str(c, loc, scope))?;
+    let template = cx.keep(cx.parse_template(c, loc, scope, claude))?;
     Some(Step {
         kind: if claude {
             StepKind::Claude
@@ -467,7 +471,7 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
 
 /// A `write_file:` step's settings (its content is the step's text); `None` on errors.
 fn write_file(cx: &Ctx, w: &RawWriteFile, scope: &Scope) -> Option<WriteFile> {
-    let path = cx.keep(cx.template(&w.path, scope));
+    let path = cx.keep(cx.plain_template(&w.path, scope));
     if w.path.value.trim().is_empty() {
         cx.report(cx.err(w.path.referenced, "write_file: `path` is empty"));
     }
