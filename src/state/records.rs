@@ -34,11 +34,16 @@ pub enum Failure {
     CpuLimit { limit_ms: u64, step: usize },
     /// The attempt started more than `map.resources.processes` processes at once.
     ProcessLimit { limit: u64, step: usize },
+    /// A `commit_required: true` step ended without `HEAD` having moved.
+    NoCommit { step: usize },
+    /// The item's branch could not be merged into the job's branch (git isolation); the
+    /// merge was aborted.
+    MergeConflict { message: String },
 }
 
 impl Failure {
     /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
-    pub const CLASSES: [&'static str; 11] = [
+    pub const CLASSES: [&'static str; 13] = [
         "exit",
         "signal",
         "timeout",
@@ -50,6 +55,8 @@ impl Failure {
         "memory_limit",
         "cpu_limit",
         "process_limit",
+        "no_commit",
+        "merge_conflict",
     ];
 
     /// Short class name used in summaries and `retry.on` matching.
@@ -66,6 +73,8 @@ impl Failure {
             Failure::MemoryLimit { .. } => "memory_limit",
             Failure::CpuLimit { .. } => "cpu_limit",
             Failure::ProcessLimit { .. } => "process_limit",
+            Failure::NoCommit { .. } => "no_commit",
+            Failure::MergeConflict { .. } => "merge_conflict",
         }
     }
 
@@ -85,8 +94,11 @@ impl Failure {
             | Failure::Cancelled { step }
             | Failure::MemoryLimit { step, .. }
             | Failure::CpuLimit { step, .. }
-            | Failure::ProcessLimit { step, .. } => *step,
-            Failure::TaskLost { .. } | Failure::WorkerLost { .. } => 0,
+            | Failure::ProcessLimit { step, .. }
+            | Failure::NoCommit { step } => *step,
+            Failure::TaskLost { .. }
+            | Failure::WorkerLost { .. }
+            | Failure::MergeConflict { .. } => 0,
         }
     }
 
@@ -135,6 +147,15 @@ impl std::fmt::Display for Failure {
                 f,
                 "step {} went over its limit of {limit} processes",
                 step + 1
+            ),
+            Failure::NoCommit { step } => write!(
+                f,
+                "step {} has commit_required: true but made no git commit",
+                step + 1
+            ),
+            Failure::MergeConflict { message } => write!(
+                f,
+                "merging the item's branch into the job's branch failed: {message}"
             ),
         }
     }
@@ -328,6 +349,10 @@ mod tests {
                 step: 0,
             },
             Failure::ProcessLimit { limit: 1, step: 0 },
+            Failure::NoCommit { step: 0 },
+            Failure::MergeConflict {
+                message: String::new(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is added to `all`.
         let position = |f: &Failure| match f {
@@ -342,6 +367,8 @@ mod tests {
             Failure::MemoryLimit { .. } => 8,
             Failure::CpuLimit { .. } => 9,
             Failure::ProcessLimit { .. } => 10,
+            Failure::NoCommit { .. } => 11,
+            Failure::MergeConflict { .. } => 12,
         };
         for (i, f) in all.iter().enumerate() {
             assert_eq!(position(f), i);

@@ -188,6 +188,7 @@ fn step(
         continue_on_error: r.continue_on_error.as_ref().is_some_and(|c| c.value),
         working_dir,
         env,
+        commit_required: r.commit_required.as_ref().is_some_and(|c| c.value),
     })
 }
 
@@ -322,6 +323,7 @@ fn command_handler(cx: &Ctx, c: &str, loc: Location, scope: &mut Scope) -> Optio
         continue_on_error: false,
         working_dir: None,
         env: Vec::new(),
+        commit_required: false,
     })
 }
 
@@ -422,18 +424,9 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
         ),
     ];
     cx.prodigy_only_keys(&keys);
-    let other_kind = [&r.goal_seek, &r.foreach, &r.test, &r.analyze]
+    [&r.goal_seek, &r.foreach, &r.test, &r.analyze]
         .iter()
-        .any(|k| k.is_some());
-    if let Some(c) = &r.commit_required
-        && c.value
-    {
-        cx.report(cx.err(
-            c.referenced,
-            "`commit_required: true` is Prodigy-only: runner does not make git commits (not supported yet)",
-        ));
-    }
-    other_kind
+        .any(|k| k.is_some())
 }
 
 /// A `write_file:` step's settings (its content is the step's text); `None` on errors.
