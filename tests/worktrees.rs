@@ -4,9 +4,13 @@
 //! command that does it, crash recovery, `clean`, `isolation: none`, and no git repository.
 //! Each test runs in a fresh git repository with `user.name`/`user.email` in its config.
 mod common;
+#[path = "common/crash.rs"]
+mod crash;
 #[path = "common/extra.rs"]
 mod extra;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use extra::*;
@@ -32,7 +36,7 @@ fn repo(files: &[(&str, &str)]) -> Project {
     git(p.path(), &["init", "-q", "-b", "main"]);
     git(p.path(), &["config", "user.name", "Test"]);
     git(p.path(), &["config", "user.email", "test@example.com"]);
-    p.file(".gitignore", ".runner/\nout/\n");
+    p.file(".gitignore", ".runner/\nout/\n.bg/\n");
     for (name, text) in files {
         p.file(name, text);
     }
@@ -198,4 +202,249 @@ fn a_merge_conflict_sends_the_item_to_the_dlq_and_dlq_retry_runs_it_on_the_new_t
         std::fs::read_to_string(wt.join("same.txt")).unwrap().trim(),
         loser
     );
+}
+
+/// The files of the job's worktree named `file-*.txt`, with their contents.
+fn item_files(wt: &std::path::Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(wt)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with("file-").then(|| {
+                (
+                    name.clone(),
+                    std::fs::read_to_string(wt.join(&name)).unwrap(),
+                )
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Commit subjects of `branch`.
+fn subjects(p: &Project, branch: &str) -> Vec<String> {
+    git(p.path(), &["log", "--format=%s", branch])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn merge_flags_merge_the_job_branch_into_the_original_branch() {
+    for (args, env) in [
+        (&["run", "wf.yml", "--merge"][..], None),
+        (&["run", "wf.yml", "-y"][..], None),
+        (&["run", "wf.yml"][..], Some("true")),
+    ] {
+        let p = repo(&[
+            ("items.json", ITEMS),
+            ("wf.yml", &prodigy_wf(COMMIT_STEP, "", 3)),
+        ]);
+        let mut c = p.cmd();
+        c.args(args).env_remove("PRODIGY_AUTO_MERGE");
+        if let Some(v) = env {
+            c.env("PRODIGY_AUTO_MERGE", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        // The original checkout has every item's file now, and its branch the commits.
+        for id in ["a", "b", "c"] {
+            assert_eq!(p.read(&format!("file-{id}.txt")).trim(), id, "{args:?}");
+        }
+        let job = p.only_job();
+        assert_eq!(
+            git(p.path(), &["rev-parse", "main"]),
+            git(p.path(), &["rev-parse", &job_branch(&job)])
+        );
+        assert!(
+            stderr(&out).contains(&format!("merged branch {} into main", job_branch(&job))),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn isolation_none_runs_in_the_start_directory() {
+    let p = repo(&[
+        ("items.json", ITEMS),
+        (
+            "wf.yml",
+            &format!(
+                "isolation: none\n{}",
+                prodigy_wf(
+                    "    - shell: \"echo ${item.id} > file-${item.id}.txt\"\n",
+                    "",
+                    3
+                )
+            ),
+        ),
+    ]);
+    run_expect(&p, &["run", "wf.yml"], 0);
+    for id in ["a", "b", "c"] {
+        assert_eq!(p.read(&format!("file-{id}.txt")).trim(), id);
+    }
+    assert_eq!(branches(&p), ["main"]);
+    assert!(!p.job_dir(&p.only_job()).join("worktrees").exists());
+}
+
+#[test]
+fn outside_a_git_repository() {
+    // `isolation: worktree` is refused (exit 2), saying what to do; nothing is left behind.
+    let p = Project::new();
+    p.file("items.json", ITEMS);
+    p.file(
+        "wf.yml",
+        &format!(
+            "isolation: worktree\n{}",
+            prodigy_wf(
+                "    - shell: \"echo ${item.id} > file-${item.id}.txt\"\n",
+                "",
+                3
+            )
+        ),
+    );
+    let out = run_expect(&p, &["run", "wf.yml"], 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not inside a git work tree") && err.contains("isolation: none"),
+        "{err}"
+    );
+    assert!(p.jobs().is_empty());
+    // A Prodigy-format file without `isolation:` runs in place.
+    p.file(
+        "wf.yml",
+        &prodigy_wf(
+            "    - shell: \"echo ${item.id} > file-${item.id}.txt\"\n",
+            "",
+            3,
+        ),
+    );
+    run_expect(&p, &["run", "wf.yml"], 0);
+    assert_eq!(p.read("file-b.txt").trim(), "b");
+}
+
+#[test]
+fn worktree_isolation_needs_the_local_executor() {
+    let p = repo(&[(
+        "wf.yml",
+        &format!(
+            "isolation: worktree\nexecutor: slurm\n{}",
+            prodigy_wf("    - shell: \"true\"\n", "", 1)
+        ),
+    )]);
+    let out = run_expect(&p, &["validate", "wf.yml"], 2);
+    assert!(
+        stderr(&out).contains("runs with the local executor only"),
+        "{}",
+        stderr(&out)
+    );
+    // `merge:` without worktrees is an error too, not ignored.
+    p.file(
+        "wf.yml",
+        "name: m\nmap:\n  input: items.json\n  agent_template:\n    - shell: \"true\"\nmerge:\n  - shell: \"true\"\n",
+    );
+    let out = run_expect(&p, &["validate", "wf.yml"], 2);
+    assert!(
+        stderr(&out).contains("add `isolation: worktree`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn clean_removes_the_jobs_worktrees_and_branches() {
+    let p = repo(&[
+        ("items.json", ITEMS),
+        ("wf.yml", &prodigy_wf(COMMIT_STEP, "", 3)),
+    ]);
+    run_expect(&p, &["run", "wf.yml"], 0);
+    let job = p.only_job();
+    assert_eq!(branches(&p), ["main".to_owned(), job_branch(&job)]);
+    assert_eq!(git(p.path(), &["worktree", "list"]).lines().count(), 2);
+    run_expect(&p, &["clean"], 0);
+    assert!(p.jobs().is_empty());
+    assert_eq!(branches(&p), ["main"]);
+    assert_eq!(git(p.path(), &["worktree", "list"]).lines().count(), 1);
+}
+
+/// A map step that logs its run to `$OUT/ran.txt`, waits for `$OUT/go` when the item is
+/// `c` (after saying so in `$OUT/c-started`), then commits `file-<id>.txt`.
+const LOGGED_STEP: &str = r#"    - shell: "echo ${item.id} >> $OUT/ran.txt; if [ ${item.id} = c ]; then touch $OUT/c-started; while [ ! -f $OUT/go ]; do sleep 0.02; done; fi; echo ${item.id} > file-${item.id}.txt && git add file-${item.id}.txt && git commit -q -m item-${item.id}"
+      commit_required: true
+"#;
+
+#[test]
+fn kill_9_mid_map_then_resume_merges_every_item_once() {
+    let p = repo(&[
+        (
+            "items.json",
+            r#"[{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "d"}]"#,
+        ),
+        ("wf.yml", &prodigy_wf(LOGGED_STEP, "", 1)),
+    ]);
+    let out_dir = p.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out_s = out_dir.to_string_lossy().into_owned();
+    let mut bg = crash::spawn_with(&p, &p.state_dir(), &["run", "wf.yml"], &[("OUT", &out_s)]);
+    wait_until(Duration::from_secs(30), "c-started", || {
+        assert!(bg.child.try_wait().unwrap().is_none(), "{}", bg.stderr());
+        out_dir.join("c-started").exists()
+    });
+    bg.kill9();
+    std::fs::write(out_dir.join("go"), "").unwrap();
+    let job = p.only_job();
+    let out = crash::run_with(&p, &p.state_dir(), &["resume", &job], &[("OUT", &out_s)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let wt = p.job_dir(&job).join("worktrees").join("job");
+    assert_eq!(
+        item_files(&wt),
+        ["a", "b", "c", "d"]
+            .map(|id| (format!("file-{id}.txt"), format!("{id}\n")))
+            .to_vec()
+    );
+    // One commit per item, no merge commit twice (one at a time: all fast-forwards).
+    let mut s = subjects(&p, &job_branch(&job));
+    s.sort();
+    assert_eq!(s, ["init", "item-a", "item-b", "item-c", "item-d"]);
+    // `c` was interrupted and ran again, in a worktree made afresh.
+    let ran = sorted_lines(&p, "out/ran.txt");
+    assert_eq!(ran, ["a", "b", "c", "c", "d"]);
+}
+
+#[test]
+fn an_item_merged_before_a_kill_9_is_not_run_or_merged_again() {
+    // The first merge's post-merge hook stops until `$OUT/release`: the runner is killed
+    // after the merge, before the item's outcome is recorded.
+    let p = repo(&[
+        ("items.json", r#"[{"id": "a"}, {"id": "b"}]"#),
+        ("wf.yml", &prodigy_wf(LOGGED_STEP, "", 1)),
+    ]);
+    let hook = p.file(
+        ".git/hooks/post-merge",
+        "#!/bin/sh\nif [ ! -f \"$OUT/hooked\" ]; then touch \"$OUT/hooked\"; while [ ! -f \"$OUT/release\" ]; do sleep 0.02; done; touch \"$OUT/hook-done\"; fi\n",
+    );
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out_dir = p.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out_s = out_dir.to_string_lossy().into_owned();
+    let mut bg = crash::spawn_with(&p, &p.state_dir(), &["run", "wf.yml"], &[("OUT", &out_s)]);
+    wait_until(Duration::from_secs(30), "the post-merge hook", || {
+        assert!(bg.child.try_wait().unwrap().is_none(), "{}", bg.stderr());
+        out_dir.join("hooked").exists()
+    });
+    bg.kill9();
+    std::fs::write(out_dir.join("release"), "").unwrap();
+    wait_until(Duration::from_secs(30), "the hook's end", || {
+        out_dir.join("hook-done").exists()
+    });
+    let job = p.only_job();
+    let out = crash::run_with(&p, &p.state_dir(), &["resume", &job], &[("OUT", &out_s)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // `a` ran once: its merged branch was found and taken as its outcome.
+    assert_eq!(sorted_lines(&p, "out/ran.txt"), ["a", "b"]);
+    let mut s = subjects(&p, &job_branch(&job));
+    s.sort();
+    assert_eq!(s, ["init", "item-a", "item-b"]);
 }
