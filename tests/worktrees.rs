@@ -448,3 +448,106 @@ fn an_item_merged_before_a_kill_9_is_not_run_or_merged_again() {
     s.sort();
     assert_eq!(s, ["init", "item-a", "item-b"]);
 }
+
+#[test]
+fn a_claude_map_with_a_merge_block() {
+    // The stand-in `claude` commits a file named after the item its command names.
+    let p = repo(&[
+        ("items.json", ITEMS),
+        (
+            "wf.yml",
+            r#"name: wt
+mode: mapreduce
+map:
+  input: items.json
+  max_parallel: 3
+  agent_template:
+    - claude: "/fix ${item.id}"
+      commit_required: true
+merge:
+  commands:
+    - shell: "echo ${merge.source_branch} ${merge.target_branch} ${merge.worktree} ${merge.session_id} ${merge.worktree_path} > $OUT/merge.txt && pwd >> $OUT/merge.txt"
+    - shell: "git -C $REPO merge --no-edit -q ${merge.source_branch}"
+  timeout: 60
+"#,
+        ),
+    ]);
+    let bin = p.file(
+        "bin/claude",
+        "#!/bin/sh\nfor last in \"$@\"; do :; done\nid=${last#/fix }\necho \"$id\" > \"claude-$id.txt\"\ngit add \"claude-$id.txt\" && git commit -q -m \"claude-$id\"\n",
+    );
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(p.path().join("out")).unwrap();
+    let path = format!(
+        "{}:{}",
+        p.path().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = p
+        .cmd()
+        .args(["run", "wf.yml"])
+        .env("PATH", path)
+        .env("OUT", p.path().join("out"))
+        .env("REPO", p.path())
+        .env_remove("RUNNER_CLAUDE")
+        .env_remove("PRODIGY_AUTO_MERGE")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let job = p.only_job();
+    let wt = p.job_dir(&job).join("worktrees").join("job");
+    let wt = wt.canonicalize().unwrap();
+    assert_eq!(
+        lines(&p, "out/merge.txt"),
+        [
+            format!(
+                "{} main {job} {job} {}",
+                job_branch(&job),
+                p.job_dir(&job).join("worktrees").join("job").display()
+            ),
+            wt.to_string_lossy().into_owned()
+        ]
+    );
+    // The block merged the job's branch: the original checkout has every item's file.
+    for id in ["a", "b", "c"] {
+        assert_eq!(p.read(&format!("claude-{id}.txt")).trim(), id);
+    }
+    assert!(
+        stderr(&out).contains(&format!("merged branch {} into main", job_branch(&job))),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn merge_block_variables_are_checked_and_a_failing_block_fails_the_job() {
+    let p = repo(&[
+        ("items.json", ITEMS),
+        (
+            "wf.yml",
+            &format!(
+                "{}merge:\n  - shell: \"echo ${{merge.source_brnch}}\"\n",
+                prodigy_wf(COMMIT_STEP, "", 3)
+            ),
+        ),
+    ]);
+    let out = run_expect(&p, &["validate", "wf.yml"], 2);
+    assert!(
+        stderr(&out).contains("merge.source_brnch") && stderr(&out).contains("merge.source_branch"),
+        "{}",
+        stderr(&out)
+    );
+    p.file(
+        "wf.yml",
+        &format!(
+            "{}merge:\n  - shell: \"exit 3\"\n",
+            prodigy_wf(COMMIT_STEP, "", 3)
+        ),
+    );
+    let out = run_expect(&p, &["run", "wf.yml"], 1);
+    assert!(
+        stderr(&out).contains("merge step 1 (`exit 3`) exited with code 3"),
+        "{}",
+        stderr(&out)
+    );
+}

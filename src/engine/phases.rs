@@ -341,7 +341,7 @@ async fn phases<E: Executor + Clone>(
     }
     if let Some(w) = &worktree
         && end_state(rec) == JobState::Completed
-        && let Some(failed) = isolation::finish(w, wf, run, rec).await?
+        && let Some(failed) = isolation::finish(&exec, w, wf, &vars, run, rec).await?
     {
         return Ok((JobState::Failed, Some(failed)));
     }

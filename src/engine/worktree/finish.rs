@@ -39,11 +39,7 @@ pub fn merge_job_branch(job: &JobWorktree, merge: bool) -> Result<MergeEnd, GitE
     let r = &job.record;
     let repo = Git::at(&r.repo);
     let kept = || MergeEnd::Kept {
-        command: format!(
-            "git -C {} merge {}",
-            quote_bare(&r.repo.to_string_lossy()),
-            quote_bare(&r.branch)
-        ),
+        command: merge_command(job),
     };
     let (true, Some(target)) = (merge, &r.target) else {
         return Ok(kept());
@@ -61,6 +57,15 @@ pub fn merge_job_branch(job: &JobWorktree, merge: bool) -> Result<MergeEnd, GitE
             .map(drop)?,
     }
     Ok(MergeEnd::Merged)
+}
+
+/// The command that merges the job's branch into the branch checked out in the repository.
+pub fn merge_command(job: &JobWorktree) -> String {
+    format!(
+        "git -C {} merge {}",
+        quote_bare(&job.record.repo.to_string_lossy()),
+        quote_bare(&job.record.branch)
+    )
 }
 
 /// The work tree where `branch` is checked out, if any.

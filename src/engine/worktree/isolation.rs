@@ -1,13 +1,17 @@
 //! Git isolation as the phases see it: the job's worktree opened before setup, the items'
 //! branches dropped when the map is over, and the job's branch handled after reduce.
 
+use crate::engine::attempt::executor::Executor;
+use crate::engine::attempt::step::StepEnv;
 use crate::engine::attempt::vars::JobVars;
 use crate::engine::error::EngineError;
+use crate::engine::limits::meter::AttemptResources;
 use crate::engine::phases::JobRun;
 use crate::engine::recorder::Recorder;
 use crate::engine::worktree::finish::{self, MergeEnd};
 use crate::engine::worktree::git::no_gc_env;
 use crate::engine::worktree::job::{self, JobWorktree, WorktreeError};
+use crate::engine::worktree::merge_block;
 use crate::report::event::Event;
 use crate::state::layout::JobDir;
 use crate::workflow::model::Workflow;
@@ -45,13 +49,46 @@ pub fn map_done(w: &JobWorktree) -> Result<(), EngineError> {
 
 /// After a completed reduce: merge the job's branch (with `run.merge`) or say how; `Some`
 /// reason when the merge failed (the job fails; a resume tries again).
-pub async fn finish(
+pub async fn finish<E: Executor>(
+    exec: &E,
     w: &JobWorktree,
-    _wf: &Workflow,
+    wf: &Workflow,
+    vars: &JobVars,
     run: &JobRun<'_>,
     rec: &mut Recorder,
 ) -> Result<Option<String>, EngineError> {
     let r = &w.record;
+    if let Some(spec) = &wf.merge {
+        let senv = StepEnv {
+            dir: wf.dir.clone(),
+            env: vars.env_pairs(wf),
+            kill_grace: wf.map.kill_grace,
+            log_stem: Some(rec.dir.logs_dir().join("merge")),
+            tee: run.tee_output,
+            on_spawn: None,
+            kill: run.controls.kill.clone(),
+            resources: AttemptResources::new(None),
+        };
+        let merge = merge_block::merge_vars(w);
+        if let Err(reason) =
+            merge_block::run_block(exec, spec, senv, vars, merge, &run.controls.cancel).await
+        {
+            return Ok(Some(reason));
+        }
+        // The block merges (or not) as it sees fit: say where the work is now.
+        let merged = match &r.target {
+            Some(t) => w.git().is_ancestor(&r.branch, t).unwrap_or(false),
+            None => false,
+        };
+        rec.report(&Event::WorktreeMerge {
+            branch: r.branch.clone(),
+            worktree: w.path.to_string_lossy().into_owned(),
+            target: r.target.clone(),
+            merged,
+            command: (!merged).then(|| finish::merge_command(w)),
+        });
+        return Ok(None);
+    }
     let ended = match finish::merge_job_branch(w, run.merge) {
         Ok(end) => end,
         Err(e) => {

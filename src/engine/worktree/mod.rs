@@ -6,3 +6,4 @@ pub mod git;
 pub mod isolation;
 pub mod item;
 pub mod job;
+pub mod merge_block;
