@@ -551,3 +551,58 @@ fn merge_block_variables_are_checked_and_a_failing_block_fails_the_job() {
         stderr(&out)
     );
 }
+
+#[test]
+fn stop_then_resume_runs_an_interrupted_item_again_in_a_fresh_worktree() {
+    // `c` commits a first file, then waits for `$OUT/go`: stopped there, its commit must not
+    // reach the job branch, and its second run starts from the job branch's tip.
+    let p = repo(&[
+        ("items.json", ITEMS),
+        (
+            "wf.yml",
+            &prodigy_wf(
+                r#"    - shell: "echo ${item.id} > part-${item.id}.txt && git add part-${item.id}.txt && git commit -q -m part-${item.id}; if [ ${item.id} = c ]; then touch $OUT/c-started; while [ ! -f $OUT/go ]; do sleep 0.02; done; fi; echo ${item.id} > file-${item.id}.txt && git add file-${item.id}.txt && git commit -q -m item-${item.id}"
+      commit_required: true
+"#,
+                "",
+                1,
+            ),
+        ),
+    ]);
+    let out_dir = p.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out_s = out_dir.to_string_lossy().into_owned();
+    let mut bg = crash::spawn_with(
+        &p,
+        &p.state_dir(),
+        &["run", "wf.yml", "--job-id", "st"],
+        &[("OUT", &out_s)],
+    );
+    wait_until(Duration::from_secs(30), "c-started", || {
+        assert!(bg.child.try_wait().unwrap().is_none(), "{}", bg.stderr());
+        out_dir.join("c-started").exists()
+    });
+    run_expect(&p, &["stop", "st", "--grace", "100ms"], 0);
+    assert_eq!(
+        bg.wait_code(Duration::from_secs(30)),
+        Some(143),
+        "{}",
+        bg.stderr()
+    );
+    assert_eq!(
+        subjects(&p, &job_branch("st")).len(),
+        5,
+        "a and b: two commits each"
+    );
+    std::fs::write(out_dir.join("go"), "").unwrap();
+    let out = crash::run_with(&p, &p.state_dir(), &["resume", "st"], &[("OUT", &out_s)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut s = subjects(&p, &job_branch("st"));
+    s.sort();
+    assert_eq!(
+        s,
+        [
+            "init", "item-a", "item-b", "item-c", "part-a", "part-b", "part-c"
+        ]
+    );
+}

@@ -110,7 +110,11 @@ pub fn wanted(wf: &Workflow) -> Result<Option<PathBuf>, WorktreeError> {
     match wf.isolation {
         Isolation::None => Ok(None),
         Isolation::Auto if !auto => Ok(None),
-        Isolation::Auto => Ok(Git::at(&wf.dir).toplevel()?),
+        // A repository without a commit has nothing to branch from: no isolation.
+        Isolation::Auto => {
+            let git = Git::at(&wf.dir);
+            Ok(git.toplevel()?.filter(|_| git.head().is_ok()))
+        }
         Isolation::Worktree if wf.executor != ExecutorKind::Local => {
             Err(WorktreeError::Executor(wf.executor.name()))
         }
