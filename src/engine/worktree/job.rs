@@ -197,5 +197,8 @@ fn ensure(wt: &JobWorktree) -> Result<(), WorktreeError> {
     if git.merge_in_progress()? {
         git.run(&["merge", "--abort"])?;
     }
+    // The start directory may hold nothing git tracks.
+    std::fs::create_dir_all(wt.work_dir())
+        .map_err(|e| StateError::io("create directory", &wt.work_dir(), e))?;
     Ok(())
 }
