@@ -574,7 +574,7 @@ fn schema_rejects_what_runner_rejects() {
         ),
         (
             "a Prodigy-only top-level key",
-            "name: x\nmerge: []\nmap:\n  input: a\n",
+            "name: x\nsecrets: {}\nmap:\n  input: a\n",
         ),
         (
             "a list as a duration",

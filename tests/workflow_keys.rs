@@ -598,8 +598,8 @@ fn prodigy_only_keys_are_rejected_by_name() {
             "goal_seek",
         ),
         (
-            "name: k\nmap:\n  input: x.json\n  agent_template:\n    - shell: \"true\"\nmerge:\n  - shell: \"git merge\"\n",
-            "merge",
+            "name: k\nmap:\n  input: x.json\n  agent_template:\n    - shell: \"true\"\nsecrets:\n  KEY: x\n",
+            "secrets",
         ),
     ] {
         let p = Project::new();

@@ -262,6 +262,10 @@ pub struct RunArgs {
     /// Where the map's items run (overrides the workflow's `executor:`)
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    /// Git isolation: after reduce, merge the job's branch into the branch the job started
+    /// on (also PRODIGY_AUTO_MERGE=true)
+    #[arg(long, short = 'y', visible_alias = "yes")]
+    pub merge: bool,
     #[command(flatten)]
     pub interrupt: InterruptArgs,
     #[command(flatten)]
@@ -288,6 +292,10 @@ pub struct ResumeArgs {
     /// Where the map's items run (overrides the workflow's `executor:`)
     #[arg(long, value_enum, value_name = "EXECUTOR")]
     pub executor: Option<ExecutorArg>,
+    /// Git isolation: after reduce, merge the job's branch into the branch the job started
+    /// on (also PRODIGY_AUTO_MERGE=true)
+    #[arg(long, short = 'y', visible_alias = "yes")]
+    pub merge: bool,
     #[command(flatten)]
     pub interrupt: InterruptArgs,
     #[command(flatten)]

@@ -77,6 +77,8 @@ pub fn run_options(
         max_parallel: max_parallel.map(|n| n as usize),
         kill_grace,
         tee_output: verbosity(g) != Verbosity::Quiet,
+        // Prodigy's switch for merging without asking.
+        merge: std::env::var("PRODIGY_AUTO_MERGE").is_ok_and(|v| v.eq_ignore_ascii_case("true")),
     }
 }
 

@@ -28,12 +28,11 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> anyhow::Result<i32> {
         },
     )?;
     match start {
-        ResumeStart::Run(job) => run_reported(
-            g,
-            &a.report,
-            *job,
-            run_options(g, a.max_parallel, a.interrupt.kill_grace),
-        ),
+        ResumeStart::Run(job) => {
+            let mut opts = run_options(g, a.max_parallel, a.interrupt.kill_grace);
+            opts.merge |= a.merge;
+            run_reported(g, &a.report, *job, opts)
+        }
         ResumeStart::Unpaused => {
             crate::cli::out::errln!(
                 "runner: job {} resumed: the running process dispatches items again",

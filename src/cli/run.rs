@@ -29,12 +29,9 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         },
     )?;
     // `--max-parallel` is stored with the job, so this run needs no override of its own.
-    run_reported(
-        g,
-        &a.report,
-        job,
-        run_options(g, None, a.interrupt.kill_grace),
-    )
+    let mut opts = run_options(g, None, a.interrupt.kill_grace);
+    opts.merge |= a.merge;
+    run_reported(g, &a.report, job, opts)
 }
 
 /// `runner run PIPELINE.yml`: `--set` and `--max-parallel` go to every job.

@@ -12,3 +12,4 @@ pub mod process;
 pub mod recorder;
 pub mod serial;
 pub mod slurm;
+pub mod worktree;

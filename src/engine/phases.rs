@@ -21,6 +21,8 @@ use crate::engine::recorder::Recorder;
 use crate::engine::serial::run_phase;
 use crate::engine::slurm::backend::{SlurmBackend, SlurmJob};
 use crate::engine::slurm::client::CliClient;
+use crate::engine::worktree::isolation;
+use crate::engine::worktree::item::ItemWorktrees;
 use crate::error::StopCause;
 use crate::items::{Frozen, RepeatedIds};
 use crate::report::event::Event;
@@ -70,6 +72,9 @@ pub struct JobRun<'a> {
     pub warnings: Vec<String>,
     /// Copy setup/reduce output to stderr (not with `-q`).
     pub tee_output: bool,
+    /// Git isolation: merge the job's branch into the branch the job started on after
+    /// reduce (`--merge`, `-y`, `PRODIGY_AUTO_MERGE=true`).
+    pub merge: bool,
 }
 
 /// How a run ended.
@@ -165,8 +170,16 @@ async fn phases<E: Executor + Clone>(
     rec: &mut Recorder,
 ) -> Result<(JobState, Option<String>), EngineError> {
     let mut vars = job_vars(run.meta, run.workflow)?;
-    let resolved = run
-        .workflow
+    // Git isolation: chosen when nothing of the job has run yet, then recorded.
+    let fresh = rec.view.setup_done == 0 && !rec.view.map_started;
+    let worktree = isolation::open(&rec.dir, &run.meta.job_id, run.workflow, fresh)?;
+    let rebased = worktree.as_ref().map(|w| {
+        isolation::no_gc(&mut vars);
+        w.rebase(run.workflow)
+    });
+    let resolved = rebased
+        .as_ref()
+        .unwrap_or(run.workflow)
         .with_env(&vars.env)
         .map_err(EngineError::Config)?;
     let wf = &resolved;
@@ -264,7 +277,8 @@ async fn phases<E: Executor + Clone>(
                     Some(rec.dir.logs_dir().join("items")),
                     &run.controls,
                 )
-                .with_limits(limits.clone());
+                .with_limits(limits.clone())
+                .with_worktrees(worktree.clone().map(ItemWorktrees::new));
                 let mut backend = LocalBackend::new(ctx, max_parallel);
                 dispatch(&mut backend, map_run, rec, control).await?
             }
@@ -301,6 +315,9 @@ async fn phases<E: Executor + Clone>(
             return Ok((end_state(rec), None));
         }
         rec.record_durable(Record::MapDone)?;
+        if let Some(w) = &worktree {
+            isolation::map_done(w)?;
+        }
     }
 
     // Reduce, from the first unfinished step.
@@ -321,6 +338,12 @@ async fn phases<E: Executor + Clone>(
         {
             return Ok(end);
         }
+    }
+    if let Some(w) = &worktree
+        && end_state(rec) == JobState::Completed
+        && let Some(failed) = isolation::finish(&exec, w, wf, &vars, run, rec).await?
+    {
+        return Ok((JobState::Failed, Some(failed)));
     }
     Ok((end_state(rec), None))
 }

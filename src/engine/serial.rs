@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::attempt::commit_required;
 use crate::engine::attempt::executor::Executor;
 use crate::engine::attempt::recovery::{Ended, StepRunner, run_step};
 use crate::engine::attempt::run::limit_for;
@@ -267,7 +268,13 @@ impl<E: Executor> StepRunner for PhaseRunner<'_, E> {
             ..
         } = self;
         let (limit, _) = limit_for(step.timeout, *deadline);
-        let running = step::run(*exec, step, index, r, senv, limit, cancel);
+        let cwd = r.cwd.clone();
+        let running = commit_required::checked(
+            step,
+            index,
+            cwd,
+            step::run(*exec, step, index, r, senv, limit, cancel),
+        );
         tokio::pin!(running);
         loop {
             tokio::select! {

@@ -82,6 +82,17 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// Git isolation, after reduce: the job's work is on `branch`; it was merged into
+    /// `target` (`merged`), or it stays there and `command` merges it.
+    WorktreeMerge {
+        branch: String,
+        worktree: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        merged: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
     /// `runner pause`: no new item starts.
     Paused {
         #[serde(skip_serializing_if = "Option::is_none")]

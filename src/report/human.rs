@@ -329,6 +329,25 @@ impl Reporter for Human {
                     .unwrap_or_default()
             )),
             Event::Unpaused {} => self.line("resumed: dispatching items again"),
+            Event::WorktreeMerge {
+                branch,
+                worktree,
+                target,
+                merged: true,
+                ..
+            } => self.line(&format!(
+                "merged branch {branch} into {} (worktree {worktree})",
+                target.as_deref().unwrap_or("HEAD")
+            )),
+            Event::WorktreeMerge {
+                branch,
+                worktree,
+                command,
+                ..
+            } => self.line(&format!(
+                "the job's work is on branch {branch} (worktree {worktree}); merge it with: {}",
+                command.as_deref().unwrap_or("git merge")
+            )),
             Event::Interrupted {
                 signal,
                 in_flight,

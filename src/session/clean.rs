@@ -62,6 +62,11 @@ pub fn clean(state: &StateDir, req: &CleanRequest) -> Result<CleanReport, Sessio
                 report.kept += 1;
                 continue;
             }
+            crate::engine::worktree::finish::remove_job(&dir).map_err(|e| {
+                SessionError::Infra(format!(
+                    "job {id}: removing its git worktrees and branches failed: {e}"
+                ))
+            })?;
             std::fs::remove_dir_all(dir.path())
                 .map_err(|e| crate::state::error::StateError::io("remove", dir.path(), e))?;
             drop(lock);

@@ -66,10 +66,14 @@ pub fn create(state: &StateDir, req: CreateRequest) -> Result<OpenRun, SessionEr
             "job {job_id} already exists; pick another --job-id or resume it with `runner resume {job_id}`"
         )));
     }
+    // Git isolation: refused outside a git work tree; items come from the job's worktree.
+    let isolated = crate::engine::worktree::job::wanted(&loaded.workflow)
+        .map_err(|e| SessionError::Usage(format!("{}: {e}", path.display())))?
+        .is_some();
     // Without setup nothing comes before item selection: select first, so that bad input
     // (exit 2) leaves no job behind. With setup the items are selected after it, in the job.
     let mut warnings = Vec::new();
-    let preselected = if loaded.workflow.setup.is_empty() {
+    let preselected = if loaded.workflow.setup.is_empty() && !isolated {
         let vars =
             JobVars::build(&job_id, &loaded.workflow, &overrides).map_err(SessionError::Usage)?;
         let wf = loaded

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// Copy setup/reduce output to stderr (not with `-q`).
     pub tee_output: bool,
+    /// Git isolation: merge the job's branch into the original branch after reduce.
+    pub merge: bool,
 }
 
 /// Run the job to its end (or interruption), reporting to `reporter`; the lock is released
@@ -98,6 +100,7 @@ pub fn run_job(
                 controls: controls.clone(),
                 warnings,
                 tee_output: opts.tee_output,
+                merge: opts.merge,
             };
             let out = execute(ProcessExecutor, run, &mut rx, &mut rec).await;
             controls.cancel.cancel(); // ends the watchers

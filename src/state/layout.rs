@@ -4,6 +4,7 @@
 //! <root>/jobs/<job-id>/
 //!     job.json  workflow.yml  items.jsonl  journal.log  checkpoint.json
 //!     dlq.jsonl  results.jsonl  lock  control/  logs/items/<item-stem>/
+//!     worktree.json  worktrees/job/  worktrees/items/<item-stem>/   (git isolation)
 //! ```
 //!
 //! Item ids never become raw file names: see [`item_file_stem`].
@@ -261,6 +262,38 @@ impl JobDir {
     /// `logs/items/<item_file_stem(item_id)>/`
     pub fn item_log_dir(&self, item_id: &str) -> PathBuf {
         self.logs_dir().join("items").join(item_file_stem(item_id))
+    }
+
+    /// `worktree.json`: the job's git isolation (repository, branches), when it has one.
+    pub fn worktree_record(&self) -> PathBuf {
+        self.path.join("worktree.json")
+    }
+
+    /// `worktrees/`: the job's git worktrees.
+    pub fn worktrees(&self) -> PathBuf {
+        self.path.join("worktrees")
+    }
+
+    /// `worktrees/job`: the job's worktree (setup and reduce run there).
+    pub fn job_worktree(&self) -> PathBuf {
+        self.worktrees().join("job")
+    }
+
+    /// `worktrees/items/`: the items' worktrees.
+    pub fn item_worktrees(&self) -> PathBuf {
+        self.worktrees().join("items")
+    }
+
+    /// `worktrees/items/<item_file_stem(item_id)>`: an item's worktree.
+    pub fn item_worktree(&self, item_id: &str) -> PathBuf {
+        self.item_worktrees().join(item_file_stem(item_id))
+    }
+
+    /// `worktrees/items/<item_file_stem(item_id)>.base`: the commit an item's branch
+    /// started from.
+    pub fn item_worktree_base(&self, item_id: &str) -> PathBuf {
+        self.item_worktrees()
+            .join(format!("{}.base", item_file_stem(item_id)))
     }
 }
 

@@ -36,11 +36,16 @@ pub enum Failure {
     ProcessLimit { limit: u64, step: usize },
     /// The step's `validate:` stayed below its threshold after its `on_incomplete` handlers.
     Validation { message: String, step: usize },
+    /// A `commit_required: true` step ended without `HEAD` having moved.
+    NoCommit { step: usize },
+    /// The item's branch could not be merged into the job's branch (git isolation); the
+    /// merge was aborted.
+    MergeConflict { message: String },
 }
 
 impl Failure {
     /// Every value [`Failure::class`] can return (what `dlq list --class` accepts).
-    pub const CLASSES: [&'static str; 12] = [
+    pub const CLASSES: [&'static str; 14] = [
         "exit",
         "signal",
         "timeout",
@@ -53,6 +58,8 @@ impl Failure {
         "cpu_limit",
         "process_limit",
         "validation",
+        "no_commit",
+        "merge_conflict",
     ];
 
     /// Short class name used in summaries and `retry.on` matching.
@@ -70,6 +77,8 @@ impl Failure {
             Failure::CpuLimit { .. } => "cpu_limit",
             Failure::ProcessLimit { .. } => "process_limit",
             Failure::Validation { .. } => "validation",
+            Failure::NoCommit { .. } => "no_commit",
+            Failure::MergeConflict { .. } => "merge_conflict",
         }
     }
 
@@ -90,8 +99,11 @@ impl Failure {
             | Failure::MemoryLimit { step, .. }
             | Failure::CpuLimit { step, .. }
             | Failure::ProcessLimit { step, .. }
-            | Failure::Validation { step, .. } => *step,
-            Failure::TaskLost { .. } | Failure::WorkerLost { .. } => 0,
+            | Failure::Validation { step, .. }
+            | Failure::NoCommit { step } => *step,
+            Failure::TaskLost { .. }
+            | Failure::WorkerLost { .. }
+            | Failure::MergeConflict { .. } => 0,
         }
     }
 
@@ -144,6 +156,15 @@ impl std::fmt::Display for Failure {
             Failure::Validation { message, step } => {
                 write!(f, "step {} is incomplete: {message}", step + 1)
             }
+            Failure::NoCommit { step } => write!(
+                f,
+                "step {} has commit_required: true but made no git commit",
+                step + 1
+            ),
+            Failure::MergeConflict { message } => write!(
+                f,
+                "merging the item's branch into the job's branch failed: {message}"
+            ),
         }
     }
 }
@@ -340,6 +361,10 @@ mod tests {
                 message: String::new(),
                 step: 0,
             },
+            Failure::NoCommit { step: 0 },
+            Failure::MergeConflict {
+                message: String::new(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is added to `all`.
         let position = |f: &Failure| match f {
@@ -355,6 +380,8 @@ mod tests {
             Failure::CpuLimit { .. } => 9,
             Failure::ProcessLimit { .. } => 10,
             Failure::Validation { .. } => 11,
+            Failure::NoCommit { .. } => 12,
+            Failure::MergeConflict { .. } => 13,
         };
         for (i, f) in all.iter().enumerate() {
             assert_eq!(position(f), i);

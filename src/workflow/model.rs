@@ -37,6 +37,32 @@ pub struct Workflow {
     /// Configuration values that name environment variables (`max_parallel: ${N}`), set
     /// in the fields above once the job's environment is known ([`Workflow::with_env`]).
     pub env_settings: Vec<EnvSetting>,
+    /// Git worktree isolation (`isolation:`).
+    pub isolation: Isolation,
+    /// Prodigy's `merge:` block: steps run in the job's worktree after reduce, instead of
+    /// runner merging the job's branch itself.
+    pub merge: Option<MergeSpec>,
+}
+
+/// Whether the job runs in git worktrees of its own (`isolation:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Default: worktrees for a Prodigy-format file (`mode: mapreduce`) started inside a
+    /// git work tree, with the local executor; none otherwise.
+    #[default]
+    Auto,
+    /// `isolation: worktree`: always (outside a git work tree the run is refused).
+    Worktree,
+    /// `isolation: none`: never.
+    None,
+}
+
+/// Prodigy's `merge:` block.
+#[derive(Debug, Clone)]
+pub struct MergeSpec {
+    pub steps: Vec<Step>,
+    /// A limit for the whole block.
+    pub timeout: Option<Duration>,
 }
 
 /// A configuration key whose value names environment variables.
@@ -232,6 +258,8 @@ pub struct Step {
     pub env: Vec<(String, Template)>,
     /// Prodigy's `validate:`, checked after the step succeeds.
     pub validate: Option<Box<crate::workflow::step_validation::Validation>>,
+    /// Prodigy's `commit_required: true`: the step fails unless `HEAD` moved while it ran.
+    pub commit_required: bool,
 }
 
 impl Step {

@@ -80,10 +80,17 @@ pub struct RawWorkflow {
     #[serde(default)]
     #[schemars(with = "Option<ErrorCollection>")]
     pub error_collection: Option<Spanned<ErrorCollection>>,
-    // Prodigy-only.
+    /// Git worktree isolation: `worktree` or `none` (default: worktrees for a
+    /// Prodigy-format file started inside a git work tree).
     #[serde(default)]
-    #[schemars(skip)]
-    pub merge: ProdigyOnly,
+    #[schemars(with = "Option<String>")]
+    pub isolation: Option<Spanned<String>>,
+    /// Prodigy: steps run in the job's worktree after reduce (a list, or
+    /// `{commands: [...], timeout: N}`), instead of runner merging the job's branch.
+    #[serde(default)]
+    #[schemars(with = "Option<Steps>")]
+    pub merge: Option<Spanned<Steps>>,
+    // Prodigy-only.
     #[serde(default)]
     #[schemars(skip)]
     pub secrets: ProdigyOnly,

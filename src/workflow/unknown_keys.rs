@@ -11,7 +11,6 @@ use crate::workflow::error::WorkflowError;
 
 /// Prodigy's keys that runner reads (to reject them by name) but leaves out of the schema.
 const PRODIGY_ONLY: &[&str] = &[
-    "merge",
     "secrets",
     "profiles",
     "worktree",

@@ -5,6 +5,7 @@
 //! file order.
 
 mod ctx;
+mod isolation;
 mod map;
 mod resources;
 mod step_validation;
@@ -35,11 +36,6 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
         .unwrap_or_else(|| start.to_path_buf());
     let prodigy_only = [
         (
-            "merge",
-            &raw.merge,
-            "runner does not manage git worktrees (not supported yet); merge results in a reduce step",
-        ),
-        (
             "secrets",
             &raw.secrets,
             "pass secrets through the environment instead",
@@ -52,12 +48,12 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
         (
             "worktree",
             &raw.worktree,
-            "runner runs steps in the job's working directory (git worktrees are not supported yet)",
+            "use `isolation: worktree` (runner's worktrees live under the job's directory)",
         ),
         (
             "commit_required",
             &raw.commit_required,
-            "runner does not make git commits (not supported yet)",
+            "set `commit_required: true` on the steps that must commit",
         ),
     ];
     cx.prodigy_only_keys(&prodigy_only);
@@ -127,6 +123,10 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
 
     let (error_policy, retry_items) = cx.keep(error_policy(&cx, &raw)).unwrap_or_default();
     let (executor, slurm) = cx.keep(executor(&cx, &raw)).unwrap_or_default();
+    let isolation = cx
+        .keep(isolation::isolation(&cx, &raw, executor))
+        .unwrap_or_default();
+    let merge = isolation::merge_spec(&cx, &raw, &setup_captures);
     let notify = cx
         .keep(crate::notify::spec::validate_notify(
             path,
@@ -161,6 +161,8 @@ pub fn validate(raw: RawWorkflow, path: &Path, start: &Path) -> Result<Workflow,
         slurm,
         notify,
         env_settings: cx.settings.take(),
+        isolation,
+        merge,
     })
 }
 

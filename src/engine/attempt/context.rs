@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::attempt::vars::JobVars;
 use crate::engine::controls::{Controls, KillSwitch};
 use crate::engine::limits::enforcer::Enforcer;
+use crate::engine::worktree::item::ItemWorktrees;
 use crate::workflow::model::{Step, Workflow};
 
 /// Everything an attempt needs that is the same for all items of a map.
@@ -30,6 +31,9 @@ pub struct AttemptCtx<E> {
     /// `map.resources` and how they are enforced (`None`: no limits); set with
     /// [`AttemptCtx::with_limits`].
     pub limits: Option<Arc<Enforcer>>,
+    /// Git isolation: each attempt runs in its item's worktree, merged back when it
+    /// succeeds; set with [`AttemptCtx::with_worktrees`].
+    pub worktrees: Option<Arc<ItemWorktrees>>,
 }
 
 impl<E> AttemptCtx<E> {
@@ -53,12 +57,19 @@ impl<E> AttemptCtx<E> {
             cancel: controls.cancel.clone(),
             kill: controls.kill.clone(),
             limits: None,
+            worktrees: None,
         }
     }
 
     /// Limit every attempt with `limits`.
     pub fn with_limits(mut self, limits: Option<Arc<Enforcer>>) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Run every attempt in its item's git worktree.
+    pub fn with_worktrees(mut self, worktrees: Option<Arc<ItemWorktrees>>) -> Self {
+        self.worktrees = worktrees;
         self
     }
 }

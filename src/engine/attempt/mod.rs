@@ -2,6 +2,7 @@
 //! run through an [`executor::Executor`], with timeouts, captures and `on_failure` handlers.
 
 pub mod claude;
+pub mod commit_required;
 pub mod context;
 pub mod executor;
 pub mod recovery;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::engine::attempt::commit_required;
 use crate::engine::attempt::context::AttemptCtx;
 use crate::engine::attempt::executor::Executor;
 use crate::engine::attempt::recovery::{Ended, SHELL, StepRunner, run_step};
@@ -14,6 +15,7 @@ use crate::engine::attempt::vars::item_lookup;
 use crate::engine::limits::meter::AttemptResources;
 use crate::engine::map::backend::{AttemptEnd, AttemptRun};
 use crate::engine::process::shell::SpawnHook;
+use crate::engine::worktree::item::Entered;
 use crate::items::Item;
 use crate::state::records::{Attempt, Failure};
 use crate::state::time::Timestamp;
@@ -29,8 +31,16 @@ pub async fn run_attempt<E: Executor>(
     let started_at = Timestamp::now();
     let started = Instant::now();
     let deadline = ctx.timeout.map(|t| started + t);
+    let dir = match &ctx.worktrees {
+        None => ctx.dir.clone(),
+        Some(w) => match w.enter(&run.item.id).await {
+            Ok(Entered::Run(dir)) => dir,
+            Ok(Entered::Merged) => return ended_early(run, started_at, started, None),
+            Err(f) => return ended_early(run, started_at, started, Some(f)),
+        },
+    };
     let senv = StepEnv {
-        dir: ctx.dir.clone(),
+        dir,
         env: item_env(ctx, &run.item, run.attempt),
         kill_grace: ctx.kill_grace,
         log_stem: ctx.logs_dir.as_ref().map(|d| {
@@ -69,11 +79,32 @@ pub async fn run_attempt<E: Executor>(
             }
         }
     }
+    if failure.is_none()
+        && let Some(w) = &ctx.worktrees
+        && let Err(f) = w.merge(&run.item.id).await
+    {
+        failure = Some(f);
+    }
     // `${shell.*}` is not kept with the item.
     captured.remove(SHELL);
     if failure.is_some() {
         captured.clear();
     }
+    let mut end = ended_early(run, started_at, started, failure);
+    end.attempt.stderr_tail = stderr_tail;
+    end.attempt.usage = senv.resources.used();
+    end.captured = captured;
+    end
+}
+
+/// An attempt that ended (before its steps ran, when its worktree could not be made or an
+/// earlier run merged it).
+fn ended_early(
+    run: &AttemptRun,
+    started_at: Timestamp,
+    started: Instant,
+    failure: Option<Failure>,
+) -> AttemptEnd {
     AttemptEnd {
         idx: run.idx,
         attempt: Attempt {
@@ -81,10 +112,10 @@ pub async fn run_attempt<E: Executor>(
             started_at,
             duration_ms: started.elapsed().as_millis() as u64,
             failure,
-            stderr_tail,
-            usage: senv.resources.used(),
+            stderr_tail: String::new(),
+            usage: None,
         },
-        captured,
+        captured: Map::new(),
     }
 }
 
@@ -161,7 +192,8 @@ impl<E: Executor> StepRunner for AttemptCx<'_, E> {
         };
         let out = match rendered {
             Ok(r) => {
-                step::run(
+                let cwd = r.cwd.clone();
+                let running = step::run(
                     &self.ctx.exec,
                     step,
                     index,
@@ -169,8 +201,8 @@ impl<E: Executor> StepRunner for AttemptCx<'_, E> {
                     self.senv,
                     limit,
                     &self.ctx.cancel,
-                )
-                .await
+                );
+                commit_required::checked(step, index, cwd, running).await
             }
             Err(failure) => StepOutcome::not_run(failure),
         };

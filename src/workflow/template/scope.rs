@@ -16,6 +16,8 @@ pub enum Part {
     ItemId,
     Map,
     Reduce,
+    /// Prodigy's `merge:` block.
+    Merge,
 }
 
 const ALWAYS: &[&str] = &["env", "job", "workflow"];
@@ -32,6 +34,16 @@ const RESERVED: &[&str] = &[
     "map",
     "shell",
     "validation",
+    "merge",
+];
+
+/// The keys of `${merge.KEY}` in the `merge:` block (Prodigy's, and `worktree_path`).
+pub const MERGE_KEYS: &[&str] = &[
+    "worktree",
+    "worktree_path",
+    "source_branch",
+    "target_branch",
+    "session_id",
 ];
 
 /// The keys of `${map.KEY}` in reduce.
@@ -102,7 +114,10 @@ impl Scope {
     }
 
     fn steps(&self) -> bool {
-        matches!(self.part, Part::Setup | Part::Map | Part::Reduce)
+        matches!(
+            self.part,
+            Part::Setup | Part::Map | Part::Reduce | Part::Merge
+        )
     }
 
     /// Is `root` a runner variable here?
@@ -115,6 +130,7 @@ impl Scope {
             Part::ItemId => &["item"],
             Part::Map => ITEM,
             Part::Reduce => &["map"],
+            Part::Merge => &["merge"],
         };
         part_roots.contains(&root)
             || (root == "shell" && self.steps() && (self.shell || self.has_capture("shell")))
@@ -165,6 +181,7 @@ impl Scope {
                 Some("results") => Ok(()),
                 _ => keys("map", MAP_KEYS, false),
             },
+            "merge" => keys("merge", MERGE_KEYS, false),
             "shell" if !self.has_capture("shell") || self.shell => keys("shell", SHELL_KEYS, false),
             "validation" => match first {
                 Some(k) if VALIDATION_DEEP_KEYS.contains(&k) => Ok(()),
@@ -187,6 +204,10 @@ impl Scope {
                 0,
                 "map.total/successful/failed/completed/success_rate/results/results_json/results_file"
                     .into(),
+            ),
+            Part::Merge => names.insert(
+                0,
+                "merge.worktree/worktree_path/source_branch/target_branch/session_id".into(),
             ),
         }
         if self.steps() && self.shell {

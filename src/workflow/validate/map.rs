@@ -349,7 +349,7 @@ pub(super) fn retry_policy(cx: &Ctx, r: &Spanned<RawRetry>) -> Result<RetryPolic
     }
     if let Some(on) = &v.on {
         p.on = on.value.iter().map(|s| retry_on(s).ok_or_else(|| {
-            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, exit:<code>, memory_limit, cpu_limit, process_limit or validation"))
+            cx.err(on.referenced, format!("unknown retry.on entry {s:?}: use any, timeout, signal, exit, exit:<code>, memory_limit, cpu_limit, process_limit, validation, no_commit or merge_conflict"))
         })).collect::<Result<_, _>>()?;
         if p.on.is_empty() {
             return Err(cx.err(
@@ -368,12 +368,11 @@ fn retry_on(s: &str) -> Option<RetryOn> {
         "timeout" => Some(RetryOn::Timeout),
         "signal" => Some(RetryOn::Signal),
         "exit" => Some(RetryOn::AnyExit),
-        "memory_limit" | "cpu_limit" | "process_limit" | "spawn" | "validation" => {
-            crate::state::records::Failure::CLASSES
-                .iter()
-                .find(|c| **c == s)
-                .map(|c| RetryOn::Class(c))
-        }
+        "memory_limit" | "cpu_limit" | "process_limit" | "spawn" | "validation" | "no_commit"
+        | "merge_conflict" => crate::state::records::Failure::CLASSES
+            .iter()
+            .find(|c| **c == s)
+            .map(|c| RetryOn::Class(c)),
         _ => s
             .strip_prefix("exit:")
             .and_then(|c| c.trim().parse().ok())

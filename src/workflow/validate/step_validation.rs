@@ -151,6 +151,7 @@ fn result_file(cx: &Ctx, f: &Spanned<String>, scope: &Scope) -> Option<Step> {
         kind: StepKind::ReadFile,
         shell: cx.keep(cx.plain_template(f, scope))?,
         source: format!("result_file: {}", f.value),
+        commit_required: false,
         line: f.referenced.line() as usize,
         timeout: None,
         capture: None,

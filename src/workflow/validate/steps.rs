@@ -206,6 +206,7 @@ fn step(
         working_dir,
         env,
         validate,
+        commit_required: r.commit_required.as_ref().is_some_and(|c| c.value),
     })
 }
 
@@ -356,6 +357,7 @@ pub(super) fn command_step(
         working_dir: None,
         env: Vec::new(),
         validate: None,
+        commit_required: false,
     })
 }
 
@@ -455,18 +457,9 @@ fn reject_prodigy_step_keys(cx: &Ctx, r: &RawStep) -> bool {
         ),
     ];
     cx.prodigy_only_keys(&keys);
-    let other_kind = [&r.goal_seek, &r.foreach, &r.test, &r.analyze]
+    [&r.goal_seek, &r.foreach, &r.test, &r.analyze]
         .iter()
-        .any(|k| k.is_some());
-    if let Some(c) = &r.commit_required
-        && c.value
-    {
-        cx.report(cx.err(
-            c.referenced,
-            "`commit_required: true` is Prodigy-only: runner does not make git commits (not supported yet)",
-        ));
-    }
-    other_kind
+        .any(|k| k.is_some())
 }
 
 /// A `write_file:` step's settings (its content is the step's text); `None` on errors.
