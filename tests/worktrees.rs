@@ -606,3 +606,38 @@ fn stop_then_resume_runs_an_interrupted_item_again_in_a_fresh_worktree() {
         ]
     );
 }
+
+#[test]
+fn on_incomplete_commit_required_needs_the_handler_to_commit() {
+    // The validation passes once `fixed.txt` exists; the handler writes it, and commits it
+    // only when told to.
+    let wf = |commit: &str| {
+        prodigy_wf(
+            &format!(
+                r#"    - shell: "true"
+      validate:
+        shell: "if [ -f fixed-${{item.id}}.txt ]; then echo '{{\"completion_percentage\": 100, \"status\": \"complete\"}}'; else echo '{{\"completion_percentage\": 0, \"status\": \"incomplete\"}}'; fi"
+        on_incomplete:
+          shell: "touch fixed-${{item.id}}.txt{commit}"
+          commit_required: true
+          max_attempts: 1
+"#
+            ),
+            "",
+            1,
+        )
+    };
+    let p = repo(&[("items.json", r#"[{"id": "a"}]"#), ("wf.yml", &wf(""))]);
+    let out = run_expect(&p, &["run", "wf.yml"], 1);
+    assert!(
+        stderr(&out).contains("made no git commit"),
+        "{}",
+        stderr(&out)
+    );
+    p.file(
+        "wf2.yml",
+        &wf(" && git add fixed-${item.id}.txt && git commit -q -m fix-${item.id}"),
+    );
+    run_expect(&p, &["run", "wf2.yml", "--merge"], 0);
+    assert!(subjects(&p, "main").contains(&"fix-a".to_string()));
+}

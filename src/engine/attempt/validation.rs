@@ -42,13 +42,17 @@ pub async fn validate<R: StepRunner>(
         return None;
     };
     let mut rounds = 0;
+    let mut handler_failed = None;
     while rounds < oi.attempts && !result.meets(v.threshold) {
         rounds += 1;
         let mut local = values.clone();
         local.insert(VALIDATION.into(), result.vars());
         match handlers(r, &oi.handlers, index, &mut local).await {
             Some(f @ Failure::Cancelled { .. }) => return Some(f),
-            Some(_) => break,
+            Some(f) => {
+                handler_failed = Some(f);
+                break;
+            }
             None => {}
         }
         result = match check(r, v, index, values).await {
@@ -59,11 +63,19 @@ pub async fn validate<R: StepRunner>(
     if result.meets(v.threshold) {
         return None;
     }
-    let message = format!(
+    let mut message = format!(
         "validation {} after {rounds} of {} on_incomplete attempts",
         describe(&result, v.threshold),
         oi.attempts
     );
+    if let Some(f) = handler_failed {
+        // The handler's own failure, without its step number (it is the step's).
+        let what = f.to_string();
+        let what = what
+            .strip_prefix(&format!("step {} ", index + 1))
+            .unwrap_or(&what);
+        message.push_str(&format!(" (the on_incomplete handler {what})"));
+    }
     if oi.fail {
         return Some(Failure::Validation {
             message,

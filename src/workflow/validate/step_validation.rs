@@ -183,14 +183,6 @@ fn on_incomplete(cx: &Ctx, o: &Spanned<RawOnIncomplete>, scope: &Scope) -> Optio
         &m.prompt,
         "runner does not ask while it runs; `fail_workflow: false` goes on with a warning",
     ));
-    if let Some(c) = &m.commit_required
-        && c.value
-    {
-        cx.report(cx.err(
-            c.referenced,
-            "`commit_required: true` in `on_incomplete` is not supported: check for the commit in a handler",
-        ));
-    }
     let attempts = match &m.max_attempts {
         None => DEFAULT_ATTEMPTS,
         Some(a) if a.value == 0 => {
@@ -202,7 +194,7 @@ fn on_incomplete(cx: &Ctx, o: &Spanned<RawOnIncomplete>, scope: &Scope) -> Optio
         }
         Some(a) => a.value,
     };
-    let handlers = match (&m.shell, &m.claude, &m.commands) {
+    let mut handlers = match (&m.shell, &m.claude, &m.commands) {
         (Some(s), None, None) => vec![command_step(cx, &s.value, s.referenced, scope, false)?],
         (None, Some(c), None) => vec![command_step(cx, &c.value, c.referenced, scope, true)?],
         (None, None, Some(list)) => list_of(cx, &list.value, list.referenced, scope)?,
@@ -221,6 +213,10 @@ fn on_incomplete(cx: &Ctx, o: &Spanned<RawOnIncomplete>, scope: &Scope) -> Optio
             return None;
         }
     };
+    // Prodigy's `commit_required: true`: each handler command must make a git commit.
+    if m.commit_required.as_ref().is_some_and(|c| c.value) {
+        handlers.iter_mut().for_each(|h| h.commit_required = true);
+    }
     Some(OnIncomplete {
         handlers,
         attempts,
