@@ -501,6 +501,34 @@ fn the_report_keeps_every_attempt_after_journal_segments_are_dropped() {
 }
 
 #[test]
+fn a_finished_jobs_timeline_is_sealed_and_a_later_run_appends_to_it() {
+    let p = Project::new();
+    p.file("items.json", r#"[{"id":"a"},{"id":"b"}]"#);
+    p.file(
+        "wf.yml",
+        "name: seal\nmap:\n  input: items.json\n  agent_template:\n    - shell: 'test -f ok-${item.id}'\n",
+    );
+    p.file("ok-a", "");
+    run_expect(&p, &["run", "wf.yml"], 1);
+    let job = p.only_job();
+    let timeline = p.job_dir(&job).join("timeline.bin");
+    let head = |path: &Path| std::fs::read(path).expect("timeline")[..16].to_vec();
+    assert_eq!(
+        head(&timeline),
+        b"runner tl lz4 1\n",
+        "sealed when the job failed"
+    );
+    assert_eq!(report_json(&p, &job)["summary"]["attempts"], 2);
+    // `dlq retry` unseals it, appends the new attempt, and seals it again.
+    p.file("ok-b", "");
+    run_expect(&p, &["dlq", "retry", &job], 0);
+    assert_eq!(head(&timeline), b"runner tl lz4 1\n");
+    let r = report_json(&p, &job);
+    assert_eq!(r["summary"]["attempts"], 3);
+    assert_eq!(r["timeline"]["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn report_of_an_unknown_job_is_a_usage_error() {
     let p = Project::new();
     let out = p.run(&["report", "nope"]);

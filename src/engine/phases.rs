@@ -138,6 +138,9 @@ pub async fn execute<E: Executor + Clone>(
         at: now(),
     })?;
     rec.checkpoint()?;
+    if matches!(state, JobState::Completed | JobState::Failed) {
+        rec.seal_timeline()?;
+    }
     let c = rec.view.counts;
     rec.report(&Event::JobFinished {
         job_id: run.meta.job_id.clone(),

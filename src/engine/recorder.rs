@@ -121,6 +121,11 @@ impl Recorder {
         self.journal.flush()
     }
 
+    /// The job is over (for now): compress `timeline.bin` (a later run unseals it).
+    pub fn seal_timeline(&mut self) -> Result<(), StateError> {
+        self.timeline.seal()
+    }
+
     /// A mark of everything recorded so far, to ask later (without waiting) whether it is
     /// on disk yet: see [`Self::is_durable`].
     pub fn mark(&self) -> DurableMark {

@@ -11,6 +11,10 @@
 //! It is written by the [`crate::engine::recorder::Recorder`] next to the journal (buffered,
 //! not synced: a crash may lose its last records, which only the report misses) and read
 //! tolerating a torn last record.
+//!
+//! When a run ends with the job completed or failed, the file is **sealed**: replaced
+//! (atomically) by `runner tl lz4 1\n` and the records compressed with LZ4 (size
+//! prepended), about a third of their size. A later run that appends unseals it first.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -18,12 +22,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::atomic::FILE_MODE;
+use super::atomic::{FILE_MODE, write_atomic};
 use super::error::StateError;
 use super::records::{Failure, Phase, Record, Usage};
 use super::time::Timestamp;
 
 const MAGIC: &[u8; 16] = b"runner timeline\n";
+/// The header of a sealed timeline.
+const PACKED: &[u8; 16] = b"runner tl lz4 1\n";
 const SIZE: usize = 36;
 
 /// One thing the report draws.
@@ -254,59 +260,104 @@ fn from_epoch_ms(ms: i64) -> Timestamp {
 /// Appends marks to a job's `timeline.bin`.
 pub struct TimelineWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    /// `None` once sealed: the next mark unseals and reopens it.
+    out: Option<BufWriter<File>>,
 }
 
 impl TimelineWriter {
-    /// Open for appending (creating it with its header; a torn last record is cut off).
+    /// Open for appending (creating it with its header; a torn last record is cut off; a
+    /// sealed file is unsealed).
     pub fn open(path: &Path) -> Result<TimelineWriter, StateError> {
-        let io = |what: &'static str| move |e| StateError::io(what, path, e);
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(FILE_MODE)
-            .open(path)
-            .map_err(io("open timeline"))?;
-        let len = file.metadata().map_err(io("stat timeline"))?.len();
-        let mut out = BufWriter::with_capacity(64 << 10, file);
-        if len < MAGIC.len() as u64 {
-            out.get_ref().set_len(0).map_err(io("truncate timeline"))?;
-            out.write_all(MAGIC).map_err(io("write timeline"))?;
-        } else {
-            let whole = (len - MAGIC.len() as u64) / SIZE as u64 * SIZE as u64;
-            if whole + (MAGIC.len() as u64) < len {
-                out.get_ref()
-                    .set_len(whole + MAGIC.len() as u64)
-                    .map_err(io("truncate timeline"))?;
-            }
-        }
         Ok(TimelineWriter {
             path: path.to_path_buf(),
-            out,
+            out: Some(open_raw(path)?),
         })
     }
 
     /// Note `rec` if the report draws it.
     pub fn note(&mut self, rec: &Record) -> Result<(), StateError> {
-        match Mark::of(rec) {
-            Some(m) => self
-                .out
-                .write_all(&m.encode())
+        let Some(m) = Mark::of(rec) else {
+            return Ok(());
+        };
+        let out = match &mut self.out {
+            Some(out) => out,
+            None => self.out.insert(open_raw(&self.path)?),
+        };
+        out.write_all(&m.encode())
+            .map_err(|e| StateError::io("write timeline", &self.path, e))
+    }
+
+    /// Hand what is buffered to the kernel (readers see it; no fsync).
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        match &mut self.out {
+            Some(out) => out
+                .flush()
                 .map_err(|e| StateError::io("write timeline", &self.path, e)),
             None => Ok(()),
         }
     }
 
-    /// Hand what is buffered to the kernel (readers see it; no fsync).
-    pub fn flush(&mut self) -> Result<(), StateError> {
-        self.out
-            .flush()
-            .map_err(|e| StateError::io("write timeline", &self.path, e))
+    /// Compress the file for good (the job is over): see the module's doc.
+    pub fn seal(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.out = None;
+        let Some(body) = read_body(&self.path)? else {
+            return Ok(());
+        };
+        let mut packed = PACKED.to_vec();
+        packed.extend_from_slice(&lz4_flex::compress_prepend_size(&body));
+        write_atomic(&self.path, &packed)
     }
 }
 
-/// Every mark of `timeline.bin` (`None`: the job has none, e.g. made by an older runner).
-pub fn read(path: &Path) -> Result<Option<Vec<Mark>>, StateError> {
+/// Open `path` for appending raw records, unsealing it first when sealed.
+fn open_raw(path: &Path) -> Result<BufWriter<File>, StateError> {
+    let io = |what: &'static str| move |e| StateError::io(what, path, e);
+    if read_header(path)? == Some(*PACKED)
+        && let Some(body) = read_body(path)?
+    {
+        let mut raw = MAGIC.to_vec();
+        raw.extend_from_slice(&body);
+        write_atomic(path, &raw)?;
+    }
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(io("open timeline"))?;
+    let len = file.metadata().map_err(io("stat timeline"))?.len();
+    let mut out = BufWriter::with_capacity(64 << 10, file);
+    if len < MAGIC.len() as u64 {
+        out.get_ref().set_len(0).map_err(io("truncate timeline"))?;
+        out.write_all(MAGIC).map_err(io("write timeline"))?;
+    } else {
+        let whole = (len - MAGIC.len() as u64) / SIZE as u64 * SIZE as u64;
+        if whole + (MAGIC.len() as u64) < len {
+            out.get_ref()
+                .set_len(whole + MAGIC.len() as u64)
+                .map_err(io("truncate timeline"))?;
+        }
+    }
+    Ok(out)
+}
+
+/// The first 16 bytes of `path` (`None`: missing or shorter).
+fn read_header(path: &Path) -> Result<Option<[u8; 16]>, StateError> {
+    let mut head = [0u8; 16];
+    match File::open(path) {
+        Ok(mut f) => match f.read_exact(&mut head) {
+            Ok(()) => Ok(Some(head)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(StateError::io("read timeline", path, e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::io("read timeline", path, e)),
+    }
+}
+
+/// The records' bytes of `path`, sealed or not (`None`: no such file).
+fn read_body(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => f
@@ -315,15 +366,25 @@ pub fn read(path: &Path) -> Result<Option<Vec<Mark>>, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::io("read timeline", path, e)),
     };
-    let Some(body) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        return Err(StateError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "it does not start with the timeline header".into(),
-        });
+    let corrupt = |detail: &str| StateError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.into(),
     };
-    Ok(Some(
-        body.chunks_exact(SIZE).filter_map(Mark::decode).collect(),
-    ))
+    if let Some(packed) = bytes.strip_prefix(PACKED.as_slice()) {
+        return lz4_flex::decompress_size_prepended(packed)
+            .map(Some)
+            .map_err(|e| corrupt(&format!("its compressed records do not decompress: {e}")));
+    }
+    match bytes.strip_prefix(MAGIC.as_slice()) {
+        Some(body) => Ok(Some(body.to_vec())),
+        None if bytes.len() < MAGIC.len() => Ok(Some(Vec::new())),
+        None => Err(corrupt("it does not start with the timeline header")),
+    }
+}
+
+/// Every mark of `timeline.bin` (`None`: the job has none, e.g. made by an older runner).
+pub fn read(path: &Path) -> Result<Option<Vec<Mark>>, StateError> {
+    Ok(read_body(path)?.map(|body| body.chunks_exact(SIZE).filter_map(Mark::decode).collect()))
 }
 
 #[cfg(test)]
@@ -419,5 +480,37 @@ mod tests {
         w.flush().unwrap();
         assert_eq!(read(&path).unwrap().unwrap().len(), 2);
         assert!(read(&d.path().join("none")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_sealed_timeline_reads_the_same_and_unseals_to_append() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("timeline.bin");
+        let rec = |run| Record::RunEnded {
+            run,
+            state: crate::state::records::JobState::Completed,
+            at: at("2024-01-01T00:00:00Z"),
+        };
+        let mut w = TimelineWriter::open(&path).unwrap();
+        for run in 0..1000 {
+            w.note(&rec(run)).unwrap();
+        }
+        let raw_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        w.seal().unwrap();
+        let sealed = std::fs::read(&path).unwrap();
+        assert!(sealed.starts_with(PACKED));
+        assert!((sealed.len() as u64) * 3 < raw_len.max(1000 * SIZE as u64));
+        assert_eq!(read(&path).unwrap().unwrap().len(), 1000);
+        // The same writer, then a new one, append after unsealing it.
+        w.note(&rec(1000)).unwrap();
+        w.flush().unwrap();
+        assert!(std::fs::read(&path).unwrap().starts_with(MAGIC));
+        assert_eq!(read(&path).unwrap().unwrap().len(), 1001);
+        w.seal().unwrap();
+        drop(w);
+        let mut w = TimelineWriter::open(&path).unwrap();
+        w.note(&rec(1001)).unwrap();
+        w.flush().unwrap();
+        assert_eq!(read(&path).unwrap().unwrap().len(), 1002);
     }
 }
