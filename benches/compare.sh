@@ -6,9 +6,13 @@
 #   SIZES=2000 RUNS=9 benches/compare.sh
 #   PARALLEL_LARGE=0 benches/compare.sh # skip GNU parallel on 20k (it is slow)
 #
-# Every tool runs the same `sh -c CMD` per item with 8 at a time; runner runs with full
-# durability (journal group commit with fdatasync, checkpoint, per-item state).
-# Prints medians (wall seconds), items/s and the ratios runner/xargs and runner/parallel.
+# Three workloads, 8 at a time, every tool running the same thing per item: simple (the
+# simple command `true`, which runner runs without a shell; `xargs -I{} true`), shell
+# (`: ${item}` / `xargs -I{} sh -c ': {}'`) and echo (`echo ${item} > /dev/null` through
+# the shell). runner runs with full durability (journal group commit with fdatasync,
+# checkpoint, per-item state). Prints medians of wall seconds, the ratios runner/xargs and
+# runner/(parallel --joblog), and runner's own CPU per item: (CPU of runner's process tree
+# - CPU of xargs's tree) / items, both trees running the same children.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +34,6 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 workflow() { # name size cmd
@@ -46,47 +48,54 @@ map:
 YML
 }
 
-time_runner() { # name
-  rm -rf state; local t0; t0=$(now)
-  RUNNER_STATE_DIR=state "$RUNNER" -q run "$1.yml" 2>/dev/null || { echo "runner failed" >&2; exit 1; }
-  elapsed "$t0" "$(now)"
+# Each timing is "wall cpu": wall seconds, and the CPU seconds (user + system) of the tool's
+# whole process tree, children included (/usr/bin/time reports what wait4 returns).
+timed() { # cmd...
+  /usr/bin/time -f "%e %U %S" -o "$work/time.txt" "$@" || { echo "failed: $*" >&2; exit 1; }
+  awk '{ printf "%s %.3f", $1, $2 + $3 }' "$work/time.txt"
 }
-time_xargs() { # size cmd(with {} for the item)
-  local t0; t0=$(now)
-  seq 1 "$1" | xargs -P $JOBS -I{} sh -c "$2"
-  elapsed "$t0" "$(now)"
+time_runner() { # name
+  rm -rf state
+  RUNNER_STATE_DIR=state timed "$RUNNER" -q run "$1.yml" 2>/dev/null
+}
+time_xargs() { # size xargs-command (with {} for the item)
+  timed sh -c "seq 1 $1 | xargs -P $JOBS -I{} $2"
 }
 time_parallel() { # size cmd joblog?
-  command -v parallel >/dev/null || { echo nan; return; }
-  local t0 extra=(); [ "$3" = yes ] && extra=(--joblog "$work/joblog") && rm -f "$work/joblog"
-  t0=$(now)
-  seq 1 "$1" | parallel --will-cite -j $JOBS "${extra[@]}" "$2"
-  elapsed "$t0" "$(now)"
+  command -v parallel >/dev/null || { echo "nan nan"; return; }
+  local log=""; [ "$3" = yes ] && log="--joblog $work/joblog" && rm -f "$work/joblog"
+  timed sh -c "seq 1 $1 | parallel --will-cite -j $JOBS $log '$2'"
 }
 
-printf '# %s, %s cores, %s\n' "$(uname -sr)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-28s %7s %9s %9s %9s %11s %8s %9s %12s\n' workload items runner xargs parallel parallel+log "r/xargs" "r/par" "r/par+log"
+printf '# %s, %s cores, %s, load %s\n' "$(uname -sr)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-22s %6s %8s %8s %9s %12s %8s %11s %14s\n' workload items runner xargs parallel parallel+log "r/xargs" "r/par+log" "runner CPU/item"
 for size in $SIZES; do
   runs=$RUNS; [ "$size" -gt 5000 ] && runs=$RUNS_LARGE
-  for kind in true echo; do
-    if [ $kind = true ]; then rcmd='true'; xcmd='true'; pcmd='true'
-    else rcmd='echo ${item} > /dev/null'; xcmd='echo {} > /dev/null'; pcmd='echo {} > /dev/null'; fi
+  for kind in simple shell echo; do
+    case $kind in
+      # A simple command: runner runs it without a shell, xargs runs it directly.
+      simple) rcmd='true'; xcmd='true'; pcmd='true' ;;
+      # Needs the shell everywhere.
+      shell) rcmd=': ${item}'; xcmd="sh -c ': {}'"; pcmd=': {}' ;;
+      echo) rcmd='echo ${item} > /dev/null'; xcmd="sh -c 'echo {} > /dev/null'"; pcmd='echo {} > /dev/null' ;;
+    esac
     workflow "$kind-$size" "$size" "$rcmd"
-    r=""; x=""; p=""; pl=""
+    r=""; x=""; p=""; pl=""; rc=""; xc=""
     for _ in $(seq 1 "$runs"); do
-      r="$r $(time_runner "$kind-$size")"
-      x="$x $(time_xargs "$size" "$xcmd")"
+      read -r w c <<< "$(time_runner "$kind-$size")"; r="$r $w"; rc="$rc $c"
+      read -r w c <<< "$(time_xargs "$size" "$xcmd")"; x="$x $w"; xc="$xc $c"
       if [ "$size" -le 5000 ] || [ "$PARALLEL_LARGE" = 1 ]; then
-        p="$p $(time_parallel "$size" "$pcmd" no)"
-        pl="$pl $(time_parallel "$size" "$pcmd" yes)"
+        read -r w _ <<< "$(time_parallel "$size" "$pcmd" no)"; p="$p $w"
+        read -r w _ <<< "$(time_parallel "$size" "$pcmd" yes)"; pl="$pl $w"
       fi
     done
     mr=$(echo "$r" | median); mx=$(echo "$x" | median); mp=$(echo "$p" | median); mpl=$(echo "$pl" | median)
-    awk -v w="$kind ($runs runs)" -v n="$size" -v r="$mr" -v x="$mx" -v p="$mp" -v pl="$mpl" 'BEGIN {
-      rp = (p == "nan") ? "-" : sprintf("%.2f", r / p); rpl = (pl == "nan") ? "-" : sprintf("%.2f", r / pl)
+    mrc=$(echo "$rc" | median); mxc=$(echo "$xc" | median)
+    awk -v w="$kind ($runs runs)" -v n="$size" -v r="$mr" -v x="$mx" -v p="$mp" -v pl="$mpl" \
+        -v rc="$mrc" -v xc="$mxc" 'BEGIN {
+      rpl = (pl == "nan") ? "-" : sprintf("%.2f", r / pl)
       ps = (p == "nan") ? "-" : p "s"; pls = (pl == "nan") ? "-" : pl "s"
-      printf "%-28s %7d %8.2fs %8.2fs %9s %11s %8.2f %9s %12s\n", w, n, r, x, ps, pls, r / x, rp, rpl
-      printf "%-28s %7s %7.0f/s %7.0f/s\n", "  items/s", "", n / r, n / x
+      printf "%-22s %6d %7.2fs %7.2fs %9s %12s %8.2f %11s %11.3f ms\n", w, n, r, x, ps, pls, r / x, rpl, (rc - xc) * 1000 / n
     }'
   done
 done
