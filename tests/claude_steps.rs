@@ -6,7 +6,6 @@
 mod common;
 #[path = "common/extra.rs"]
 mod extra;
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,7 +14,7 @@ use extra::*;
 /// A stand-in `claude` in `bin/`: writes one line per argument to `calls/<pid>`, then its
 /// directory and `PRODIGY_AUTOMATION`, prints `did: <last argument>`, and runs `$FAKE_THEN`.
 fn fake_claude(p: &Project) {
-    let bin = p.file(
+    p.executable(
         "bin/claude",
         r#"#!/bin/sh
 mkdir -p "$CALLS"
@@ -27,7 +26,6 @@ echo "did: $last"
 if [ -n "$FAKE_THEN" ]; then eval "$FAKE_THEN"; fi
 "#,
     );
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// `runner run wf.yml` with the stand-in first on `PATH`.

@@ -21,11 +21,10 @@ fn quoted_words_path_and_pwd_are_the_shells() {
     let p = Project::new();
     std::fs::create_dir_all(p.path().join("bin")).unwrap();
     // A program found through a PATH set by the workflow, printing its arguments and PWD.
-    let tool = p.file(
+    p.executable(
         "bin/show-args",
         "#!/bin/sh\nexec > out.txt\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\necho\necho \"$PWD\"\n",
     );
-    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!(
         "{}:{}",
         p.path().join("bin").display(),
@@ -50,12 +49,7 @@ fn quoted_words_path_and_pwd_are_the_shells() {
 fn a_command_that_cannot_start_fails_as_under_the_shell() {
     let p = Project::new();
     // Not found: the shell's message and exit 127 (failure class `spawn`).
-    p.file("no-shebang", "echo ran-by-sh > ran.txt\n");
-    std::fs::set_permissions(
-        p.path().join("no-shebang"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    p.executable("no-shebang", "echo ran-by-sh > ran.txt\n");
     let out = job(&p, "    - shell: \"./no-shebang\"\n");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(

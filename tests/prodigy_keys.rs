@@ -192,10 +192,7 @@ fn command_timeouts_apply_by_step_kind_as_in_prodigy() {
     let p = Project::new();
     p.file("items.json", r#"[{"id":"a"}]"#);
     // A stand-in Claude that hangs.
-    p.file("claude.sh", "#!/bin/sh\nsleep 20\n");
-    let claude = p.path().join("claude.sh");
-    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let claude = p.executable("claude.sh", "#!/bin/sh\nsleep 20\n");
     // `shell` limits shell steps only; `claude` limits the Claude step.
     p.file(
         "wf.yml",

@@ -6,7 +6,6 @@
 mod common;
 #[path = "common/extra.rs"]
 mod extra;
-use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 use extra::*;
@@ -18,17 +17,10 @@ fn workflow(p: &Project, body: &str) {
     p.file("wf.yml", &format!("name: sv\nmode: mapreduce\n{body}"));
 }
 
-/// An executable script in the project.
-fn script(p: &Project, name: &str, text: &str) {
-    let path = p.file(name, text);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// `check.sh`: records each run in `checks.log`; complete once `fixed` exists, else 50%
 /// with a gap whose text has shell metacharacters.
 fn checker(p: &Project) {
-    script(
-        p,
+    p.executable(
         "check.sh",
         r#"#!/bin/sh
 echo run >> checks.log
@@ -348,9 +340,7 @@ fn a_validation_failure_goes_through_the_steps_on_failure_and_retries() {
 /// A stand-in `claude`: records its arguments in `claude.log`; `/validate` prints a result
 /// (complete once `fixed` exists), `/complete` creates `fixed`.
 fn fake_claude(p: &Project) -> String {
-    script(
-        p,
-        "bin/claude",
+    p.executable("bin/claude",
         r#"#!/bin/sh
 for last in "$@"; do :; done
 printf '%s\n' "$last" >> claude.log

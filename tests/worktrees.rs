@@ -8,7 +8,6 @@ mod common;
 mod crash;
 #[path = "common/extra.rs"]
 mod extra;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -421,11 +420,10 @@ fn an_item_merged_before_a_kill_9_is_not_run_or_merged_again() {
         ("items.json", r#"[{"id": "a"}, {"id": "b"}]"#),
         ("wf.yml", &prodigy_wf(LOGGED_STEP, "", 1)),
     ]);
-    let hook = p.file(
+    p.executable(
         ".git/hooks/post-merge",
         "#!/bin/sh\nif [ ! -f \"$OUT/hooked\" ]; then touch \"$OUT/hooked\"; while [ ! -f \"$OUT/release\" ]; do sleep 0.02; done; touch \"$OUT/hook-done\"; fi\n",
     );
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out_dir = p.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let out_s = out_dir.to_string_lossy().into_owned();
@@ -472,11 +470,10 @@ merge:
 "#,
         ),
     ]);
-    let bin = p.file(
+    p.executable(
         "bin/claude",
         "#!/bin/sh\nfor last in \"$@\"; do :; done\nid=${last#/fix }\necho \"$id\" > \"claude-$id.txt\"\ngit add \"claude-$id.txt\" && git commit -q -m \"claude-$id\"\n",
     );
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir(p.path().join("out")).unwrap();
     let path = format!(
         "{}:{}",
