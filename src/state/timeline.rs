@@ -13,16 +13,17 @@
 //! tolerating a torn last record.
 //!
 //! When a run ends with the job completed or failed, the file is **sealed**: replaced
-//! (atomically) by `runner tl lz4 1\n` and the records compressed with LZ4 (size
-//! prepended), about a third of their size. A later run that appends unseals it first.
+//! (atomically) by `runner tl lz4 1\n` and the records as one LZ4 frame, about a third of
+//! their size. A later run that appends unseals it first. Both stream: memory does not
+//! grow with the file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::atomic::{FILE_MODE, write_atomic};
+use super::atomic::{FILE_MODE, write_atomic_with};
 use super::error::StateError;
 use super::records::{Failure, Phase, Record, Usage};
 use super::time::Timestamp;
@@ -297,28 +298,40 @@ impl TimelineWriter {
         }
     }
 
-    /// Compress the file for good (the job is over): see the module's doc.
+    /// Compress the file for good (the job is over): see the module's doc. Streamed: memory
+    /// does not grow with the file.
     pub fn seal(&mut self) -> Result<(), StateError> {
         self.flush()?;
         self.out = None;
-        let Some(body) = read_body(&self.path)? else {
-            return Ok(());
-        };
-        let mut packed = PACKED.to_vec();
-        packed.extend_from_slice(&lz4_flex::compress_prepend_size(&body));
-        write_atomic(&self.path, &packed)
+        if read_header(&self.path)? != Some(*MAGIC) {
+            return Ok(()); // missing, torn or already sealed
+        }
+        let io = |e| StateError::io("seal timeline", &self.path, e);
+        let mut raw = File::open(&self.path).map_err(io)?;
+        raw.seek(SeekFrom::Start(MAGIC.len() as u64)).map_err(io)?;
+        write_atomic_with(&self.path, |w| {
+            w.write_all(PACKED)?;
+            let mut enc = lz4_flex::frame::FrameEncoder::new(w);
+            std::io::copy(&mut raw, &mut enc)?;
+            enc.finish().map_err(std::io::Error::other)?;
+            Ok(())
+        })
     }
 }
 
 /// Open `path` for appending raw records, unsealing it first when sealed.
 fn open_raw(path: &Path) -> Result<BufWriter<File>, StateError> {
     let io = |what: &'static str| move |e| StateError::io(what, path, e);
-    if read_header(path)? == Some(*PACKED)
-        && let Some(body) = read_body(path)?
-    {
-        let mut raw = MAGIC.to_vec();
-        raw.extend_from_slice(&body);
-        write_atomic(path, &raw)?;
+    if read_header(path)? == Some(*PACKED) {
+        let mut packed = File::open(path).map_err(io("open timeline"))?;
+        packed
+            .seek(SeekFrom::Start(PACKED.len() as u64))
+            .map_err(io("read timeline"))?;
+        write_atomic_with(path, |w| {
+            w.write_all(MAGIC)?;
+            std::io::copy(&mut lz4_flex::frame::FrameDecoder::new(packed), w)?;
+            Ok(())
+        })?;
     }
     let file = OpenOptions::new()
         .append(true)
@@ -371,8 +384,10 @@ fn read_body(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
         detail: detail.into(),
     };
     if let Some(packed) = bytes.strip_prefix(PACKED.as_slice()) {
-        return lz4_flex::decompress_size_prepended(packed)
-            .map(Some)
+        let mut body = Vec::new();
+        return lz4_flex::frame::FrameDecoder::new(packed)
+            .read_to_end(&mut body)
+            .map(|_| Some(body))
             .map_err(|e| corrupt(&format!("its compressed records do not decompress: {e}")));
     }
     match bytes.strip_prefix(MAGIC.as_slice()) {
