@@ -21,6 +21,7 @@ pub type IdFn<'a> = &'a dyn Fn(&Value) -> Result<String, String>;
 /// Give every value its id: `id_fn(value)` when given; else the item's own `"id"` field when
 /// it is a string or a number (numbers as their JSON text); else the first 16 hex characters
 /// of the blake3 hash of the item's canonical JSON. Two items with the same id are an error.
+#[cfg(test)]
 pub fn assign_ids(values: Vec<Value>, id_fn: Option<IdFn<'_>>) -> Result<Vec<Item>, ItemsError> {
     assign_ids_with(values, id_fn, RepeatedIds::Reject).map(|(items, _)| items)
 }
@@ -45,6 +46,7 @@ pub struct Renamed {
 }
 
 /// [`assign_ids`] with a choice for repeated ids; also says which items were renamed.
+#[cfg(test)]
 pub fn assign_ids_with(
     values: Vec<Value>,
     id_fn: Option<IdFn<'_>>,

@@ -29,7 +29,5 @@ pub use error::{ItemsError, JsonHint};
 pub use format::InputFormat;
 pub use frozen::{Frozen, freeze};
 pub use input::Input;
-pub use item::{
-    IdAssigner, IdFn, Ids, Item, Renamed, RepeatedIds, assign_ids, assign_ids_with, position_id,
-};
+pub use item::{IdAssigner, IdFn, Ids, Item, Renamed, RepeatedIds, position_id};
 pub use selection::{CompiledSelection, Selection, compile};

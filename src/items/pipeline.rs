@@ -78,6 +78,7 @@ impl Kept {
 pub type Sink<'s> = &'s mut dyn FnMut(Value) -> Result<(), ItemsError>;
 
 /// Everything `run` passes to its sink, in a vector.
+#[cfg(test)]
 pub fn collect_values(
     run: impl FnOnce(Sink<'_>) -> Result<(), ItemsError>,
 ) -> Result<Vec<Value>, ItemsError> {

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+#[cfg(test)]
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
@@ -11,7 +12,9 @@ use super::format::InputFormat;
 use super::input::Input;
 use super::json_path::{compile_json_path, select_lazily};
 use super::parse::{Lazy, parse_lazily};
-use super::pipeline::{Named, Sink, Stages, collect_values};
+#[cfg(test)]
+use super::pipeline::collect_values;
+use super::pipeline::{Named, Sink, Stages};
 use super::sort_spec::parse_sort_by;
 
 /// Which items to process: plain data, filled by the workflow loader.
@@ -125,6 +128,7 @@ impl CompiledSelection {
 
     /// Read the file (or run the command in `base_dir` with `env` added), parse it, and run
     /// json_path -> filter -> sort -> distinct -> offset -> max_items.
+    #[cfg(test)]
     pub fn load(
         &self,
         base_dir: &Path,
@@ -147,6 +151,7 @@ impl CompiledSelection {
     }
 
     /// The same pipeline on already-read bytes; `origin` names them in error messages.
+    #[cfg(test)]
     pub fn select_from_bytes(&self, bytes: &[u8], origin: &str) -> Result<Vec<Value>, ItemsError> {
         collect_values(|sink| self.stream_bytes(bytes.to_vec(), origin, sink))
     }
