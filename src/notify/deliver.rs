@@ -201,7 +201,8 @@ mod tests {
         let r = deliver(&n, &serde_json::json!({}), d.path());
         assert!(!r.ok);
         assert_eq!(r.attempts, 3);
-        assert!(r.error.unwrap().contains("broken"));
+        let error = r.error.unwrap();
+        assert!(error.contains("broken"), "{error}");
         let tries = std::fs::read_to_string(d.path().join("tries")).unwrap();
         assert_eq!(tries.lines().count(), 3);
     }

@@ -106,7 +106,10 @@ impl CgroupParent {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = self.dir.join(format!("s{n}"));
         std::fs::create_dir(&dir)?;
-        let cg = StepCgroup { dir };
+        let cg = StepCgroup {
+            dir,
+            leader: std::sync::atomic::AtomicI32::new(0),
+        };
         let set = |file: &str, value: String| std::fs::write(cg.dir.join(file), value);
         if let Some(bytes) = res.memory {
             set("memory.max", bytes.to_string())?;
@@ -163,6 +166,8 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
 #[derive(Debug)]
 pub struct StepCgroup {
     dir: PathBuf,
+    /// The step's shell once attached: its process group's orphans are reaped on drop.
+    leader: std::sync::atomic::AtomicI32,
 }
 
 impl StepCgroup {
@@ -172,6 +177,7 @@ impl StepCgroup {
 
     /// Move `pid` (the step's shell, just spawned) in.
     pub fn attach(&self, pid: i32) -> io::Result<()> {
+        self.leader.store(pid, std::sync::atomic::Ordering::Relaxed);
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }
 
@@ -227,7 +233,8 @@ impl Drop for StepCgroup {
             self.kill();
             let until = Instant::now() + Duration::from_millis(500);
             while self.populated() && Instant::now() < until {
-                crate::engine::process::reaper::reap_orphans();
+                let pgid = self.leader.load(std::sync::atomic::Ordering::Relaxed);
+                crate::engine::process::reaper::reap_orphans(pgid);
                 std::thread::sleep(Duration::from_millis(2));
             }
         }

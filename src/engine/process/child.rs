@@ -1,5 +1,5 @@
-//! A spawned step shell and its end. Spawned by `std` (posix_spawn/vfork: no `pre_exec`
-//! hook, see docs/performance.md), its exit awaited on a pidfd and reaped with `wait4`,
+//! A spawned step shell and its end. Spawned by [`vfork::spawn`] (see docs/performance.md),
+//! its exit awaited on a pidfd and reaped with `wait4`,
 //! which also hands back what it used: the shell's own rusage plus that of every
 //! descendant that was waited for (docs/resources.md says what that leaves out).
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{ChildStderr, ChildStdout};
 
-use crate::engine::process::reaper;
+use crate::engine::process::launch::Launch;
+use crate::engine::process::{reaper, vfork};
 use crate::state::records::Usage;
 
 /// How a reaped child ended and what it (and its waited-for descendants) used.
@@ -28,6 +29,8 @@ pub struct ShellChild {
     /// is polled).
     pidfd: Option<AsyncFd<OwnedFd>>,
     waited: Option<Waited>,
+    /// Its start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    start_ticks: Option<u64>,
     /// The gate of a limited step (see `shell::GATE`): a line here lets it start.
     gate: Option<std::process::ChildStdin>,
     pub stdout: Option<ChildStdout>,
@@ -35,23 +38,30 @@ pub struct ShellChild {
 }
 
 impl ShellChild {
-    /// Spawn `cmd` (registered with the reaper until it is waited for).
-    pub fn spawn(cmd: &mut std::process::Command) -> io::Result<ShellChild> {
-        let mut child = reaper::spawn_registered(|| cmd.spawn(), |c| Some(c.id()))?;
-        let pid = child.id() as i32;
-        let pidfd = rustix::process::Pid::from_raw(pid)
-            .and_then(|p| {
+    /// Spawn `l` (registered with the reaper until it is waited for).
+    pub fn spawn(l: &Launch) -> io::Result<ShellChild> {
+        let spawned = reaper::spawn_registered(|| vfork::spawn(l), |s| Some(s.pid as u32))?;
+        let pid = spawned.pid;
+        let pidfd = spawned
+            .pidfd
+            .or_else(|| {
+                let p = rustix::process::Pid::from_raw(pid)?;
                 rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK).ok()
             })
             // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open while registered.
             .and_then(|fd| unsafe { AsyncFd::register(fd) }.ok());
-        let stdout = child.stdout.take().map(ChildStdout::from_std).transpose();
-        let stderr = child.stderr.take().map(ChildStderr::from_std).transpose();
+        let stdout = ChildStdout::from_std(std::process::ChildStdout::from(spawned.stdout));
+        let stderr = ChildStderr::from_std(std::process::ChildStderr::from(spawned.stderr));
         let (stdout, stderr) = match (stdout, stderr) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let mut status = 0;
+                // SAFETY: waitpid on our own child, just killed.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
                 reaper::forget(pid);
                 return Err(e);
             }
@@ -60,10 +70,19 @@ impl ShellChild {
             pid,
             pidfd,
             waited: None,
-            gate: child.stdin.take(),
-            stdout,
-            stderr,
+            start_ticks: spawned.start_ticks,
+            gate: spawned.stdin.map(std::process::ChildStdin::from),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
         })
+    }
+
+    /// The start time of the child (its group's leader) in clock ticks since boot, as
+    /// `/proc/<pid>/stat` has it; 0 if it cannot be known.
+    pub fn start_ticks(&self) -> u64 {
+        self.start_ticks
+            .or_else(|| reaper::stat_of(self.pid).map(|s| s.start))
+            .unwrap_or(0)
     }
 
     /// Let a gated child start (nothing for an ungated one).
@@ -146,20 +165,16 @@ fn usage_of(ru: &libc::rusage) -> Usage {
 mod tests {
     use super::*;
 
-    fn sh(script: &str) -> std::process::Command {
-        let mut c = std::process::Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
+    fn sh(script: &str) -> Launch {
+        let mut c = Launch::new("/bin/sh");
+        c.arg("-c").arg(script);
         c
     }
 
     #[tokio::test]
     async fn waits_and_measures_descendants() {
         // The shell burns some CPU before it exits.
-        let mut c = ShellChild::spawn(&mut sh(
+        let mut c = ShellChild::spawn(&sh(
             "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 3",
         ))
         .unwrap();

@@ -4,8 +4,10 @@
 
 pub mod child;
 pub mod direct;
+pub mod launch;
 pub mod orphans;
 pub mod output;
 pub mod reaper;
 pub mod shell;
+pub mod vfork;
 pub mod watchdog;

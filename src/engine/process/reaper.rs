@@ -1,7 +1,9 @@
 //! No orphans, no zombies. The runner is a child subreaper (Linux), so processes that a step
 //! leaves behind are re-parented to it instead of to init; [`reap_orphans`] collects their
-//! exit statuses. Direct children (the `sh` of each step) are left to tokio, which waits for
-//! them: their pids are registered here from spawn until they are waited for.
+//! exit statuses, group by group: only those of a step's process group, so the child of a
+//! notification, of git or of a Slurm command, which are waited for by whoever started them,
+//! is never taken from them. Direct children (the `sh` of each step) are waited for by
+//! their step: their pids are registered here from spawn until they are waited for.
 //!
 //! [`group_has_live_members`] tells whether a process group still has a running (non-zombie)
 //! process, by scanning `/proc`; `kill(-pgid, 0)` cannot tell, since zombies count for it.
@@ -97,12 +99,14 @@ pub fn group_has_live_members(pgid: i32) -> bool {
     all_stats().any(|s| s.pgrp == pgid && s.state != 'Z' && s.state != 'X')
 }
 
-/// Wait for our zombie children that are not tokio's; returns how many were reaped.
-pub fn reap_orphans() -> usize {
+/// Wait for our zombie children of process group `pgid` (a step's) that are not waited for
+/// by their step; returns how many were reaped.
+pub fn reap_orphans(pgid: i32) -> usize {
     let me = std::process::id() as i32;
     let reg = spawned();
     let mut n = 0;
-    for s in all_stats().filter(|s| s.ppid == me && s.state == 'Z' && !reg.contains(&s.pid)) {
+    let orphan = |s: &ProcStat| s.ppid == me && s.pgrp == pgid && s.state == 'Z';
+    for s in all_stats().filter(|s| orphan(s) && !reg.contains(&s.pid)) {
         let mut status = 0;
         // SAFETY: waitpid on a specific pid of our own zombie child.
         if unsafe { libc::waitpid(s.pid, &mut status, libc::WNOHANG) } == s.pid {

@@ -4,9 +4,8 @@
 //! if the runner itself dies, the [`watchdog`] kills the group. Resource limits are applied
 //! right after the spawn, and what the step used comes back with its result.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -20,6 +19,7 @@ use crate::engine::limits::classify::Ending;
 use crate::engine::limits::enforcer::{Applied, StepLimits};
 use crate::engine::process::child::ShellChild;
 use crate::engine::process::direct;
+use crate::engine::process::launch::Launch;
 use crate::engine::process::output::{Sink, StreamTarget};
 use crate::engine::process::reaper;
 use crate::engine::process::watchdog;
@@ -147,7 +147,7 @@ pub async fn run_shell(cmd: ShellCommand, cancel: &CancellationToken) -> ShellRe
     };
     // The limits are in place: let the gated shell run the step.
     child.open_gate();
-    let start = reaper::stat_of(pgid).map(|s| s.start).unwrap_or(0);
+    let start = child.start_ticks();
     watchdog::track(pgid, start);
     if let Some(hook) = &cmd.on_spawn {
         (hook.0)(pgid, start);
@@ -236,10 +236,10 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
     if let Some((program, args)) = cmd.argv.split_first() {
         let mut c;
         if cmd.limits.is_some() {
-            c = std::process::Command::new("/bin/sh");
+            c = Launch::new("/bin/sh");
             c.args(["-c", GATE_ARGV, "/bin/sh"])
                 .args(&cmd.argv)
-                .stdin(Stdio::piped());
+                .stdin_piped();
             if cmd.cwd.is_absolute() {
                 c.env("PWD", &cmd.cwd);
             }
@@ -258,22 +258,22 @@ fn spawn(cmd: &ShellCommand) -> std::io::Result<ShellChild> {
     {
         return Ok(child);
     }
-    let mut c = std::process::Command::new("/bin/sh");
+    let mut c = Launch::new("/bin/sh");
     if cmd.limits.is_some() {
         c.args(["-c", GATE, "/bin/sh"])
             .arg(&cmd.script)
-            .stdin(Stdio::piped());
+            .stdin_piped();
     } else {
-        c.arg("-c").arg(&cmd.script).stdin(Stdio::null());
+        c.arg("-c").arg(&cmd.script);
     }
     spawn_in_group(c, cmd)
 }
 
 /// `program args...` run without a shell, as the shell would have run it: looked up in
 /// `PATH`, stdin from /dev/null, and `PWD` set to the directory it runs in.
-fn direct_command(program: &str, args: &[String], cmd: &ShellCommand) -> std::process::Command {
-    let mut c = std::process::Command::new(program);
-    c.args(args).stdin(Stdio::null());
+fn direct_command(program: &str, args: &[String], cmd: &ShellCommand) -> Launch {
+    let mut c = Launch::new(program);
+    c.args(args);
     if cmd.cwd.is_absolute() {
         c.env("PWD", &cmd.cwd);
     }
@@ -281,18 +281,17 @@ fn direct_command(program: &str, args: &[String], cmd: &ShellCommand) -> std::pr
 }
 
 /// Spawn `c` in its own process group, with the step's directory, environment and pipes.
-fn spawn_in_group(mut c: std::process::Command, cmd: &ShellCommand) -> std::io::Result<ShellChild> {
+fn spawn_in_group(mut c: Launch, cmd: &ShellCommand) -> std::io::Result<ShellChild> {
     // Marks the step's processes for the watchdog, should the runner die before it
     // learns the group.
     if let Some((name, token)) = watchdog::marker() {
         c.env(name, token);
     }
-    c.current_dir(&cmd.cwd)
-        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    ShellChild::spawn(&mut c)
+    c.current_dir(&cmd.cwd);
+    for (k, v) in &cmd.env {
+        c.env(k, v);
+    }
+    ShellChild::spawn(&c)
 }
 
 async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
@@ -338,7 +337,7 @@ fn status_exit(s: std::process::ExitStatus) -> Exit {
 }
 
 fn group_alive(pgid: i32) -> bool {
-    reaper::reap_orphans();
+    reaper::reap_orphans(pgid);
     pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok() && reaper::group_has_live_members(pgid)
 }
 
@@ -376,7 +375,7 @@ pub async fn kill_group(
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     let _ = child.wait().await;
-    reaper::reap_orphans();
+    reaper::reap_orphans(pgid);
 }
 
 #[cfg(test)]
