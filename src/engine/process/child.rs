@@ -105,13 +105,18 @@ impl ShellChild {
             if let Some(w) = self.waited {
                 return Ok(w);
             }
+            // The pidfd turns readable once the child exited (at once if it already has).
+            let ready = match &self.pidfd {
+                Some(fd) => Some(fd.readable().await?),
+                None => None,
+            };
             if let Some(w) = reap(self.pid)? {
                 reaper::forget(self.pid);
                 self.waited = Some(w);
                 continue;
             }
-            match &self.pidfd {
-                Some(fd) => fd.readable().await?.clear_ready(),
+            match ready {
+                Some(mut ready) => ready.clear_ready(),
                 None => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }

@@ -69,14 +69,11 @@ impl Launch {
     }
 
     /// The value of `name` in the child's environment.
-    fn child_var(&self, name: &[u8]) -> Option<&OsStr> {
+    fn child_var(&self, name: &[u8]) -> Option<&[u8]> {
         let own = self.env.iter().rev().find(|(k, _)| k.as_bytes() == name);
         match own {
-            Some((_, v)) => Some(v),
-            None => base_env()
-                .iter()
-                .find(|(k, _)| k.as_bytes() == name)
-                .map(|(_, v)| v.as_os_str()),
+            Some((_, v)) => Some(v.as_bytes()),
+            None => base_env().get(name),
         }
     }
 
@@ -87,19 +84,7 @@ impl Launch {
         for a in &self.args {
             argv.push(&[a.as_bytes()])?;
         }
-        let mut envp = CArray::with_capacity(
-            base_env().len() + self.env.len(),
-            base_env_bytes()
-                + self
-                    .env
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + 2)
-                    .sum::<usize>(),
-        );
-        let overridden = |k: &OsStr| self.env.iter().any(|(o, _)| o == k);
-        for (k, v) in base_env().iter().filter(|(k, _)| !overridden(k)) {
-            envp.push(&[k.as_bytes(), b"=", v.as_bytes()])?;
-        }
+        let mut envp = base_env().without(|k| self.env.iter().any(|(o, _)| o.as_bytes() == k));
         for (i, (k, v)) in self.env.iter().enumerate() {
             // A name set twice: only its last value.
             if !self.env[i + 1..].iter().any(|(o, _)| o == k) {
@@ -111,7 +96,7 @@ impl Launch {
         if program.contains(&b'/') {
             paths.push(&[program])?;
         } else if !program.is_empty() {
-            let search = self.child_var(b"PATH").map(OsStr::as_bytes);
+            let search = self.child_var(b"PATH");
             for dir in search.unwrap_or(b"/bin:/usr/bin").split(|b| *b == b':') {
                 // An empty entry is the current directory, as for the shell.
                 let dir = if dir.is_empty() { &b"."[..] } else { dir };
@@ -131,17 +116,50 @@ impl Launch {
     }
 }
 
-/// The runner's environment, read at the first spawn: the runner never changes its own
-/// environment once it runs commands (`runner worker` removes one variable before).
-fn base_env() -> &'static [(OsString, OsString)] {
-    static BASE: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();
-    BASE.get_or_init(|| std::env::vars_os().collect())
+/// The runner's environment as `NAME=value` strings, read at the first spawn: the runner
+/// never changes its own environment once it runs commands (`runner worker` removes one
+/// variable before). Each spawn copies it in one piece.
+fn base_env() -> &'static BaseEnv {
+    static BASE: OnceLock<BaseEnv> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let mut vars = CArray::default();
+        let mut name_lens = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            // The OS hands out no NUL inside a variable; a failed push is skipped anyway.
+            if vars.push(&[k.as_bytes(), b"=", v.as_bytes()]).is_ok() {
+                name_lens.push(k.len());
+            }
+        }
+        BaseEnv { vars, name_lens }
+    })
 }
 
-/// The size of the runner's environment as `NAME=value\0` strings.
-fn base_env_bytes() -> usize {
-    static BYTES: OnceLock<usize> = OnceLock::new();
-    *BYTES.get_or_init(|| base_env().iter().map(|(k, v)| k.len() + v.len() + 2).sum())
+struct BaseEnv {
+    vars: CArray,
+    /// The length of each variable's name.
+    name_lens: Vec<usize>,
+}
+
+impl BaseEnv {
+    fn entries(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        let bytes = &self.vars.bytes;
+        (self.vars.starts.iter().zip(&self.name_lens)).map(|(&s, &n)| (s, &bytes[s..s + n]))
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        let (start, _) = self.entries().find(|(_, k)| *k == name)?;
+        let value = &self.vars.bytes[start + name.len() + 1..];
+        Some(&value[..value.iter().position(|b| *b == 0).unwrap_or(value.len())])
+    }
+
+    /// A copy without the variables whose name `skip` accepts.
+    fn without(&self, skip: impl Fn(&[u8]) -> bool) -> CArray {
+        let mut bytes = Vec::with_capacity(self.vars.bytes.len() + 256);
+        bytes.extend_from_slice(&self.vars.bytes);
+        let mut starts = Vec::with_capacity(self.vars.starts.len() + 4);
+        starts.extend(self.entries().filter(|(_, k)| !skip(k)).map(|(s, _)| s));
+        CArray { bytes, starts }
+    }
 }
 
 fn c_string(b: &[u8]) -> io::Result<CString> {
@@ -161,13 +179,6 @@ pub struct CArray {
 }
 
 impl CArray {
-    fn with_capacity(strings: usize, bytes: usize) -> CArray {
-        CArray {
-            bytes: Vec::with_capacity(bytes),
-            starts: Vec::with_capacity(strings),
-        }
-    }
-
     /// Append the concatenation of `parts` as one string.
     fn push(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         if parts.iter().any(|p| p.contains(&0)) {
