@@ -139,6 +139,28 @@ mod tests {
     }
 
     #[test]
+    fn only_the_named_groups_orphans_are_reaped() {
+        use std::os::unix::process::CommandExt;
+        // Someone else's child (a notification's, git's): exited, not yet waited for.
+        let mut other = std::process::Command::new("sh")
+            .args(["-c", "exit 7"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = other.id() as i32;
+        // Wait until it exited, leaving it a zombie.
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        waitid(
+            Id::Pid(nix::unistd::Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        )
+        .unwrap();
+        // A step's group is cleaned up: that child is not taken.
+        assert_eq!(reap_orphans(pid + 1_000_000), 0);
+        assert_eq!(other.wait().unwrap().code(), Some(7));
+    }
+
+    #[test]
     fn own_stat_is_readable() {
         let me = std::process::id() as i32;
         let s = stat_of(me).unwrap();
