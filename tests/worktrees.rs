@@ -289,6 +289,27 @@ fn isolation_none_runs_in_the_start_directory() {
 }
 
 #[test]
+fn the_state_directory_stays_out_of_git_status() {
+    // A repository that does not ignore `.runner/`: the job's worktrees inside it are
+    // excluded locally (`.git/info/exclude`), once, and the checkout stays clean.
+    let p = Project::new();
+    git(p.path(), &["init", "-q", "-b", "main"]);
+    git(p.path(), &["config", "user.name", "Test"]);
+    git(p.path(), &["config", "user.email", "test@example.com"]);
+    p.file("items.json", ITEMS);
+    p.file("wf.yml", &prodigy_wf(COMMIT_STEP, "", 2));
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "init"]);
+    run_expect(&p, &["run", "wf.yml"], 0);
+    run_expect(&p, &["run", "wf.yml"], 0);
+    assert_eq!(git(p.path(), &["status", "--porcelain"]), "");
+    let exclude = p.read(".git/info/exclude");
+    assert_eq!(exclude.matches("/.runner/").count(), 1, "{exclude}");
+    // Nothing was committed for it.
+    assert_eq!(git(p.path(), &["ls-files"]), "items.json\nwf.yml");
+}
+
+#[test]
 fn outside_a_git_repository() {
     // `isolation: worktree` is refused (exit 2), saying what to do; nothing is left behind.
     let p = Project::new();

@@ -79,7 +79,7 @@ impl Git {
     }
 
     /// Whether `git args` succeeds (for questions such as `merge-base --is-ancestor`).
-    fn check(&self, args: &[&str]) -> Result<bool, GitError> {
+    pub fn check(&self, args: &[&str]) -> Result<bool, GitError> {
         let out = self.command(args).output().map_err(GitError::Spawn)?;
         Ok(out.status.success())
     }

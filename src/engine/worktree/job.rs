@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::worktree::exclude::exclude_state_dir;
 use crate::engine::worktree::git::{Git, GitError};
 use crate::state::atomic::{create_dir_private, read_checksummed, write_checksummed};
 use crate::state::error::StateError;
@@ -182,6 +183,10 @@ fn ensure(wt: &JobWorktree) -> Result<(), WorktreeError> {
     let repo = Git::at(&wt.record.repo);
     if !wt.path.join(".git").exists() {
         create_dir_private(&wt.dir.worktrees())?;
+        // The state directory (jobs/<id>/ up two) holds the worktrees: out of `git status`.
+        if let Some(root) = wt.dir.path().parent().and_then(Path::parent) {
+            exclude_state_dir(&wt.record.repo, root);
+        }
         repo.prune()?;
         let p = wt.path.to_string_lossy().into_owned();
         if repo

@@ -80,9 +80,14 @@ pub fn escape_for(q: Quoting, s: &str) -> String {
 /// substitution: the shell first removes a backslash before `\`, `` ` `` and `$` there, so
 /// each of those gets one more backslash.
 pub fn escape_backquoted(s: &str) -> String {
+    backslash_before(s, |c| matches!(c, '$' | '`' | '\\'))
+}
+
+/// `s` with a backslash before every character `special` accepts.
+pub fn backslash_before(s: &str, special: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(c, '$' | '`' | '\\') {
+        if special(c) {
             out.push('\\');
         }
         out.push(c);
