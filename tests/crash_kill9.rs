@@ -210,7 +210,8 @@ fn twenty_kill9_then_resume_records_every_item_once() {
 }
 
 /// Setup and reduce each have a step that blocks until a marker exists; a kill there makes
-/// resume continue from that step (earlier steps are not run again).
+/// resume continue from that step (earlier steps are not run again), and `${shell.output}`
+/// is still what the step before left.
 #[test]
 fn kill9_during_setup_and_reduce_resumes_from_unfinished_step() {
     let p = Project::new();
@@ -218,8 +219,8 @@ fn kill9_during_setup_and_reduce_resumes_from_unfinished_step() {
         "wf.yml",
         r#"name: phases
 setup:
-  - shell: "echo s1 >> setup.log"
-  - shell: "echo s2 >> setup.log; while [ ! -f go_setup ]; do sleep 0.05; done"
+  - shell: "echo s1 >> setup.log; echo from-s1"
+  - shell: "echo s2 >> setup.log; while [ ! -f go_setup ]; do sleep 0.05; done; echo ${shell.output} > setup-shell.txt"
   - shell: "echo s3 >> setup.log; printf '[{\"id\":1},{\"id\":2},{\"id\":3}]' > items.json"
 map:
   input: items.json
@@ -227,8 +228,8 @@ map:
   agent_template:
     - shell: "echo ${item_id} >> exec.log"
 reduce:
-  - shell: "echo r1 >> reduce.log"
-  - shell: "echo r2 >> reduce.log; while [ ! -f go_reduce ]; do sleep 0.05; done"
+  - shell: "echo r1 >> reduce.log; echo from-r1"
+  - shell: "echo r2 >> reduce.log; while [ ! -f go_reduce ]; do sleep 0.05; done; echo ${shell.output} > reduce-shell.txt"
   - shell: "echo r3 >> reduce.log; echo ${map.successful}/${map.total} > summary.txt"
 "#,
     );
@@ -278,5 +279,7 @@ reduce:
         "map items ran again"
     );
     assert_eq!(p.read("summary.txt").trim(), "3/3");
+    assert_eq!(p.read("setup-shell.txt").trim(), "from-s1");
+    assert_eq!(p.read("reduce-shell.txt").trim(), "from-r1");
     assert_eq!(p.status("j")["state"], "completed");
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::attempt::commit_required;
 use crate::engine::attempt::executor::Executor;
-use crate::engine::attempt::recovery::{Ended, StepRunner, run_step};
+use crate::engine::attempt::recovery::{Ended, SHELL, StepRunner, run_step};
 use crate::engine::attempt::run::limit_for;
 use crate::engine::attempt::step::{self, StepEnv, StepOutcome};
 use crate::engine::attempt::vars::{JobVars, reduce_lookup};
@@ -55,11 +55,15 @@ pub async fn run_phase<E: Executor>(
     };
     rec.report(&Event::PhaseStarted { phase });
     let phase_started = Instant::now();
-    let mut local: Map<String, Value> = if phase == Phase::Reduce {
-        rec.view.reduce_captures.clone()
+    let (mut local, last_shell) = if phase == Phase::Reduce {
+        (rec.view.reduce_captures.clone(), &rec.view.reduce_shell)
     } else {
-        Map::new()
+        (Map::new(), &rec.view.setup_shell)
     };
+    // A resume skips the steps done before: `${shell.*}` is what the last of them left.
+    if let Some(shell) = last_shell.clone().filter(|_| from > 0) {
+        local.insert(SHELL.into(), shell);
+    }
     for (i, st) in steps.iter().enumerate().skip(from) {
         if hold_while_paused(run, rec, control).await? {
             return Ok(Some((JobState::Interrupted, None)));
@@ -91,7 +95,13 @@ pub async fn run_phase<E: Executor>(
         };
         let started = Instant::now();
         let started_at = Timestamp::now();
+        let shell_before = local.get(SHELL).cloned();
         let ended = run_step(&mut runner, st, i, &mut local).await;
+        // What the step left for the next one's `${shell.*}` (recorded when it changed).
+        let shell = local
+            .get(SHELL)
+            .filter(|s| shell_before.as_ref() != Some(*s))
+            .cloned();
         if let Some(e) = runner.error.take() {
             return Err(e);
         }
@@ -102,7 +112,7 @@ pub async fn run_phase<E: Executor>(
                 if let Some((k, v)) = &captured {
                     local.insert(k.clone(), v.clone());
                 }
-                step_done(rec, (phase, i), st, ran, captured)?;
+                step_done(rec, (phase, i), st, ran, (captured, shell))?;
                 continue;
             }
             Ended::Forgiven { failure } => {
@@ -112,7 +122,7 @@ pub async fn run_phase<E: Executor>(
                         i + 1
                     ),
                 });
-                step_done(rec, (phase, i), st, ran, None)?;
+                step_done(rec, (phase, i), st, ran, (None, shell))?;
                 continue;
             }
             Ended::Failed {
@@ -178,19 +188,20 @@ async fn hold_while_paused(
     Ok(run.controls.stop.is_cancelled())
 }
 
-/// Record a finished (or forgiven) step.
+/// Record a finished (or forgiven) step, its capture and the `${shell.*}` it left.
 fn step_done(
     rec: &mut Recorder,
     (phase, index): (Phase, usize),
     st: &Step,
     ran: Ran,
-    captured: Option<(String, Value)>,
+    (captured, shell): (Option<(String, Value)>, Option<Value>),
 ) -> Result<(), EngineError> {
     let duration_ms = ran.ms;
     rec.record_durable(Record::StepDone {
         phase,
         index,
         captured,
+        shell,
         ran: Some(ran),
     })?;
     rec.report(&Event::StepFinished {

@@ -96,6 +96,11 @@ pub struct JobView {
     pub map_done: bool,
     pub reduce_done: usize,
     pub reduce_captures: Map<String, Value>,
+    /// `${shell.*}` left by the last finished setup / reduce step that kept its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_shell: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_shell: Option<Value>,
     pub items: ItemStates,
     pub counts: Counts,
     pub started_at: Option<Timestamp>,
@@ -167,16 +172,28 @@ impl JobView {
                 phase,
                 index,
                 captured,
+                shell,
                 ..
             } => {
                 self.end_group(*phase, *index);
-                let (done, caps) = match phase {
-                    Phase::Reduce => (&mut self.reduce_done, &mut self.reduce_captures),
-                    _ => (&mut self.setup_done, &mut self.captures),
+                let (done, caps, last_shell) = match phase {
+                    Phase::Reduce => (
+                        &mut self.reduce_done,
+                        &mut self.reduce_captures,
+                        &mut self.reduce_shell,
+                    ),
+                    _ => (
+                        &mut self.setup_done,
+                        &mut self.captures,
+                        &mut self.setup_shell,
+                    ),
                 };
                 *done = (*done).max(index + 1);
                 if let Some((k, v)) = captured {
                     caps.insert(k.clone(), v.clone());
+                }
+                if shell.is_some() {
+                    last_shell.clone_from(shell);
                 }
             }
             Record::MapStarted { total, items_hash } => {
@@ -235,6 +252,7 @@ impl JobView {
                 self.map_done = false;
                 self.reduce_done = 0;
                 self.reduce_captures.clear();
+                self.reduce_shell = None;
             }
             Record::MapDone => self.map_done = true,
             Record::Segment { .. } => {}

@@ -230,6 +230,10 @@ pub enum Record {
         index: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         captured: Option<(String, serde_json::Value)>,
+        /// `${shell.*}` (`output`, `stderr`) the step left for the next one, when it kept
+        /// its output: a resume that skips it gives it back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shell: Option<serde_json::Value>,
         /// When the step ran and what it used (for `runner report`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ran: Option<Ran>,

@@ -430,6 +430,7 @@ mod tests {
                 phase: Phase::Reduce,
                 index: 2,
                 captured: None,
+                shell: None,
                 ran: Some(Ran::new(at("2024-01-01T00:00:01.5Z"), 7, None)),
             },
             Record::Attempt {
