@@ -151,8 +151,9 @@ fn clone_blocked(child: &mut Child) -> io::Result<(i32, Option<OwnedFd>)> {
             )
         };
         let mut err = io::Error::last_os_error();
-        if pid < 0 && err.raw_os_error() == Some(libc::EINVAL) {
-            // A kernel without CLONE_PIDFD.
+        let lack_of_resources = matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM));
+        if pid < 0 && !lack_of_resources {
+            // A kernel without CLONE_PIDFD (EINVAL), or a sandbox that refuses it.
             pidfd = -1;
             // SAFETY: as above, without the pidfd.
             pid = unsafe { libc::clone(child_main, top, flags, arg) };
