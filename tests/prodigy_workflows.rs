@@ -114,25 +114,13 @@ fn the_shipped_prodigy_example_runs_from_the_project_root() {
     // Inside a git checkout, as from the runner repository: the example opts out of
     // worktrees, so its files land in place and it leaves no branch.
     let p = Project::new();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(p.path())
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["config", "user.name", "Test"]);
-    git(&["config", "user.email", "test@example.com"]);
+    git_init(p.path());
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/prodigy.yml");
     p.file(
         "workflows/prodigy.yml",
         &std::fs::read_to_string(src).expect("example"),
     );
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "init"]);
+    git_commit_all(p.path(), "init");
     let out = run_expect(&p, &["run", "workflows/prodigy.yml"], 0);
     assert!(
         stderr(&out).contains("processed 3 items (100%)"),
@@ -140,5 +128,5 @@ fn the_shipped_prodigy_example_runs_from_the_project_root() {
         stderr(&out)
     );
     assert_eq!(p.read("out/beta.txt").trim(), "processing beta");
-    assert_eq!(git(&["branch", "--list"]).trim(), "* main");
+    assert_eq!(git(p.path(), &["branch", "--list"]), "* main");
 }

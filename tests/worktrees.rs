@@ -8,39 +8,20 @@ mod common;
 mod crash;
 #[path = "common/extra.rs"]
 mod extra;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use extra::*;
 
-/// `git args` in `dir`; its stdout.
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// A project that is a git repository on `main`, with `files` committed.
 fn repo(files: &[(&str, &str)]) -> Project {
     let p = Project::new();
-    git(p.path(), &["init", "-q", "-b", "main"]);
-    git(p.path(), &["config", "user.name", "Test"]);
-    git(p.path(), &["config", "user.email", "test@example.com"]);
+    git_init(p.path());
     p.file(".gitignore", ".runner/\nout/\n.bg/\n");
     for (name, text) in files {
         p.file(name, text);
     }
-    git(p.path(), &["add", "-A"]);
-    git(p.path(), &["commit", "-q", "-m", "init"]);
+    git_commit_all(p.path(), "init");
     p
 }
 
@@ -293,13 +274,10 @@ fn the_state_directory_stays_out_of_git_status() {
     // A repository that does not ignore `.runner/`: the job's worktrees inside it are
     // excluded locally (`.git/info/exclude`), once, and the checkout stays clean.
     let p = Project::new();
-    git(p.path(), &["init", "-q", "-b", "main"]);
-    git(p.path(), &["config", "user.name", "Test"]);
-    git(p.path(), &["config", "user.email", "test@example.com"]);
+    git_init(p.path());
     p.file("items.json", ITEMS);
     p.file("wf.yml", &prodigy_wf(COMMIT_STEP, "", 2));
-    git(p.path(), &["add", "-A"]);
-    git(p.path(), &["commit", "-q", "-m", "init"]);
+    git_commit_all(p.path(), "init");
     run_expect(&p, &["run", "wf.yml"], 0);
     run_expect(&p, &["run", "wf.yml"], 0);
     assert_eq!(git(p.path(), &["status", "--porcelain"]), "");

@@ -88,3 +88,31 @@ pub fn sorted_lines(p: &Project, name: &str) -> Vec<String> {
 pub fn lines(p: &Project, name: &str) -> Vec<String> {
     p.read(name).lines().map(String::from).collect()
 }
+
+/// `git args` in `dir`, which must succeed; its stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Make `dir` a git repository on `main` with a committer configured (nothing committed).
+pub fn git_init(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.name", "Test"]);
+    git(dir, &["config", "user.email", "test@example.com"]);
+}
+
+/// Commit everything in `dir`.
+pub fn git_commit_all(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+}
