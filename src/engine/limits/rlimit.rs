@@ -1,6 +1,6 @@
-//! Per-process limits set on a step's shell right after it is spawned (`prlimit`, no
-//! `pre_exec`: the spawn stays posix_spawn/vfork). Every process the shell starts inherits
-//! them. What the shell does in the microseconds before they are set is not limited
+//! Per-process limits set on a step's shell right after it is spawned (`prlimit`, nothing
+//! in the child before `exec`: the spawn stays a vfork, see `process::vfork`). Every
+//! process the shell starts inherits them. What the shell does in the microseconds before they are set is not limited
 //! (docs/resources.md, "The spawn race").
 
 use std::io;
