@@ -445,6 +445,25 @@ mod tests {
     }
 
     #[test]
+    fn threads_spawn_at_once() {
+        // Each thread has its own child stack; the children's outputs never mix.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let s = spawn(Launch::new("echo").arg(format!("{t}-{i}"))).unwrap();
+                        assert_eq!(read_all(s.stdout), format!("{t}-{i}\n"));
+                        assert_eq!(wait(s.pid), 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
     fn start_ticks_only_within_one_tick() {
         assert_eq!(start_ticks(1_234_000_000, 1_235_000_000, 100), Some(123));
         assert_eq!(start_ticks(1_239_999_000, 1_240_000_100, 100), None);
