@@ -194,7 +194,11 @@ map:
             && err.contains("with `fail_workflow: false` the step goes on"),
         "{err}"
     );
-    // A map item's warning is in its log.
+    // A map item's warning is in the run's output, naming the item, and in its log.
+    assert!(
+        err.contains("warning: item a: step 1: validation 50% complete"),
+        "{err}"
+    );
     let log = stdout(&run_expect(&p, &["logs", "w", "a"], 0));
     assert!(
         log.contains("runner: warning: step 1: validation 50% complete")

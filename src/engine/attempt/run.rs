@@ -57,6 +57,7 @@ pub async fn run_attempt<E: Executor>(
         run,
         senv: &senv,
         deadline,
+        warnings: Vec::new(),
     };
     let mut captured = Map::new();
     let mut failure = None;
@@ -94,7 +95,29 @@ pub async fn run_attempt<E: Executor>(
     end.attempt.stderr_tail = stderr_tail;
     end.attempt.usage = senv.resources.used();
     end.captured = captured;
+    end.warnings = cx.warnings;
     end
+}
+
+/// Append `runner: warning: MESSAGE` to the attempt's stderr log (`<stem>.err`).
+fn log_warning(stem: &std::path::Path, message: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = stem.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(stem.with_extension("err"))
+        .and_then(|mut f| writeln!(f, "runner: warning: {message}"));
+    if let Err(e) = written {
+        tracing::warn!("cannot write the item log: {e}");
+    }
 }
 
 /// An attempt that ended (before its steps ran, when its worktree could not be made or an
@@ -116,6 +139,7 @@ fn ended_early(
             usage: None,
         },
         captured: Map::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -141,31 +165,18 @@ struct AttemptCx<'a, E> {
     senv: &'a StepEnv,
     /// When the item's time limit runs out.
     deadline: Option<Instant>,
+    /// Warnings so far, for the run's output.
+    warnings: Vec<String>,
 }
 
 impl<E: Executor> StepRunner for AttemptCx<'_, E> {
-    /// A warning of an item goes to its log (`<attempt>.err`).
+    /// A warning of an item goes to its log (`<attempt>.err`) and, with its attempt's end,
+    /// to the run's output.
     fn warn(&mut self, message: String) {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let Some(stem) = &self.senv.log_stem else {
-            return;
-        };
-        if let Some(dir) = stem.parent() {
-            let _ = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir);
+        if let Some(stem) = &self.senv.log_stem {
+            log_warning(stem, &message);
         }
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(stem.with_extension("err"))
-            .and_then(|mut f| writeln!(f, "runner: warning: {message}"));
-        if let Err(e) = written {
-            tracing::warn!("cannot write the item log: {e}");
-        }
+        self.warnings.push(message);
     }
 
     /// Render and run one step (or handler) with the captures made so far, within the

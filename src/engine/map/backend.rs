@@ -30,6 +30,9 @@ pub struct AttemptEnd {
     pub attempt: Attempt,
     /// Values captured by its steps (only kept when it succeeded).
     pub captured: Map<String, Value>,
+    /// What did not stop it but the user should see (a step's `validate:` that stayed
+    /// incomplete without failing it); also in the item's log. Local attempts only.
+    pub warnings: Vec<String>,
 }
 
 /// What a backend reports.

@@ -253,6 +253,13 @@ impl Loop<'_> {
     ) -> Result<(), EngineError> {
         let idx = end.idx;
         self.stuck.ended(idx);
+        if let Some(w) = self.works.get_mut(idx) {
+            for warning in &end.warnings {
+                rec.report(&Event::Warning {
+                    message: format!("item {}: {warning}", w.run.item.id),
+                });
+            }
+        }
         let failure = end.attempt.failure.clone();
         if let (Some(f @ Failure::Timeout { .. }), Some(w)) = (&failure, self.works.get_mut(idx)) {
             rec.report(&Event::ItemTimedOut {

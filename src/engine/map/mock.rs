@@ -65,6 +65,7 @@ impl MockBackend {
                 usage: None,
             },
             captured: Map::new(),
+            warnings: Vec::new(),
         })
     }
 

@@ -601,6 +601,7 @@ impl Actor {
                     idx: c.idx,
                     attempt: c.outcome.attempt,
                     captured: c.outcome.captured,
+                    warnings: Vec::new(),
                 }));
             }
             if n < COLLECT_BATCH {
@@ -633,6 +634,7 @@ impl Actor {
                     usage: None,
                 },
                 captured: Map::new(),
+                warnings: Vec::new(),
             }));
         }
         Ok(())

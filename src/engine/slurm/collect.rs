@@ -188,6 +188,7 @@ pub fn outcome_end(o: Outcome) -> BackendEvent {
         idx: o.idx,
         attempt: o.attempt,
         captured: o.captured,
+        warnings: Vec::new(),
     })
 }
 
@@ -204,6 +205,7 @@ fn cut_short(l: &Live, failure: Failure, stderr_tail: String) -> BackendEvent {
             usage: None,
         },
         captured: Map::new(),
+        warnings: Vec::new(),
     })
 }
 
