@@ -253,7 +253,9 @@ impl Loop<'_> {
     ) -> Result<(), EngineError> {
         let idx = end.idx;
         self.stuck.ended(idx);
-        if let Some(w) = self.works.get_mut(idx) {
+        if !end.warnings.is_empty()
+            && let Some(w) = self.works.get_mut(idx)
+        {
             for warning in &end.warnings {
                 rec.report(&Event::Warning {
                     message: format!("item {}: {warning}", w.run.item.id),
